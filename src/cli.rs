@@ -1,0 +1,315 @@
+//! Command-line parsing: the only place arguments are read. Values are validated here, so a
+//! bad value exits 2 before any database is touched.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::domain::validate;
+use crate::output::ColorChoice;
+
+const AFTER_HELP: &str = "\
+Database: --database-url, else TOKENCTL_DATABASE_URL, else DATABASE_URL, else the SQLite file
+$XDG_DATA_HOME/tokenctl/tokenctl.db (~/.local/share/tokenctl/tokenctl.db), created on first use.
+Clock: TOKENCTL_NOW (RFC 3339) replaces now; TOKENCTL_TZ (IANA zone) sets where months, days and
+hours begin (default UTC).
+Exit codes: 0 done, 1 runtime failure, 2 usage error (nothing written), 3 request denied.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokenctl",
+    version,
+    about = "Keep an AI backend's LLM token spend under control",
+    long_about = "Keep an AI backend's LLM token spend under control: record what each LLM request used, \
+decide whether the next one may go ahead (monthly, daily, hourly and per-request limits, per AI type \
+and globally), and report usage.",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Colour output: auto (only on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record what one finished LLM request used (never refused for a limit)
+    Record(RecordArgs),
+    /// Decide whether a request may go ahead, without writing anything (exit 3 when denied)
+    Check(CheckArgs),
+    /// Decide and, when allowed, hold the estimate against every limit in one atomic step
+    #[command(after_help = "The hold ends exactly once: `record --reservation ID` settles it with the real \
+numbers, `release --reservation ID` gives it back, or it expires after --ttl.")]
+    Reserve(ReserveArgs),
+    /// Give back a reservation whose request never ran
+    Release(ReleaseArgs),
+    /// Usage per AI type and in total for a month
+    Status(StatusArgs),
+    /// Show the limits in force, or change them with `limits set`
+    Limits(LimitsArgs),
+    /// Show model prices (built-in and from the database), or set one with `prices set`
+    Prices(PricesArgs),
+    /// Apply database migrations (also done automatically by every command)
+    Migrate(MigrateArgs),
+}
+
+fn ai_type(s: &str) -> Result<String, String> {
+    validate::ai_type(s)
+}
+fn tokens(s: &str) -> Result<i64, String> {
+    validate::tokens(s)
+}
+fn limit(s: &str) -> Result<i64, String> {
+    validate::limit(s)
+}
+fn count(s: &str) -> Result<i64, String> {
+    validate::count(s)
+}
+fn month(s: &str) -> Result<String, String> {
+    validate::month(s)
+}
+fn usd(s: &str) -> Result<f64, String> {
+    validate::usd_per_mtok(s)
+}
+fn text(s: &str) -> Result<String, String> {
+    if s.chars().count() > 1000 {
+        Err("value is longer than 1000 characters".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, got '{s}'")),
+    }
+}
+fn ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 30s, 10m, 1h)"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("ttl must be more than 0 and at most 7 days, got '{s}'"));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The AI type (agent, user or key name) that made the request
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: String,
+    /// Input (prompt) tokens the request used
+    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
+    pub tokens_in: i64,
+    /// Output (completion) tokens the request used
+    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
+    pub tokens_out: i64,
+    /// Model name, for the cost (see `tokenctl prices`)
+    #[arg(long, value_name = "M", value_parser = text)]
+    pub model: Option<String>,
+    /// Makes recording idempotent: a second record with the same id changes nothing
+    #[arg(long, value_name = "ID", value_parser = text)]
+    pub request_id: Option<String>,
+    #[arg(long, value_name = "U", value_parser = text)]
+    pub user_id: Option<String>,
+    #[arg(long, value_name = "S", value_parser = text)]
+    pub session_id: Option<String>,
+    #[arg(long, value_name = "T", value_parser = text)]
+    pub request_type: Option<String>,
+    /// How long the request took, in milliseconds
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
+    pub duration_ms: Option<i64>,
+    /// The request failed (its tokens, if any, still count)
+    #[arg(long)]
+    pub failed: bool,
+    /// The error of a failed request
+    #[arg(long, value_name = "MSG", requires = "failed", value_parser = text)]
+    pub error: Option<String>,
+    /// Settle this reservation: the real numbers replace its estimate
+    #[arg(long, value_name = "ID", value_parser = text)]
+    pub reservation: Option<String>,
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("estimate").required(true).args(["estimated_tokens", "prompt", "prompt_file"])))]
+pub struct EstimateArgs {
+    /// The AI type asking
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: String,
+    /// Tokens the request will use, input and output together
+    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
+    pub estimated_tokens: Option<i64>,
+    /// Estimate from this prompt: ceil(words × 1.3) + --max-tokens
+    #[arg(long, value_name = "TEXT", requires = "max_tokens")]
+    pub prompt: Option<String>,
+    /// Estimate from the prompt in this file (- for standard input)
+    #[arg(long, value_name = "PATH", requires = "max_tokens")]
+    pub prompt_file: Option<PathBuf>,
+    /// The request's max_tokens (its largest possible output)
+    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true, conflicts_with = "estimated_tokens")]
+    pub max_tokens: Option<i64>,
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub estimate: EstimateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    #[command(flatten)]
+    pub estimate: EstimateArgs,
+    /// How long the hold lasts if neither settled nor released (30s, 10m, 1h; at most 7 days)
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ttl)]
+    pub ttl: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The id `reserve` printed
+    #[arg(long, value_name = "ID", value_parser = text)]
+    pub reservation: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this AI type
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: Option<String>,
+    /// Another month than the current one
+    #[arg(long, value_name = "YYYY-MM", value_parser = month)]
+    pub month: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LimitsArgs {
+    #[command(subcommand)]
+    pub action: Option<LimitsAction>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsAction {
+    /// Change limits: for one AI type, globally, or (with neither) the default for every AI type
+    Set(LimitsSetArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("values").required(true).multiple(true)
+    .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing"])))]
+pub struct LimitsSetArgs {
+    /// Change this AI type's own limits (others keep following the default)
+    #[arg(long, value_name = "A", value_parser = ai_type, conflicts_with = "global")]
+    pub ai_type: Option<String>,
+    /// Change the limits on all AI types together
+    #[arg(long)]
+    pub global: bool,
+    /// Enforced monthly limit, in tokens
+    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
+    pub monthly: Option<i64>,
+    /// Daily limit, in tokens (default: 7% of monthly)
+    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
+    pub daily: Option<i64>,
+    /// Hourly limit, in tokens (default: 1% of monthly, at least the per-request limit)
+    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
+    pub hourly: Option<i64>,
+    /// Largest single request, in tokens
+    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true, conflicts_with = "global")]
+    pub per_request: Option<i64>,
+    /// Requests per minute (0 = off)
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
+    pub rpm: Option<i64>,
+    /// Requests per day (0 = off)
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
+    pub rpd: Option<i64>,
+    /// Seconds between two requests of one AI type (0 = off)
+    #[arg(long, value_name = "SECONDS", value_parser = count, allow_negative_numbers = true, conflicts_with = "global")]
+    pub cooldown: Option<i64>,
+    /// Requests in flight at once (0 = off)
+    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
+    pub max_concurrent: Option<i64>,
+    /// Pace usage evenly over the month: on or off
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub pacing: Option<bool>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct PricesArgs {
+    #[command(subcommand)]
+    pub action: Option<PricesAction>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricesAction {
+    /// Set a model's price in the database (applies to every host, and to dated variants)
+    Set(PricesSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PricesSetArgs {
+    #[arg(long, value_name = "M", value_parser = text)]
+    pub model: String,
+    /// USD per million input tokens
+    #[arg(long, value_name = "USD", value_parser = usd)]
+    pub input_per_mtok: f64,
+    /// USD per million output tokens
+    #[arg(long, value_name = "USD", value_parser = usd)]
+    pub output_per_mtok: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// clap's error as one line: its first line and any tip, without the usage block.
+pub fn one_line_clap_error(err: &clap::Error) -> String {
+    let rendered = err.to_string();
+    let mut parts = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information") {
+            continue;
+        }
+        if line.starts_with("tokenctl ") && !parts.is_empty() {
+            continue;
+        }
+        parts.push(line.trim_start_matches("error: ").to_string());
+    }
+    let mut line = String::new();
+    for part in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(&part);
+    }
+    format!("{line} (see --help)")
+}

@@ -1,0 +1,108 @@
+//! One module per subcommand: each turns its parsed arguments into a typed input, runs the
+//! operation through `Db`, and prints what it owns (a table, a line, or one JSON document).
+
+pub mod admit;
+pub mod limits;
+pub mod migrate;
+pub mod prices;
+pub mod record;
+pub mod status;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, LimitsAction, PricesAction};
+use crate::db::{Db, DbUrl};
+use crate::domain::Clock;
+use crate::error::UsageError;
+use crate::output::Style;
+
+/// What every command runs with.
+pub struct App {
+    pub db: Db,
+    pub clock: Clock,
+    pub style: Style,
+}
+
+/// The database URL the spec's order picks: flag, TOKENCTL_DATABASE_URL, DATABASE_URL,
+/// else the default SQLite file.
+pub fn database_url(flag: Option<&str>) -> Result<DbUrl> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let chosen = flag.map(str::to_string).or_else(|| from_env("TOKENCTL_DATABASE_URL")).or_else(|| from_env("DATABASE_URL"));
+    match chosen {
+        Some(raw) => Ok(DbUrl::parse(&raw)?),
+        None => Ok(DbUrl::default_sqlite(crate::db::default_sqlite_path()?)),
+    }
+}
+
+pub fn clock_from_env() -> Result<Clock, UsageError> {
+    let now = std::env::var("TOKENCTL_NOW").ok();
+    let tz = std::env::var("TOKENCTL_TZ").ok();
+    Clock::new(now.as_deref(), tz.as_deref()).map_err(UsageError)
+}
+
+pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
+    let clock = clock_from_env()?;
+    let style = Style::detect(cli.color);
+    // Inputs that need no database are read first, so bad input touches nothing.
+    let prepared = Prepared::from(cli.command)?;
+    if let Prepared::Migrate(args) = &prepared {
+        let db = Db::connect(&url).await?;
+        return migrate::run(&db, &url, args).await;
+    }
+    let db = Db::open(&url).await?;
+    let app = App { db, clock, style };
+    match prepared {
+        Prepared::Record(input, json) => record::run(&app, input, json).await,
+        Prepared::Check(req) => admit::check(&app, req).await,
+        Prepared::Reserve(req, ttl) => admit::reserve(&app, req, ttl).await,
+        Prepared::Release(args) => admit::release(&app, &args.reservation, args.json).await,
+        Prepared::Status(args) => status::run(&app, args).await,
+        Prepared::Limits(json) => limits::show(&app, json).await,
+        Prepared::LimitsSet(args) => limits::set(&app, args).await,
+        Prepared::Prices(json) => prices::show(&app, json).await,
+        Prepared::PricesSet(args) => prices::set(&app, args).await,
+        Prepared::Migrate(_) => unreachable!("handled above"),
+    }
+}
+
+enum Prepared {
+    Record(crate::db::ledger::RecordInput, bool),
+    Check(admit::Request),
+    Reserve(admit::Request, chrono::Duration),
+    Release(crate::cli::ReleaseArgs),
+    Status(crate::cli::StatusArgs),
+    Limits(bool),
+    LimitsSet(crate::cli::LimitsSetArgs),
+    Prices(bool),
+    PricesSet(crate::cli::PricesSetArgs),
+    Migrate(crate::cli::MigrateArgs),
+}
+
+impl Prepared {
+    fn from(command: Command) -> Result<Prepared> {
+        Ok(match command {
+            Command::Record(args) => {
+                let json = args.json;
+                Prepared::Record(record::input(args), json)
+            }
+            Command::Check(args) => Prepared::Check(admit::Request::from_args(args.estimate)?),
+            Command::Reserve(args) => {
+                let ttl = chrono::Duration::from_std(args.ttl).map_err(|_| UsageError::new("ttl is too long"))?;
+                Prepared::Reserve(admit::Request::from_args(args.estimate)?, ttl)
+            }
+            Command::Release(args) => Prepared::Release(args),
+            Command::Status(args) => Prepared::Status(args),
+            Command::Limits(args) => match args.action {
+                None => Prepared::Limits(args.json),
+                Some(LimitsAction::Set(set)) => Prepared::LimitsSet(set),
+            },
+            Command::Prices(args) => match args.action {
+                None => Prepared::Prices(args.json),
+                Some(PricesAction::Set(set)) => Prepared::PricesSet(set),
+            },
+            Command::Migrate(args) => Prepared::Migrate(args),
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! `prices` and `prices set`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use comfy_table::{Cell, CellAlignment};
+use serde::Serialize;
+
+use super::App;
+use crate::cli::PricesSetArgs;
+use crate::domain::prices::{Price, PriceTable};
+use crate::output::print_json;
+
+#[derive(Debug, Serialize)]
+struct PricesReport<'a> {
+    prices: &'a [Price],
+}
+
+pub async fn show(app: &App, json: bool) -> Result<ExitCode> {
+    let table = app.db.prices().await?;
+    print(app, &table, json)
+}
+
+pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
+    let model = args.model.trim();
+    if model.is_empty() {
+        return Err(crate::error::UsageError::new("--model must not be empty").into());
+    }
+    let table = app.db.set_price(model, args.input_per_mtok, args.output_per_mtok, &app.clock).await?;
+    if !args.json {
+        println!(
+            "{model}: ${} per million input tokens, ${} per million output tokens (stored in the database)",
+            args.input_per_mtok, args.output_per_mtok
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print(app, &table, true)
+}
+
+fn print(app: &App, prices: &PriceTable, json: bool) -> Result<ExitCode> {
+    if json {
+        print_json(&PricesReport { prices: prices.all() })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = app.style.table();
+    table.set_header(vec!["Model", "Input USD / Mtok", "Output USD / Mtok", "Source"]);
+    for p in prices.all() {
+        table.add_row(vec![
+            Cell::new(&p.model),
+            Cell::new(format!("{:.4}", p.input_per_mtok)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.4}", p.output_per_mtok)).set_alignment(CellAlignment::Right),
+            Cell::new(match p.source {
+                crate::domain::prices::PriceSource::Builtin => "built-in",
+                crate::domain::prices::PriceSource::Database => "database",
+            }),
+        ]);
+    }
+    println!("{table}");
+    println!("A model name also matches its dated variants (claude-sonnet-4-5-20250929 → claude-sonnet-4-5).");
+    Ok(ExitCode::SUCCESS)
+}

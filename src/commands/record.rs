@@ -1,0 +1,71 @@
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::App;
+use crate::cli::RecordArgs;
+use crate::db::ledger::{RecordInput, Recorded};
+use crate::output::{print_json, thousands, warn};
+
+pub fn input(args: RecordArgs) -> RecordInput {
+    RecordInput {
+        ai_type: args.ai_type,
+        tokens_in: args.tokens_in,
+        tokens_out: args.tokens_out,
+        model: args.model.filter(|m| !m.trim().is_empty()),
+        request_id: args.request_id.filter(|r| !r.is_empty()),
+        user_id: args.user_id,
+        session_id: args.session_id,
+        request_type: args.request_type,
+        duration_ms: args.duration_ms,
+        failed: args.failed,
+        error: args.error,
+        reservation: args.reservation,
+    }
+}
+
+pub async fn run(app: &App, input: RecordInput, json: bool) -> Result<ExitCode> {
+    let recorded = app.db.record(&input, &app.clock).await?;
+    if let (Some(model), false) = (&recorded.model, recorded.priced) {
+        warn(&format!(
+            "no price known for model '{model}': its cost is recorded as 0 \
+             (set one with: tokenctl prices set --model {model} --input-per-mtok USD --output-per-mtok USD)"
+        ));
+    }
+    if json {
+        print_json(&recorded)?;
+    } else {
+        println!("{}", line(app, &recorded));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn line(app: &App, r: &Recorded) -> String {
+    if r.duplicate {
+        return format!(
+            "already recorded: {} used {} tokens ({} in, {} out) in {}; nothing changed",
+            r.ai_type,
+            thousands(r.total_tokens),
+            thousands(r.tokens_in),
+            thousands(r.tokens_out),
+            r.month
+        );
+    }
+    let settled = match (&r.reservation_id, r.reservation_was) {
+        (Some(id), Some(was)) => format!(", settled reservation {id} (was {})", was.as_str()),
+        _ => String::new(),
+    };
+    format!(
+        "recorded {} tokens for {} (${:.6}){}{}; {} now {} of {} ({:.2}%, {})",
+        thousands(r.total_tokens),
+        r.ai_type,
+        r.cost_usd,
+        if r.success { "" } else { " as failed" },
+        settled,
+        r.month,
+        thousands(r.month_total_tokens),
+        thousands(r.monthly_limit),
+        r.usage_percentage,
+        app.style.level_word(r.level)
+    )
+}

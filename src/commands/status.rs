@@ -1,0 +1,198 @@
+//! `status`: usage per AI type and in total for a month.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use comfy_table::{Cell, CellAlignment};
+use serde::Serialize;
+
+use super::App;
+use crate::cli::StatusArgs;
+use crate::db::ops::UsageView;
+use crate::domain::level::percentage;
+use crate::domain::validate::GLOBAL_SCOPE;
+use crate::domain::{Clock, GlobalLimits, Level, Limits};
+use crate::output::{print_json, thousands};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub month: String,
+    pub current_month: bool,
+    pub timezone: String,
+    pub global: GlobalStatus,
+    pub ai_types: Vec<AiTypeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GlobalStatus {
+    pub enforced_limit: i64,
+    pub total_tokens: i64,
+    pub reserved_tokens: i64,
+    pub usage_percentage: f64,
+    pub remaining: i64,
+    pub level: Level,
+    pub request_count: i64,
+    pub cost_usd: f64,
+    pub today_tokens: Option<i64>,
+    pub hour_tokens: Option<i64>,
+    pub daily_limit: i64,
+    pub hourly_limit: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AiTypeStatus {
+    pub ai_type: String,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub total_tokens: i64,
+    pub reserved_tokens: i64,
+    pub request_count: i64,
+    pub monthly_limit: i64,
+    pub usage_percentage: f64,
+    /// monthly limit minus used and held tokens, never below 0
+    pub remaining: i64,
+    /// null for a month other than the current one
+    pub today_tokens: Option<i64>,
+    pub hour_tokens: Option<i64>,
+    pub daily_limit: i64,
+    pub hourly_limit: i64,
+    pub level: Level,
+    /// the `token_usage.status` column as stored
+    pub status: String,
+    pub last_request_at: Option<DateTime<Utc>>,
+    pub cost_usd: f64,
+    pub burn_rate_per_hour: Option<f64>,
+    pub projected_month_total: Option<i64>,
+    pub projected_exhaustion_at: Option<DateTime<Utc>>,
+}
+
+/// The report, from what the database holds. Pure: tested without a database.
+pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -> StatusReport {
+    let periods = clock.periods();
+    let current = periods.month == month;
+    let window = |ai: &str, period: &str| -> Option<i64> {
+        current.then(|| {
+            view.windows.iter().find(|w| w.ai_type == ai && w.period == period).map(|w| w.tokens).unwrap_or(0)
+        })
+    };
+    let mut names: BTreeSet<String> = view.rows.iter().map(|r| r.ai_type.clone()).collect();
+    names.extend(view.limits.ai_types.iter().map(|(a, _)| a.clone()));
+    if let Some(one) = only {
+        names.retain(|n| n == one);
+        names.insert(one.to_string());
+    }
+    let ai_types = names
+        .into_iter()
+        .map(|name| {
+            let own = view.limits.ai_types.iter().find(|(a, _)| *a == name).map(|(_, r)| r);
+            let limits = Limits::resolve(&view.limits.default, own);
+            let row = view.rows.iter().find(|r| r.ai_type == name).cloned().unwrap_or_default();
+            AiTypeStatus {
+                tokens_in: row.tokens_in,
+                tokens_out: row.tokens_out,
+                total_tokens: row.total_tokens,
+                reserved_tokens: row.reserved_tokens,
+                request_count: row.request_count,
+                monthly_limit: limits.monthly,
+                usage_percentage: percentage(row.total_tokens, limits.monthly),
+                remaining: (limits.monthly - row.total_tokens - row.reserved_tokens).max(0),
+                today_tokens: window(&name, &periods.day),
+                hour_tokens: window(&name, &periods.hour),
+                daily_limit: limits.daily,
+                hourly_limit: limits.hourly,
+                level: Level::of(row.total_tokens, limits.monthly),
+                status: if row.status.is_empty() { "active".into() } else { row.status.clone() },
+                last_request_at: row.last_request_at,
+                cost_usd: row.cost_usd,
+                burn_rate_per_hour: None,
+                projected_month_total: None,
+                projected_exhaustion_at: None,
+                ai_type: name,
+            }
+        })
+        .collect();
+    let global_limits = GlobalLimits::resolve(&view.limits.global, &view.limits.default);
+    let total: i64 = view.rows.iter().map(|r| r.total_tokens).sum();
+    let reserved: i64 = view.rows.iter().map(|r| r.reserved_tokens).sum();
+    let global = GlobalStatus {
+        enforced_limit: global_limits.monthly,
+        total_tokens: total,
+        reserved_tokens: reserved,
+        usage_percentage: percentage(total, global_limits.monthly),
+        remaining: (global_limits.monthly - total - reserved).max(0),
+        level: Level::of(total, global_limits.monthly),
+        request_count: view.rows.iter().map(|r| r.request_count).sum(),
+        cost_usd: view.rows.iter().fold(0.0, |sum, r| sum + r.cost_usd),
+        today_tokens: window(GLOBAL_SCOPE, &periods.day),
+        hour_tokens: window(GLOBAL_SCOPE, &periods.hour),
+        daily_limit: global_limits.daily,
+        hourly_limit: global_limits.hourly,
+    };
+    StatusReport { month: month.to_string(), current_month: current, timezone: clock.tz.name().to_string(), global, ai_types }
+}
+
+pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
+    let periods = app.clock.periods();
+    let month = args.month.clone().unwrap_or_else(|| periods.month.clone());
+    let windows: Vec<&str> = if month == periods.month { vec![&periods.day, &periods.hour] } else { vec![] };
+    let view = app.db.usage_view(&month, &windows).await?;
+    let report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_table(app, &report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn opt(n: Option<i64>) -> String {
+    n.map(thousands).unwrap_or_else(|| "-".into())
+}
+
+fn print_table(app: &App, r: &StatusReport) {
+    println!("Token usage for {} ({})", r.month, r.timezone);
+    if r.ai_types.is_empty() {
+        println!("No usage recorded for {} yet.", r.month);
+    } else {
+        let mut table = app.style.table();
+        table.set_header(vec![
+            "AI type", "Used", "Limit", "%", "Remaining", "Today", "This hour", "Requests", "Cost (USD)", "Level",
+            "Last request",
+        ]);
+        for a in &r.ai_types {
+            let last = a
+                .last_request_at
+                .map(|t| t.with_timezone(&app.clock.tz).format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into());
+            table.add_row(vec![
+                Cell::new(&a.ai_type),
+                Cell::new(thousands(a.total_tokens)).set_alignment(CellAlignment::Right),
+                Cell::new(thousands(a.monthly_limit)).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.2}", a.usage_percentage)).set_alignment(CellAlignment::Right),
+                Cell::new(thousands(a.remaining)).set_alignment(CellAlignment::Right),
+                Cell::new(opt(a.today_tokens)).set_alignment(CellAlignment::Right),
+                Cell::new(opt(a.hour_tokens)).set_alignment(CellAlignment::Right),
+                Cell::new(thousands(a.request_count)).set_alignment(CellAlignment::Right),
+                Cell::new(format!("{:.4}", a.cost_usd)).set_alignment(CellAlignment::Right),
+                app.style.level_cell(a.level),
+                Cell::new(last),
+            ]);
+        }
+        println!("{table}");
+    }
+    let g = &r.global;
+    let held = if g.reserved_tokens > 0 { format!(", {} held by reservations", thousands(g.reserved_tokens)) } else { String::new() };
+    println!(
+        "Global: {} of {} ({:.2}%), {} remaining{held}, level {}; today {}, this hour {}; ${:.4}",
+        thousands(g.total_tokens),
+        thousands(g.enforced_limit),
+        g.usage_percentage,
+        thousands(g.remaining),
+        app.style.level_word(g.level),
+        opt(g.today_tokens),
+        opt(g.hour_tokens),
+        g.cost_usd
+    );
+}

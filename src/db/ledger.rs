@@ -1,0 +1,296 @@
+//! The admission and accounting operations, written once over `Store` and run inside the
+//! transaction the caller opened (see `Db` methods in `commands`).
+
+use anyhow::Result;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::{Hold, HoldState, LogEntry, Store, UsageDelta};
+use crate::domain::level::percentage;
+use crate::domain::prices::PriceTable;
+use crate::domain::{decide, Clock, Decision, GlobalLimits, Level, Limits, Periods, Snapshot};
+use crate::error::UsageError;
+
+/// The limits in force for one AI type and for the total.
+pub async fn limits_for<S: Store>(s: &mut S, ai_type: &str) -> Result<(Limits, GlobalLimits)> {
+    let rows = s.limit_rows(Some(ai_type)).await?;
+    let own = rows.ai_types.iter().find(|(a, _)| a == ai_type).map(|(_, r)| r);
+    Ok((Limits::resolve(&rows.default, own), GlobalLimits::resolve(&rows.global, &rows.default)))
+}
+
+/// Holds past their TTL stop counting, exactly once: the state change and the give-back
+/// happen in the same transaction, under the admission lock.
+pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Result<usize> {
+    let expired = s.expire_holds(now).await?;
+    for hold in &expired {
+        let (limits, _) = limits_for(s, &hold.ai_type).await?;
+        s.add_reserved(hold, -hold.estimated_tokens, limits.monthly, now).await?;
+    }
+    Ok(expired.len())
+}
+
+/// Snapshot minus holds that have expired but were not swept yet (for read-only decisions).
+fn without_stale(mut snap: Snapshot, ai_type: &str, periods: &Periods, stale: &[Hold]) -> Snapshot {
+    for h in stale {
+        let n = h.estimated_tokens;
+        let mine = h.ai_type == ai_type;
+        if h.month == periods.month {
+            snap.global_month.reserved = (snap.global_month.reserved - n).max(0);
+            if mine {
+                snap.ai_month.reserved = (snap.ai_month.reserved - n).max(0);
+            }
+        }
+        if h.day == periods.day {
+            snap.global_day.reserved = (snap.global_day.reserved - n).max(0);
+            if mine {
+                snap.ai_day.reserved = (snap.ai_day.reserved - n).max(0);
+            }
+        }
+        if h.hour == periods.hour {
+            snap.global_hour.reserved = (snap.global_hour.reserved - n).max(0);
+            if mine {
+                snap.ai_hour.reserved = (snap.ai_hour.reserved - n).max(0);
+            }
+        }
+    }
+    snap
+}
+
+/// The decision for a request, without writing anything.
+pub async fn check<S: Store>(s: &mut S, ai_type: &str, estimated: i64, clock: &Clock) -> Result<Decision> {
+    let (limits, global) = limits_for(s, ai_type).await?;
+    let periods = clock.periods();
+    let snap = s.snapshot(ai_type, &periods).await?;
+    let stale = s.stale_holds(clock.now).await?;
+    let snap = without_stale(snap, ai_type, &periods, &stale);
+    Ok(decide(ai_type, estimated, &limits, &global, &snap, &periods))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reserved {
+    #[serde(flatten)]
+    pub decision: Decision,
+    pub reservation_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Decides and, when allowed, holds `estimated` tokens against every limit, in one step.
+pub async fn reserve<S: Store>(s: &mut S, ai_type: &str, estimated: i64, ttl: Duration, clock: &Clock) -> Result<Reserved> {
+    s.lock_admission().await?;
+    expire_stale_holds(s, clock.now).await?;
+    let (limits, global) = limits_for(s, ai_type).await?;
+    let periods = clock.periods();
+    let snap = s.snapshot(ai_type, &periods).await?;
+    let decision = decide(ai_type, estimated, &limits, &global, &snap, &periods);
+    if !decision.allowed {
+        return Ok(Reserved { decision, reservation_id: None, expires_at: None });
+    }
+    let hold = Hold {
+        id: format!("rsv_{}", uuid::Uuid::new_v4().simple()),
+        ai_type: ai_type.to_string(),
+        estimated_tokens: estimated,
+        month: periods.month.clone(),
+        day: periods.day.clone(),
+        hour: periods.hour.clone(),
+    };
+    let expires_at = clock.now + ttl;
+    s.insert_hold(&hold, clock.now, expires_at).await?;
+    s.add_reserved(&hold, estimated, limits.monthly, clock.now).await?;
+    Ok(Reserved { decision, reservation_id: Some(hold.id), expires_at: Some(expires_at) })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Released {
+    pub reservation_id: String,
+    pub ai_type: String,
+    pub estimated_tokens: i64,
+    /// true when this call gave the tokens back; false when the hold had already ended
+    pub released: bool,
+    /// the reservation's state now
+    pub state: HoldState,
+    pub message: String,
+}
+
+pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Released> {
+    s.lock_admission().await?;
+    expire_stale_holds(s, clock.now).await?;
+    let r = s
+        .reservation(id)
+        .await?
+        .ok_or_else(|| UsageError::new(format!("no reservation with id '{id}'")))?;
+    let released = r.state == HoldState::Held;
+    let message = match r.state {
+        HoldState::Held => {
+            let (limits, _) = limits_for(s, &r.hold.ai_type).await?;
+            s.end_reservation(id, HoldState::Released, clock.now).await?;
+            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now).await?;
+            format!("released {} tokens held for {}", r.hold.estimated_tokens, r.hold.ai_type)
+        }
+        HoldState::Released => "already released: nothing to give back".to_string(),
+        HoldState::Expired => "already expired: its tokens were given back then".to_string(),
+        HoldState::Settled => "already settled by a record: its real usage counts".to_string(),
+    };
+    Ok(Released {
+        reservation_id: id.to_string(),
+        ai_type: r.hold.ai_type,
+        estimated_tokens: r.hold.estimated_tokens,
+        released,
+        state: if released { HoldState::Released } else { r.state },
+        message,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordInput {
+    pub ai_type: String,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub model: Option<String>,
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub request_type: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub failed: bool,
+    pub error: Option<String>,
+    pub reservation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    pub ai_type: String,
+    pub month: String,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub total_tokens: i64,
+    pub cost_usd: f64,
+    /// the month's total for this AI type after this request
+    pub month_total_tokens: i64,
+    pub monthly_limit: i64,
+    pub usage_percentage: f64,
+    pub level: Level,
+    /// true when this request id (or reservation) was recorded before: nothing changed
+    pub duplicate: bool,
+    pub model: Option<String>,
+    /// false when the model has no price (cost counted as 0)
+    pub priced: bool,
+    pub reservation_id: Option<String>,
+    /// what the settled reservation was in before: held, expired or released
+    pub reservation_was: Option<HoldState>,
+    pub success: bool,
+}
+
+/// Records one finished request in one transaction: log row, month counters, windows, and
+/// the settling of its reservation. Idempotent by request id and by reservation.
+pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> Result<Recorded> {
+    s.lock_admission().await?;
+    expire_stale_holds(s, clock.now).await?;
+    let reservation = match &input.reservation {
+        Some(id) => {
+            let r = s
+                .reservation(id)
+                .await?
+                .ok_or_else(|| UsageError::new(format!("no reservation with id '{id}'")))?;
+            if r.hold.ai_type != input.ai_type {
+                return Err(UsageError::new(format!(
+                    "reservation '{id}' belongs to ai_type '{}', not '{}'",
+                    r.hold.ai_type, input.ai_type
+                ))
+                .into());
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let (limits, _) = limits_for(s, &input.ai_type).await?;
+    let prices = PriceTable::new(s.price_rows().await?);
+    let price = input.model.as_deref().and_then(|m| prices.lookup(m));
+    let cost_usd = price.map(|p| p.cost(input.tokens_in, input.tokens_out)).unwrap_or(0.0);
+    let periods = clock.periods();
+    let entry = LogEntry {
+        ai_type: input.ai_type.clone(),
+        model: input.model.clone(),
+        tokens_in: input.tokens_in,
+        tokens_out: input.tokens_out,
+        cost_usd,
+        request_id: input.request_id.clone(),
+        user_id: input.user_id.clone(),
+        session_id: input.session_id.clone(),
+        request_type: input.request_type.clone(),
+        processing_time_ms: input.duration_ms,
+        success: !input.failed,
+        error_message: input.error.clone(),
+        created_at: clock.now,
+        month: periods.month.clone(),
+        reservation_id: input.reservation.clone(),
+    };
+    if !s.insert_log(&entry).await? {
+        let first = s
+            .find_log(input.request_id.as_deref(), input.reservation.as_deref())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the request was logged before but its log row cannot be found"))?;
+        let month_total = s
+            .month_rows(&first.month)
+            .await?
+            .into_iter()
+            .find(|r| r.ai_type == first.ai_type)
+            .map(|r| r.total_tokens)
+            .unwrap_or(0);
+        return Ok(Recorded {
+            ai_type: first.ai_type,
+            month: first.month,
+            tokens_in: first.tokens_in,
+            tokens_out: first.tokens_out,
+            total_tokens: first.tokens_in + first.tokens_out,
+            cost_usd: first.cost_usd,
+            month_total_tokens: month_total,
+            monthly_limit: limits.monthly,
+            usage_percentage: percentage(month_total, limits.monthly),
+            level: Level::of(month_total, limits.monthly),
+            duplicate: true,
+            model: input.model.clone(),
+            priced: price.is_some(),
+            reservation_id: input.reservation.clone(),
+            reservation_was: None,
+            success: !input.failed,
+        });
+    }
+    if let Some(r) = &reservation {
+        if r.state == HoldState::Held {
+            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now).await?;
+        }
+        s.end_reservation(&r.hold.id, HoldState::Settled, clock.now).await?;
+    }
+    let month_total = s
+        .add_usage(&UsageDelta {
+            ai_type: &input.ai_type,
+            periods: &periods,
+            tokens_in: input.tokens_in,
+            tokens_out: input.tokens_out,
+            cost_usd,
+            monthly_limit: limits.monthly,
+            at: clock.now,
+        })
+        .await?;
+    let level = Level::of(month_total, limits.monthly);
+    let pct = percentage(month_total, limits.monthly);
+    s.set_month_level(&input.ai_type, &periods.month, pct, level.row_status()).await?;
+    Ok(Recorded {
+        ai_type: input.ai_type.clone(),
+        month: periods.month,
+        tokens_in: input.tokens_in,
+        tokens_out: input.tokens_out,
+        total_tokens: input.tokens_in + input.tokens_out,
+        cost_usd,
+        month_total_tokens: month_total,
+        monthly_limit: limits.monthly,
+        usage_percentage: pct,
+        level,
+        duplicate: false,
+        model: input.model.clone(),
+        priced: price.is_some(),
+        reservation_id: input.reservation.clone(),
+        reservation_was: reservation.map(|r| r.state),
+        success: !input.failed,
+    })
+}

@@ -1,0 +1,377 @@
+//! The only place SQL lives. `Db` is a pool of either backend; `Store` is the set of
+//! statements the operations need, implemented side by side for SQLite (`sqlite.rs`) and
+//! PostgreSQL (`postgres.rs`); `ledger` composes them into transactions, once, for both.
+//!
+//! Atomicity: every admission write (reserve, record, release, expiry) runs in one
+//! transaction that first takes the admission lock — `BEGIN IMMEDIATE` on SQLite, a
+//! transaction-scoped advisory lock on PostgreSQL — so read-decide-write is serial across
+//! every process on every host sharing the database.
+
+pub mod ledger;
+pub mod ops;
+mod postgres;
+mod sqlite;
+mod url;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::domain::limits::LimitRow;
+use crate::domain::prices::Price;
+use crate::domain::{Periods, Snapshot};
+pub use url::DbUrl;
+
+
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$conn: &mut <backend connection>` inside one write transaction and
+/// commits it; an error anywhere rolls everything back.
+macro_rules! write_tx {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("cannot start a transaction")?;
+                let out = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await.context("cannot commit")?;
+                out
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut tx = pool.begin().await.context("cannot start a transaction")?;
+                let out = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await.context("cannot commit")?;
+                out
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` in a read-only transaction: every statement sees one snapshot.
+macro_rules! read_tx {
+    ($db:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN DEFERRED").await.context("cannot start a transaction")?;
+                let out = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await.context("cannot end a transaction")?;
+                out
+            }
+            $crate::db::Db::Postgres(pool) => {
+                let mut tx = pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .context("cannot start a transaction")?;
+                let out = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                tx.commit().await.context("cannot end a transaction")?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use {read_tx, write_tx};
+
+impl Db {
+    /// Opens the database (creating a SQLite file, and the default's folder, on first use)
+    /// and applies pending migrations.
+    pub async fn open(url: &DbUrl) -> Result<Db> {
+        let db = Db::connect(url).await?;
+        db.migrate().await.with_context(|| format!("cannot prepare {}", url.describe()))?;
+        Ok(db)
+    }
+
+    pub async fn connect(url: &DbUrl) -> Result<Db> {
+        match url {
+            DbUrl::Sqlite { path, memory, is_default, .. } => {
+                if *is_default {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+                    }
+                }
+                let opts = if *memory {
+                    SqliteConnectOptions::from_str("sqlite::memory:")?
+                } else {
+                    SqliteConnectOptions::new().filename(path).create_if_missing(true)
+                }
+                .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL survives a crash of the process (kill -9) without losing a
+                // commit; only a power cut can drop the last transactions.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(60))
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("cannot open {}", url.describe()))?;
+                Ok(Db::Sqlite(pool))
+            }
+            DbUrl::Postgres { url: raw, .. } => {
+                let opts = PgConnectOptions::from_str(raw)
+                    .map_err(|e| crate::error::UsageError::new(format!("invalid PostgreSQL URL: {}", url.redact(&e.to_string()))))?
+                    .application_name("tokenctl");
+                let pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(15))
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("cannot connect to {}", url.describe()))?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    /// Applies pending migrations; returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        // Two processes opening a fresh SQLite file at once can race on the migrations
+        // table; the loser simply finds them applied on its next try.
+        let mut attempt = 0;
+        loop {
+            let before = self.applied_versions().await.unwrap_or_default();
+            let result = match self {
+                // A host running an older tokenctl must keep working after a newer one
+                // migrated the shared database (migrations are additive).
+                Db::Sqlite(pool) => {
+                    let mut m = sqlx::migrate!("migrations/sqlite");
+                    m.set_ignore_missing(true);
+                    m.run(pool).await
+                }
+                Db::Postgres(pool) => {
+                    let mut m = sqlx::migrate!("migrations/postgres");
+                    m.set_ignore_missing(true);
+                    m.run(pool).await
+                }
+            };
+            match result {
+                Ok(()) => {
+                    let after = self.applied_versions().await?;
+                    return Ok(after.into_iter().filter(|v| !before.contains(v)).collect());
+                }
+                Err(_) if attempt < 5 && matches!(self, Db::Sqlite(_)) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(e).context("migrations failed"),
+            }
+        }
+    }
+
+    async fn applied_versions(&self) -> Result<Vec<i64>> {
+        let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+        let versions = match self {
+            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
+            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
+        };
+        Ok(versions)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+}
+
+pub fn default_sqlite_path() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .context("neither XDG_DATA_HOME nor HOME is set: pass --database-url")?;
+            PathBuf::from(home).join(".local").join("share")
+        }
+    };
+    Ok(base.join("tokenctl").join("tokenctl.db"))
+}
+
+// ---- values that cross the Store boundary ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldState {
+    Held,
+    Settled,
+    Released,
+    Expired,
+}
+
+impl HoldState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldState::Held => "held",
+            HoldState::Settled => "settled",
+            HoldState::Released => "released",
+            HoldState::Expired => "expired",
+        }
+    }
+
+    fn parse(s: &str) -> HoldState {
+        match s {
+            "settled" => HoldState::Settled,
+            "released" => HoldState::Released,
+            "expired" => HoldState::Expired,
+            _ => HoldState::Held,
+        }
+    }
+}
+
+/// Tokens held for one reservation, and the periods whose counters hold them.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub id: String,
+    pub ai_type: String,
+    pub estimated_tokens: i64,
+    pub month: String,
+    pub day: String,
+    pub hour: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub hold: Hold,
+    pub state: HoldState,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LimitRows {
+    pub default: LimitRow,
+    pub global: LimitRow,
+    pub ai_types: Vec<(String, LimitRow)>,
+}
+
+/// Which row of `token_limits` a change goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitScope {
+    Default,
+    Global,
+    AiType(String),
+}
+
+impl LimitScope {
+    fn key(&self) -> (&str, &str) {
+        match self {
+            LimitScope::Default => ("default", ""),
+            LimitScope::Global => ("global", ""),
+            LimitScope::AiType(a) => ("ai_type", a.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub ai_type: String,
+    pub model: Option<String>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub request_type: Option<String>,
+    pub processing_time_ms: Option<i64>,
+    pub success: bool,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub month: String,
+    pub reservation_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub ai_type: String,
+    pub month: String,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+}
+
+/// What one finished request adds to the counters of its periods.
+#[derive(Debug, Clone)]
+pub struct UsageDelta<'a> {
+    pub ai_type: &'a str,
+    pub periods: &'a Periods,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    pub monthly_limit: i64,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MonthRow {
+    pub ai_type: String,
+    pub month: String,
+    pub monthly_limit: Option<i64>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub total_tokens: i64,
+    pub request_count: i64,
+    pub status: String,
+    pub last_request_at: Option<DateTime<Utc>>,
+    pub reserved_tokens: i64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowRow {
+    pub ai_type: String,
+    pub period: String,
+    pub tokens: i64,
+    pub reserved: i64,
+    pub requests: i64,
+}
+
+/// The statements the operations are made of. Each backend implements every one; `ledger`
+/// composes them. Methods run on the caller's connection or transaction.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Serialises admission writers. Call first in a write transaction.
+    async fn lock_admission(&mut self) -> Result<()>;
+    /// The default and global rows, and the rows of `ai_type` (all AI types when None).
+    async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows>;
+    async fn update_limits(&mut self, scope: &LimitScope, changes: &LimitRow, at: DateTime<Utc>) -> Result<()>;
+    async fn snapshot(&mut self, ai_type: &str, periods: &Periods) -> Result<Snapshot>;
+    /// Holds whose TTL has passed but that still count (read only).
+    async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
+    /// Marks stale holds expired and returns them; the caller gives their tokens back.
+    async fn expire_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
+    /// Adds `delta` (negative to give back) to the reserved counters of the hold's periods.
+    async fn add_reserved(&mut self, hold: &Hold, delta: i64, monthly_limit: i64, at: DateTime<Utc>) -> Result<()>;
+    async fn insert_hold(&mut self, hold: &Hold, created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()>;
+    async fn reservation(&mut self, id: &str) -> Result<Option<Reservation>>;
+    async fn end_reservation(&mut self, id: &str, state: HoldState, at: DateTime<Utc>) -> Result<()>;
+    /// Inserts the log row; false when its request id or reservation was logged already.
+    async fn insert_log(&mut self, entry: &LogEntry) -> Result<bool>;
+    async fn find_log(&mut self, request_id: Option<&str>, reservation_id: Option<&str>) -> Result<Option<LoggedRequest>>;
+    /// Adds a finished request to its month row and windows; returns the month's new total.
+    async fn add_usage(&mut self, delta: &UsageDelta<'_>) -> Result<i64>;
+    async fn set_month_level(&mut self, ai_type: &str, month: &str, percentage: f64, status: &str) -> Result<()>;
+    async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>>;
+    async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>>;
+    async fn price_rows(&mut self) -> Result<Vec<Price>>;
+    async fn upsert_price(&mut self, model: &str, input_per_mtok: f64, output_per_mtok: f64, at: DateTime<Utc>) -> Result<()>;
+}

@@ -1,0 +1,72 @@
+//! Each operation as one `Db` call: the transaction it needs around the `ledger` or `Store`
+//! statements that make it up.
+
+use anyhow::{Context, Result};
+use chrono::Duration;
+
+use super::ledger::{self, Recorded, RecordInput, Released, Reserved};
+use super::{read_tx, write_tx, Db, LimitRows, LimitScope, MonthRow, Store, WindowRow};
+use crate::domain::limits::LimitRow;
+use crate::domain::prices::PriceTable;
+use crate::domain::{Clock, Decision};
+
+/// What `status` reads: the month's rows, the limits, and the current day and hour windows.
+#[derive(Debug, Clone, Default)]
+pub struct UsageView {
+    pub rows: Vec<MonthRow>,
+    pub limits: LimitRows,
+    pub windows: Vec<WindowRow>,
+}
+
+impl Db {
+    pub async fn check(&self, ai_type: &str, estimated: i64, clock: &Clock) -> Result<Decision> {
+        Ok(read_tx!(self, c => ledger::check(c, ai_type, estimated, clock).await?))
+    }
+
+    pub async fn reserve(&self, ai_type: &str, estimated: i64, ttl: Duration, clock: &Clock) -> Result<Reserved> {
+        Ok(write_tx!(self, c => ledger::reserve(c, ai_type, estimated, ttl, clock).await?))
+    }
+
+    pub async fn release(&self, id: &str, clock: &Clock) -> Result<Released> {
+        Ok(write_tx!(self, c => ledger::release(c, id, clock).await?))
+    }
+
+    pub async fn record(&self, input: &RecordInput, clock: &Clock) -> Result<Recorded> {
+        Ok(write_tx!(self, c => ledger::record(c, input, clock).await?))
+    }
+
+    /// `periods`: the day and hour whose windows to read (none for a past month).
+    pub async fn usage_view(&self, month: &str, periods: &[&str]) -> Result<UsageView> {
+        Ok(read_tx!(self, c => UsageView {
+            rows: c.month_rows(month).await?,
+            limits: c.limit_rows(None).await?,
+            windows: c.window_rows(periods).await?,
+        }))
+    }
+
+    pub async fn limit_rows(&self) -> Result<LimitRows> {
+        Ok(read_tx!(self, c => c.limit_rows(None).await?))
+    }
+
+    /// Applies `changes` to one row of limits, under the admission lock so no reservation
+    /// decides against half-changed limits; returns every row after the change.
+    pub async fn set_limits(&self, scope: &LimitScope, changes: &LimitRow, clock: &Clock) -> Result<LimitRows> {
+        Ok(write_tx!(self, c => {
+            c.lock_admission().await?;
+            c.update_limits(scope, changes, clock.now).await?;
+            c.limit_rows(None).await?
+        }))
+    }
+
+    pub async fn prices(&self) -> Result<PriceTable> {
+        Ok(PriceTable::new(read_tx!(self, c => c.price_rows().await?)))
+    }
+
+    pub async fn set_price(&self, model: &str, input: f64, output: f64, clock: &Clock) -> Result<PriceTable> {
+        let rows = write_tx!(self, c => {
+            c.upsert_price(model, input, output, clock.now).await?;
+            c.price_rows().await?
+        });
+        Ok(PriceTable::new(rows))
+    }
+}

@@ -1,0 +1,475 @@
+//! SQLite statements. Timestamps are stored as fixed-width UTC text so they compare as text;
+//! rows written by other programs may use other formats, which `parse_time` accepts.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use super::{Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store, UsageDelta, WindowRow};
+use crate::domain::limits::LimitRow;
+use crate::domain::prices::{Price, PriceSource};
+use crate::domain::validate::GLOBAL_SCOPE;
+use crate::domain::{Counter, Periods, Snapshot};
+
+pub(super) fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
+            return Some(t.and_utc());
+        }
+        if let Ok(t) = DateTime::parse_from_str(text, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    None
+}
+
+fn limit_row(row: &sqlx::sqlite::SqliteRow) -> Result<LimitRow> {
+    Ok(LimitRow {
+        monthly: row.try_get("monthly_limit")?,
+        daily: row.try_get("daily_limit")?,
+        hourly: row.try_get("hourly_limit")?,
+        per_request: row.try_get("per_request_limit")?,
+        rpm: row.try_get("rpm")?,
+        rpd: row.try_get("rpd")?,
+        cooldown_seconds: row.try_get("cooldown_seconds")?,
+        max_concurrent: row.try_get("max_concurrent")?,
+        pacing: row.try_get::<Option<i64>, _>("pacing")?.map(|v| v != 0),
+    })
+}
+
+fn hold(row: &sqlx::sqlite::SqliteRow) -> Result<Hold> {
+    Ok(Hold {
+        id: row.try_get("id")?,
+        ai_type: row.try_get("ai_type")?,
+        estimated_tokens: row.try_get("estimated_tokens")?,
+        month: row.try_get("month_year")?,
+        day: row.try_get("day")?,
+        hour: row.try_get("hour")?,
+    })
+}
+
+const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
+
+impl Store for SqliteConnection {
+    async fn lock_admission(&mut self) -> Result<()> {
+        // The write transaction began with BEGIN IMMEDIATE: this connection already holds
+        // SQLite's single write lock.
+        Ok(())
+    }
+
+    async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows> {
+        let rows = sqlx::query(
+            "SELECT scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit, rpm, rpd,
+                    cooldown_seconds, max_concurrent, pacing
+             FROM token_limits
+             WHERE scope IN ('default', 'global') OR (scope = 'ai_type' AND (?1 IS NULL OR ai_type = ?1))
+             ORDER BY ai_type",
+        )
+        .bind(ai_type)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read limits")?;
+        let mut out = LimitRows::default();
+        for row in &rows {
+            let scope: String = row.try_get("scope")?;
+            let values = limit_row(row)?;
+            match scope.as_str() {
+                "default" => out.default = values,
+                "global" => out.global = values,
+                _ => out.ai_types.push((row.try_get("ai_type")?, values)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn update_limits(&mut self, scope: &LimitScope, c: &LimitRow, at: DateTime<Utc>) -> Result<()> {
+        let (scope, ai_type) = scope.key();
+        sqlx::query(
+            "INSERT INTO token_limits (scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit,
+                                       rpm, rpd, cooldown_seconds, max_concurrent, pacing, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (scope, ai_type) DO UPDATE SET
+                 monthly_limit = COALESCE(excluded.monthly_limit, monthly_limit),
+                 daily_limit = COALESCE(excluded.daily_limit, daily_limit),
+                 hourly_limit = COALESCE(excluded.hourly_limit, hourly_limit),
+                 per_request_limit = COALESCE(excluded.per_request_limit, per_request_limit),
+                 rpm = COALESCE(excluded.rpm, rpm),
+                 rpd = COALESCE(excluded.rpd, rpd),
+                 cooldown_seconds = COALESCE(excluded.cooldown_seconds, cooldown_seconds),
+                 max_concurrent = COALESCE(excluded.max_concurrent, max_concurrent),
+                 pacing = COALESCE(excluded.pacing, pacing),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(scope)
+        .bind(ai_type)
+        .bind(c.monthly)
+        .bind(c.daily)
+        .bind(c.hourly)
+        .bind(c.per_request)
+        .bind(c.rpm)
+        .bind(c.rpd)
+        .bind(c.cooldown_seconds)
+        .bind(c.max_concurrent)
+        .bind(c.pacing.map(i64::from))
+        .bind(ts(at))
+        .execute(&mut *self)
+        .await
+        .context("cannot save limits")?;
+        Ok(())
+    }
+
+    async fn snapshot(&mut self, ai_type: &str, p: &Periods) -> Result<Snapshot> {
+        let month = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN ai_type = ?1 THEN total_tokens END), 0) AS ai_used,
+                    COALESCE(SUM(CASE WHEN ai_type = ?1 THEN reserved_tokens END), 0) AS ai_reserved,
+                    COALESCE(SUM(total_tokens), 0) AS all_used,
+                    COALESCE(SUM(reserved_tokens), 0) AS all_reserved
+             FROM token_usage WHERE month_year = ?2",
+        )
+        .bind(ai_type)
+        .bind(&p.month)
+        .fetch_one(&mut *self)
+        .await
+        .context("cannot read this month's usage")?;
+        let mut snap = Snapshot {
+            ai_month: Counter { used: month.try_get("ai_used")?, reserved: month.try_get("ai_reserved")? },
+            global_month: Counter { used: month.try_get("all_used")?, reserved: month.try_get("all_reserved")? },
+            ..Snapshot::default()
+        };
+        let windows = sqlx::query(
+            "SELECT ai_type, period, tokens, reserved FROM token_usage_windows
+             WHERE ai_type IN (?1, ?2) AND period IN (?3, ?4)",
+        )
+        .bind(ai_type)
+        .bind(GLOBAL_SCOPE)
+        .bind(&p.day)
+        .bind(&p.hour)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read today's usage")?;
+        for w in &windows {
+            let counter = Counter { used: w.try_get("tokens")?, reserved: w.try_get("reserved")? };
+            let who: String = w.try_get("ai_type")?;
+            let period: String = w.try_get("period")?;
+            let global = who == GLOBAL_SCOPE;
+            match (global, period == p.day) {
+                (false, true) => snap.ai_day = counter,
+                (false, false) => snap.ai_hour = counter,
+                (true, true) => snap.global_day = counter,
+                (true, false) => snap.global_hour = counter,
+            }
+        }
+        Ok(snap)
+    }
+
+    async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM token_reservations WHERE state = 'held' AND expires_at <= ?1"
+        ))
+        .bind(ts(now))
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read reservations")?;
+        rows.iter().map(hold).collect()
+    }
+
+    async fn expire_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
+        let rows = sqlx::query(&format!(
+            "UPDATE token_reservations SET state = 'expired', ended_at = ?1
+             WHERE state = 'held' AND expires_at <= ?1
+             RETURNING {HOLD_COLUMNS}"
+        ))
+        .bind(ts(now))
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot expire reservations")?;
+        rows.iter().map(hold).collect()
+    }
+
+    async fn add_reserved(&mut self, h: &Hold, delta: i64, monthly_limit: i64, at: DateTime<Utc>) -> Result<()> {
+        let now = ts(at);
+        sqlx::query(
+            "INSERT INTO token_usage (ai_type, month_year, monthly_limit, reserved_tokens, created_at, updated_at)
+             VALUES (?1, ?2, ?3, MAX(?4, 0), ?5, ?5)
+             ON CONFLICT (ai_type, month_year) DO UPDATE SET
+                 reserved_tokens = MAX(0, reserved_tokens + ?4)",
+        )
+        .bind(&h.ai_type)
+        .bind(&h.month)
+        .bind(monthly_limit)
+        .bind(delta)
+        .bind(&now)
+        .execute(&mut *self)
+        .await
+        .context("cannot update reserved tokens")?;
+        sqlx::query(
+            "INSERT INTO token_usage_windows (ai_type, period, month_year, reserved)
+             VALUES (?1, ?3, ?5, MAX(?6, 0)), (?1, ?4, ?5, MAX(?6, 0)), (?2, ?3, ?5, MAX(?6, 0)), (?2, ?4, ?5, MAX(?6, 0))
+             ON CONFLICT (ai_type, period) DO UPDATE SET reserved = MAX(0, reserved + ?6)",
+        )
+        .bind(&h.ai_type)
+        .bind(GLOBAL_SCOPE)
+        .bind(&h.day)
+        .bind(&h.hour)
+        .bind(&h.month)
+        .bind(delta)
+        .execute(&mut *self)
+        .await
+        .context("cannot update reserved tokens")?;
+        Ok(())
+    }
+
+    async fn insert_hold(&mut self, h: &Hold, created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'held', ?7, ?8)",
+        )
+        .bind(&h.id)
+        .bind(&h.ai_type)
+        .bind(h.estimated_tokens)
+        .bind(&h.month)
+        .bind(&h.day)
+        .bind(&h.hour)
+        .bind(ts(created_at))
+        .bind(ts(expires_at))
+        .execute(&mut *self)
+        .await
+        .context("cannot save the reservation")?;
+        Ok(())
+    }
+
+    async fn reservation(&mut self, id: &str) -> Result<Option<Reservation>> {
+        let row = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS}, state, expires_at FROM token_reservations WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self)
+        .await
+        .context("cannot read the reservation")?;
+        row.map(|r| -> Result<Reservation> {
+            let expires: String = r.try_get("expires_at")?;
+            Ok(Reservation {
+                hold: hold(&r)?,
+                state: HoldState::parse(&r.try_get::<String, _>("state")?),
+                expires_at: parse_time(&expires).unwrap_or(DateTime::<Utc>::MIN_UTC),
+            })
+        })
+        .transpose()
+    }
+
+    async fn end_reservation(&mut self, id: &str, state: HoldState, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE token_reservations SET state = ?1, ended_at = ?2 WHERE id = ?3")
+            .bind(state.as_str())
+            .bind(ts(at))
+            .bind(id)
+            .execute(&mut *self)
+            .await
+            .context("cannot update the reservation")?;
+        Ok(())
+    }
+
+    async fn insert_log(&mut self, e: &LogEntry) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, request_id,
+                 user_id, session_id, request_type, processing_time_ms, success, error_message, created_at,
+                 month_year, reservation_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&e.ai_type)
+        .bind(&e.model)
+        .bind(e.tokens_in)
+        .bind(e.tokens_out)
+        .bind(e.tokens_in + e.tokens_out)
+        .bind(e.cost_usd)
+        .bind(&e.request_id)
+        .bind(&e.user_id)
+        .bind(&e.session_id)
+        .bind(&e.request_type)
+        .bind(e.processing_time_ms)
+        .bind(e.success)
+        .bind(&e.error_message)
+        .bind(ts(e.created_at))
+        .bind(&e.month)
+        .bind(&e.reservation_id)
+        .execute(&mut *self)
+        .await
+        .context("cannot write the request log")?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn find_log(&mut self, request_id: Option<&str>, reservation_id: Option<&str>) -> Result<Option<LoggedRequest>> {
+        let row = sqlx::query(
+            "SELECT ai_type, COALESCE(month_year, substr(created_at, 1, 7)) AS month_year, tokens_in, tokens_out, cost_usd
+             FROM token_usage_logs WHERE request_id = ?1 OR reservation_id = ?2 ORDER BY id LIMIT 1",
+        )
+        .bind(request_id)
+        .bind(reservation_id)
+        .fetch_optional(&mut *self)
+        .await
+        .context("cannot read the request log")?;
+        row.map(|r| -> Result<LoggedRequest> {
+            Ok(LoggedRequest {
+                ai_type: r.try_get("ai_type")?,
+                month: r.try_get("month_year")?,
+                tokens_in: r.try_get("tokens_in")?,
+                tokens_out: r.try_get("tokens_out")?,
+                cost_usd: r.try_get("cost_usd")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn add_usage(&mut self, d: &UsageDelta<'_>) -> Result<i64> {
+        let now = ts(d.at);
+        let total = d.tokens_in + d.tokens_out;
+        let month_total: i64 = sqlx::query_scalar(
+            "INSERT INTO token_usage (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
+                                      request_count, cost_usd, last_request_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8, ?8)
+             ON CONFLICT (ai_type, month_year) DO UPDATE SET
+                 monthly_limit = excluded.monthly_limit,
+                 tokens_in = tokens_in + excluded.tokens_in,
+                 tokens_out = tokens_out + excluded.tokens_out,
+                 total_tokens = total_tokens + excluded.total_tokens,
+                 request_count = request_count + 1,
+                 cost_usd = cost_usd + excluded.cost_usd,
+                 last_request_at = excluded.last_request_at,
+                 updated_at = excluded.updated_at
+             RETURNING total_tokens",
+        )
+        .bind(d.ai_type)
+        .bind(&d.periods.month)
+        .bind(d.monthly_limit)
+        .bind(d.tokens_in)
+        .bind(d.tokens_out)
+        .bind(total)
+        .bind(d.cost_usd)
+        .bind(&now)
+        .fetch_one(&mut *self)
+        .await
+        .context("cannot update this month's usage")?;
+        sqlx::query(
+            "INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests)
+             VALUES (?1, ?3, ?5, ?6, 1), (?1, ?4, ?5, ?6, 1), (?2, ?3, ?5, ?6, 1), (?2, ?4, ?5, ?6, 1)
+             ON CONFLICT (ai_type, period) DO UPDATE SET tokens = tokens + excluded.tokens, requests = requests + 1",
+        )
+        .bind(d.ai_type)
+        .bind(GLOBAL_SCOPE)
+        .bind(&d.periods.day)
+        .bind(&d.periods.hour)
+        .bind(&d.periods.month)
+        .bind(total)
+        .execute(&mut *self)
+        .await
+        .context("cannot update today's usage")?;
+        Ok(month_total)
+    }
+
+    async fn set_month_level(&mut self, ai_type: &str, month: &str, percentage: f64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE token_usage SET usage_percentage = ?1, status = ?2 WHERE ai_type = ?3 AND month_year = ?4")
+            .bind(percentage)
+            .bind(status)
+            .bind(ai_type)
+            .bind(month)
+            .execute(&mut *self)
+            .await
+            .context("cannot update the usage level")?;
+        Ok(())
+    }
+
+    async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>> {
+        let rows = sqlx::query(
+            "SELECT ai_type, month_year, monthly_limit, COALESCE(tokens_in, 0) AS tokens_in,
+                    COALESCE(tokens_out, 0) AS tokens_out, COALESCE(total_tokens, 0) AS total_tokens,
+                    COALESCE(request_count, 0) AS request_count, COALESCE(status, 'active') AS status,
+                    CAST(last_request_at AS TEXT) AS last_request_at, COALESCE(reserved_tokens, 0) AS reserved_tokens,
+                    COALESCE(cost_usd, 0) AS cost_usd
+             FROM token_usage WHERE month_year = ?1 ORDER BY ai_type",
+        )
+        .bind(month)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read usage")?;
+        rows.iter()
+            .map(|r| {
+                let last: Option<String> = r.try_get("last_request_at")?;
+                Ok(MonthRow {
+                    ai_type: r.try_get("ai_type")?,
+                    month: r.try_get("month_year")?,
+                    monthly_limit: r.try_get("monthly_limit")?,
+                    tokens_in: r.try_get("tokens_in")?,
+                    tokens_out: r.try_get("tokens_out")?,
+                    total_tokens: r.try_get("total_tokens")?,
+                    request_count: r.try_get("request_count")?,
+                    status: r.try_get("status")?,
+                    last_request_at: last.as_deref().and_then(parse_time),
+                    reserved_tokens: r.try_get("reserved_tokens")?,
+                    cost_usd: r.try_get("cost_usd")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>> {
+        let mut out = Vec::new();
+        for period in periods {
+            let rows = sqlx::query("SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows WHERE period = ?1")
+                .bind(*period)
+                .fetch_all(&mut *self)
+                .await
+                .context("cannot read usage windows")?;
+            for r in &rows {
+                out.push(WindowRow {
+                    ai_type: r.try_get("ai_type")?,
+                    period: r.try_get("period")?,
+                    tokens: r.try_get("tokens")?,
+                    reserved: r.try_get("reserved")?,
+                    requests: r.try_get("requests")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn price_rows(&mut self) -> Result<Vec<Price>> {
+        let rows = sqlx::query("SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model")
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read prices")?;
+        rows.iter()
+            .map(|r| {
+                Ok(Price {
+                    model: r.try_get("model")?,
+                    input_per_mtok: r.try_get("input_per_mtok")?,
+                    output_per_mtok: r.try_get("output_per_mtok")?,
+                    source: PriceSource::Database,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_price(&mut self, model: &str, input: f64, output: f64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (model) DO UPDATE SET input_per_mtok = excluded.input_per_mtok,
+                 output_per_mtok = excluded.output_per_mtok, updated_at = excluded.updated_at",
+        )
+        .bind(model)
+        .bind(input)
+        .bind(output)
+        .bind(ts(at))
+        .execute(&mut *self)
+        .await
+        .context("cannot save the price")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! Whether a request of `estimated_tokens` may go ahead, and if not, the first reason in the
+//! spec's order with the numbers involved.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::level::{percentage, Level, EMERGENCY_PERCENT};
+use super::{GlobalLimits, Limits, Periods, Snapshot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Ok,
+    EmergencyShutdown,
+    RequestLimitExceeded,
+    MonthlyLimitExceeded,
+    GlobalLimitExceeded,
+    DailyLimitExceeded,
+    HourlyLimitExceeded,
+    RpmLimitExceeded,
+    RpdLimitExceeded,
+    CooldownActive,
+    ConcurrencyLimitExceeded,
+    PacingLimitExceeded,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::EmergencyShutdown => "emergency_shutdown",
+            Reason::RequestLimitExceeded => "request_limit_exceeded",
+            Reason::MonthlyLimitExceeded => "monthly_limit_exceeded",
+            Reason::GlobalLimitExceeded => "global_limit_exceeded",
+            Reason::DailyLimitExceeded => "daily_limit_exceeded",
+            Reason::HourlyLimitExceeded => "hourly_limit_exceeded",
+            Reason::RpmLimitExceeded => "rpm_limit_exceeded",
+            Reason::RpdLimitExceeded => "rpd_limit_exceeded",
+            Reason::CooldownActive => "cooldown_active",
+            Reason::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
+            Reason::PacingLimitExceeded => "pacing_limit_exceeded",
+        }
+    }
+}
+
+/// Whether the limit that decided was the AI type's own or the total over all AI types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    AiType,
+    Global,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub message: String,
+    pub ai_type: String,
+    pub estimated_tokens: i64,
+    pub retry_after: Option<DateTime<Utc>>,
+    /// whose limit decided: null when allowed
+    pub scope: Option<Scope>,
+    /// the value and the current usage of the limit that decided (null when allowed)
+    pub limit: Option<i64>,
+    pub usage: Option<i64>,
+    pub level: Level,
+    pub global_level: Level,
+    pub request_limit: i64,
+    pub monthly_limit: i64,
+    /// this AI type's month: used plus held by open reservations
+    pub current_usage: i64,
+    pub reserved_tokens: i64,
+    pub usage_percentage: f64,
+    pub global_limit: i64,
+    pub global_usage: i64,
+    pub daily_limit: i64,
+    pub daily_usage: i64,
+    pub hourly_limit: i64,
+    pub hourly_usage: i64,
+    pub global_daily_limit: i64,
+    pub global_daily_usage: i64,
+    pub global_hourly_limit: i64,
+    pub global_hourly_usage: i64,
+    pub month: String,
+}
+
+struct Denial {
+    reason: Reason,
+    scope: Scope,
+    limit: i64,
+    usage: i64,
+    message: String,
+    retry_after: Option<DateTime<Utc>>,
+}
+
+pub fn decide(
+    ai_type: &str,
+    estimated_tokens: i64,
+    limits: &Limits,
+    global: &GlobalLimits,
+    snap: &Snapshot,
+    periods: &Periods,
+) -> Decision {
+    let level = Level::of(snap.ai_month.used, limits.monthly);
+    let global_level = Level::of(snap.global_month.used, global.monthly);
+    let denial = first_denial(ai_type, estimated_tokens, limits, global, snap, periods, level, global_level);
+    let (allowed, reason, message, retry_after, scope, limit, usage) = match denial {
+        None => (
+            true,
+            Reason::Ok,
+            format!(
+                "allowed: {ai_type} may use {estimated_tokens} tokens ({} of {} used this month)",
+                snap.ai_month.committed(),
+                limits.monthly
+            ),
+            None,
+            None,
+            None,
+            None,
+        ),
+        Some(d) => (false, d.reason, d.message, d.retry_after, Some(d.scope), Some(d.limit), Some(d.usage)),
+    };
+    Decision {
+        allowed,
+        reason,
+        message,
+        ai_type: ai_type.to_string(),
+        estimated_tokens,
+        retry_after,
+        scope,
+        limit,
+        usage,
+        level,
+        global_level,
+        request_limit: limits.per_request,
+        monthly_limit: limits.monthly,
+        current_usage: snap.ai_month.committed(),
+        reserved_tokens: snap.ai_month.reserved,
+        usage_percentage: percentage(snap.ai_month.used, limits.monthly),
+        global_limit: global.monthly,
+        global_usage: snap.global_month.committed(),
+        daily_limit: limits.daily,
+        daily_usage: snap.ai_day.committed(),
+        hourly_limit: limits.hourly,
+        hourly_usage: snap.ai_hour.committed(),
+        global_daily_limit: global.daily,
+        global_daily_usage: snap.global_day.committed(),
+        global_hourly_limit: global.hourly,
+        global_hourly_usage: snap.global_hour.committed(),
+        month: periods.month.clone(),
+    }
+}
+
+/// When the window ending at `end` frees enough room: at its end, if the request fits an
+/// empty window at all; never (None) if it is larger than the limit itself.
+fn retry_at(end: DateTime<Utc>, estimated: i64, limit: i64) -> Option<DateTime<Utc>> {
+    (estimated <= limit).then_some(end)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn first_denial(
+    ai_type: &str,
+    est: i64,
+    limits: &Limits,
+    global: &GlobalLimits,
+    snap: &Snapshot,
+    periods: &Periods,
+    level: Level,
+    global_level: Level,
+) -> Option<Denial> {
+    if level == Level::Emergency {
+        return Some(Denial {
+            reason: Reason::EmergencyShutdown,
+            scope: Scope::AiType,
+            limit: limits.monthly,
+            usage: snap.ai_month.used,
+            message: format!(
+                "Emergency shutdown for {ai_type}: {} of {} tokens used this month ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
+                snap.ai_month.used,
+                limits.monthly,
+                percentage(snap.ai_month.used, limits.monthly)
+            ),
+            retry_after: Some(periods.month_end),
+        });
+    }
+    if global_level == Level::Emergency {
+        return Some(Denial {
+            reason: Reason::EmergencyShutdown,
+            scope: Scope::Global,
+            limit: global.monthly,
+            usage: snap.global_month.used,
+            message: format!(
+                "Global emergency shutdown: {} of {} tokens used this month by all AI types ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
+                snap.global_month.used,
+                global.monthly,
+                percentage(snap.global_month.used, global.monthly)
+            ),
+            retry_after: Some(periods.month_end),
+        });
+    }
+    if est > limits.per_request {
+        return Some(Denial {
+            reason: Reason::RequestLimitExceeded,
+            scope: Scope::AiType,
+            limit: limits.per_request,
+            usage: est,
+            message: format!(
+                "Request token limit exceeded for {ai_type}: estimated_tokens={est} request_limit={}",
+                limits.per_request
+            ),
+            retry_after: None,
+        });
+    }
+    let windows: [(Reason, Scope, &str, i64, i64, DateTime<Utc>); 6] = [
+        (Reason::MonthlyLimitExceeded, Scope::AiType, "Monthly", limits.monthly, snap.ai_month.committed(), periods.month_end),
+        (Reason::GlobalLimitExceeded, Scope::Global, "Global monthly", global.monthly, snap.global_month.committed(), periods.month_end),
+        (Reason::DailyLimitExceeded, Scope::AiType, "Daily", limits.daily, snap.ai_day.committed(), periods.day_end),
+        (Reason::DailyLimitExceeded, Scope::Global, "Global daily", global.daily, snap.global_day.committed(), periods.day_end),
+        (Reason::HourlyLimitExceeded, Scope::AiType, "Hourly", limits.hourly, snap.ai_hour.committed(), periods.hour_end),
+        (Reason::HourlyLimitExceeded, Scope::Global, "Global hourly", global.hourly, snap.global_hour.committed(), periods.hour_end),
+    ];
+    for (reason, scope, name, limit, usage, end) in windows {
+        if usage.saturating_add(est) > limit {
+            let whose = match scope {
+                Scope::AiType => format!(" for {ai_type}"),
+                Scope::Global => String::new(),
+            };
+            return Some(Denial {
+                reason,
+                scope,
+                limit,
+                usage,
+                message: format!(
+                    "{name} token limit exceeded{whose}: current_usage={usage} + estimated_tokens={est} > limit={limit}"
+                ),
+                retry_after: retry_at(end, est, limit),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::clock::periods_at;
+    use super::super::limits::LimitRow;
+    use super::super::Counter;
+    use super::*;
+
+    fn setup() -> (Limits, GlobalLimits, Periods) {
+        let row = LimitRow { monthly: Some(140_000), per_request: Some(1_000), ..Default::default() };
+        let at = DateTime::parse_from_rfc3339("2026-11-23T10:15:00Z").unwrap().with_timezone(&Utc);
+        (Limits::resolve(&row, None), GlobalLimits::resolve(&row, &row), periods_at(at, chrono_tz::Tz::UTC))
+    }
+
+    fn used(n: i64) -> Counter {
+        Counter { used: n, reserved: 0 }
+    }
+
+    #[test]
+    fn the_1073_token_request_is_denied_with_both_numbers() {
+        let (l, g, p) = setup();
+        let d = decide("imperium", 1073, &l, &g, &Snapshot::default(), &p);
+        assert!(!d.allowed);
+        assert_eq!(d.reason, Reason::RequestLimitExceeded);
+        assert!(d.message.contains("estimated_tokens=1073"), "{}", d.message);
+        assert!(d.message.contains("request_limit=1000"), "{}", d.message);
+        assert_eq!(d.retry_after, None);
+    }
+
+    #[test]
+    fn a_request_at_the_limit_is_allowed() {
+        let (l, g, p) = setup();
+        let d = decide("imperium", 1000, &l, &g, &Snapshot::default(), &p);
+        assert!(d.allowed, "{}", d.message);
+        assert_eq!(d.reason, Reason::Ok);
+    }
+
+    #[test]
+    fn emergency_comes_first_and_global_emergency_denies_everyone() {
+        let (l, g, p) = setup();
+        let snap = Snapshot { ai_month: used(137_200), global_month: used(137_200), ..Default::default() };
+        let d = decide("imperium", 5_000, &l, &g, &snap, &p);
+        assert_eq!((d.reason, d.scope), (Reason::EmergencyShutdown, Some(Scope::AiType)));
+        assert_eq!(d.retry_after, Some(p.month_end));
+        let snap = Snapshot { global_month: used(137_200), ..Default::default() };
+        let d = decide("guardian", 10, &l, &g, &snap, &p);
+        assert_eq!((d.reason, d.scope), (Reason::EmergencyShutdown, Some(Scope::Global)));
+    }
+
+    #[test]
+    fn reservations_count_against_the_limits() {
+        let (l, g, p) = setup();
+        let snap = Snapshot {
+            ai_month: Counter { used: 100_000, reserved: 39_500 },
+            global_month: Counter { used: 100_000, reserved: 39_500 },
+            ..Default::default()
+        };
+        let d = decide("imperium", 600, &l, &g, &snap, &p);
+        assert_eq!(d.reason, Reason::MonthlyLimitExceeded);
+        assert_eq!(d.current_usage, 139_500);
+        assert!(d.message.contains("current_usage=139500 + estimated_tokens=600 > limit=140000"), "{}", d.message);
+        assert!(decide("imperium", 500, &l, &g, &snap, &p).allowed);
+    }
+
+    #[test]
+    fn order_monthly_then_global_then_daily_then_hourly() {
+        let (l, g, p) = setup();
+        let mut snap = Snapshot { global_month: used(139_900), ai_day: used(9_800), ai_hour: used(1_400), ..Default::default() };
+        assert_eq!(decide("a", 200, &l, &g, &snap, &p).reason, Reason::GlobalLimitExceeded);
+        snap.global_month = used(0);
+        let d = decide("a", 200, &l, &g, &snap, &p);
+        assert_eq!((d.reason, d.retry_after), (Reason::DailyLimitExceeded, Some(p.day_end)));
+        snap.ai_day = used(0);
+        let d = decide("a", 200, &l, &g, &snap, &p);
+        assert_eq!((d.reason, d.retry_after), (Reason::HourlyLimitExceeded, Some(p.hour_end)));
+        assert_eq!(d.retry_after.unwrap().to_rfc3339(), "2026-11-23T11:00:00+00:00");
+        snap.ai_hour = used(0);
+        snap.global_hour = used(1_300);
+        let d = decide("a", 200, &l, &g, &snap, &p);
+        assert_eq!((d.reason, d.scope), (Reason::HourlyLimitExceeded, Some(Scope::Global)));
+    }
+}

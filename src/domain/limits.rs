@@ -1,0 +1,251 @@
+//! Limits as stored (rows that may leave values unset) and as enforced (every value resolved).
+//!
+//! Resolution for an AI type: its own row, else the default row, else derived from its monthly
+//! limit. The global total has a row of its own. Rate limits (rpm, rpd, cooldown, concurrency)
+//! use 0 for "off".
+
+use serde::Serialize;
+
+/// Default daily cap as a percentage of the monthly limit: about twice the even daily share
+/// (100% / 30 days ≈ 3.3%), so a quiet day can be caught up but the month cannot be spent in
+/// fewer than 15 days.
+pub const DERIVED_DAILY_PERCENT: i64 = 7;
+/// Default hourly cap: 1% of the month (never below the per-request limit, so a full-size
+/// request fits in any fresh hour); a day's cap takes at least 7 hours to spend.
+pub const DERIVED_HOURLY_PERCENT: i64 = 1;
+
+/// One row of `token_limits`. `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LimitRow {
+    pub monthly: Option<i64>,
+    pub daily: Option<i64>,
+    pub hourly: Option<i64>,
+    pub per_request: Option<i64>,
+    pub rpm: Option<i64>,
+    pub rpd: Option<i64>,
+    pub cooldown_seconds: Option<i64>,
+    pub max_concurrent: Option<i64>,
+    pub pacing: Option<bool>,
+}
+
+impl LimitRow {
+    /// Values of `changes` that are set replace ours.
+    pub fn merged(&self, changes: &LimitRow) -> LimitRow {
+        LimitRow {
+            monthly: changes.monthly.or(self.monthly),
+            daily: changes.daily.or(self.daily),
+            hourly: changes.hourly.or(self.hourly),
+            per_request: changes.per_request.or(self.per_request),
+            rpm: changes.rpm.or(self.rpm),
+            rpd: changes.rpd.or(self.rpd),
+            cooldown_seconds: changes.cooldown_seconds.or(self.cooldown_seconds),
+            max_concurrent: changes.max_concurrent.or(self.max_concurrent),
+            pacing: changes.pacing.or(self.pacing),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == LimitRow::default()
+    }
+}
+
+/// The limits enforced on one AI type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    pub monthly: i64,
+    pub daily: i64,
+    pub hourly: i64,
+    pub per_request: i64,
+    pub rpm: Option<i64>,
+    pub rpd: Option<i64>,
+    pub cooldown_seconds: i64,
+    pub max_concurrent: Option<i64>,
+    pub pacing: bool,
+}
+
+/// The limits enforced on all AI types together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlobalLimits {
+    pub monthly: i64,
+    pub daily: i64,
+    pub hourly: i64,
+    pub rpm: Option<i64>,
+    pub rpd: Option<i64>,
+    pub max_concurrent: Option<i64>,
+    pub pacing: bool,
+}
+
+pub const DEFAULT_MONTHLY: i64 = 140_000;
+pub const DEFAULT_PER_REQUEST: i64 = 1_000;
+
+fn off_if_zero(v: Option<i64>) -> Option<i64> {
+    v.filter(|n| *n > 0)
+}
+
+pub fn derived_daily(monthly: i64) -> i64 {
+    ceil_percent(monthly, DERIVED_DAILY_PERCENT)
+}
+
+pub fn derived_hourly(monthly: i64, daily: i64, per_request: i64) -> i64 {
+    ceil_percent(monthly, DERIVED_HOURLY_PERCENT).max(per_request).min(daily)
+}
+
+fn ceil_percent(value: i64, percent: i64) -> i64 {
+    ((value as i128 * percent as i128 + 99) / 100) as i64
+}
+
+impl Limits {
+    pub fn resolve(default: &LimitRow, own: Option<&LimitRow>) -> Limits {
+        let row = match own {
+            Some(own) => default.merged(own),
+            None => default.clone(),
+        };
+        let monthly = row.monthly.unwrap_or(DEFAULT_MONTHLY);
+        let per_request = row.per_request.unwrap_or(DEFAULT_PER_REQUEST);
+        let daily = row.daily.unwrap_or_else(|| derived_daily(monthly));
+        let hourly = row.hourly.unwrap_or_else(|| derived_hourly(monthly, daily, per_request));
+        Limits {
+            monthly,
+            daily,
+            hourly,
+            per_request,
+            rpm: off_if_zero(row.rpm),
+            rpd: off_if_zero(row.rpd),
+            cooldown_seconds: row.cooldown_seconds.unwrap_or(0).max(0),
+            max_concurrent: off_if_zero(row.max_concurrent),
+            pacing: row.pacing.unwrap_or(false),
+        }
+    }
+
+    /// Settings that contradict each other, one sentence each, naming `who`.
+    pub fn warnings(&self, who: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.per_request > self.hourly {
+            out.push(format!(
+                "{who}: hourly limit {} is below the per-request limit {}: a full-size request can never run",
+                self.hourly, self.per_request
+            ));
+        }
+        if self.per_request > self.daily {
+            out.push(format!(
+                "{who}: daily limit {} is below the per-request limit {}",
+                self.daily, self.per_request
+            ));
+        }
+        if self.per_request > self.monthly {
+            out.push(format!(
+                "{who}: monthly limit {} is below the per-request limit {}",
+                self.monthly, self.per_request
+            ));
+        }
+        out.extend(window_warnings(who, self.monthly, self.daily, self.hourly));
+        out
+    }
+}
+
+impl GlobalLimits {
+    pub fn resolve(global: &LimitRow, default: &LimitRow) -> GlobalLimits {
+        let monthly = global.monthly.unwrap_or(DEFAULT_MONTHLY);
+        let per_request = default.per_request.unwrap_or(DEFAULT_PER_REQUEST);
+        let daily = global.daily.unwrap_or_else(|| derived_daily(monthly));
+        let hourly = global.hourly.unwrap_or_else(|| derived_hourly(monthly, daily, per_request));
+        GlobalLimits {
+            monthly,
+            daily,
+            hourly,
+            rpm: off_if_zero(global.rpm),
+            rpd: off_if_zero(global.rpd),
+            max_concurrent: off_if_zero(global.max_concurrent),
+            pacing: global.pacing.unwrap_or(false),
+        }
+    }
+
+    pub fn warnings(&self, per_request: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        if per_request > self.hourly {
+            out.push(format!(
+                "global: hourly limit {} is below the per-request limit {}: a full-size request can never run",
+                self.hourly, per_request
+            ));
+        }
+        out.extend(window_warnings("global", self.monthly, self.daily, self.hourly));
+        out
+    }
+}
+
+fn window_warnings(who: &str, monthly: i64, daily: i64, hourly: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    if daily > monthly {
+        out.push(format!("{who}: daily limit {daily} is above the monthly limit {monthly}"));
+    }
+    if hourly > daily {
+        out.push(format!("{who}: hourly limit {hourly} is above the daily limit {daily}"));
+    }
+    if (hourly as i128) * 24 < daily as i128 {
+        out.push(format!(
+            "{who}: daily limit {daily} can never be reached at {hourly} tokens per hour"
+        ));
+    }
+    if (daily as i128) * 28 < monthly as i128 {
+        out.push(format!(
+            "{who}: monthly limit {monthly} cannot be reached in a 28-day month at {daily} tokens per day"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded_default() -> LimitRow {
+        LimitRow {
+            monthly: Some(140_000),
+            per_request: Some(1_000),
+            rpm: Some(42),
+            rpd: Some(3_400),
+            cooldown_seconds: Some(0),
+            pacing: Some(false),
+            ..LimitRow::default()
+        }
+    }
+
+    #[test]
+    fn default_profile_is_coherent_and_lets_a_full_request_through_every_hour() {
+        let l = Limits::resolve(&seeded_default(), None);
+        assert_eq!((l.monthly, l.daily, l.hourly, l.per_request), (140_000, 9_800, 1_400, 1_000));
+        assert_eq!(l.rpm, Some(42));
+        assert_eq!(l.cooldown_seconds, 0);
+        assert!(l.warnings("default").is_empty(), "{:?}", l.warnings("default"));
+    }
+
+    #[test]
+    fn overrides_inherit_the_rest_and_rederive_windows() {
+        let own = LimitRow { monthly: Some(500_000), ..LimitRow::default() };
+        let l = Limits::resolve(&seeded_default(), Some(&own));
+        assert_eq!((l.monthly, l.daily, l.hourly), (500_000, 35_000, 5_000));
+        assert_eq!(l.per_request, 1_000);
+    }
+
+    #[test]
+    fn small_monthly_keeps_hourly_at_the_request_limit() {
+        let own = LimitRow { monthly: Some(20_000), ..LimitRow::default() };
+        let l = Limits::resolve(&seeded_default(), Some(&own));
+        assert_eq!((l.daily, l.hourly), (1_400, 1_000));
+    }
+
+    #[test]
+    fn incoherent_settings_are_named() {
+        let own = LimitRow { hourly: Some(500), daily: Some(200_000), ..LimitRow::default() };
+        let w = Limits::resolve(&seeded_default(), Some(&own)).warnings("imperium");
+        assert!(w.iter().any(|s| s.contains("hourly limit 500 is below the per-request limit 1000")), "{w:?}");
+        assert!(w.iter().any(|s| s.contains("daily limit 200000 is above the monthly limit 140000")), "{w:?}");
+    }
+
+    #[test]
+    fn zero_turns_rate_limits_off() {
+        let own = LimitRow { rpm: Some(0), max_concurrent: Some(0), ..LimitRow::default() };
+        let l = Limits::resolve(&seeded_default(), Some(&own));
+        assert_eq!((l.rpm, l.max_concurrent), (None, None));
+    }
+}

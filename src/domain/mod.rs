@@ -1,0 +1,16 @@
+//! Domain types: pure values and rules, no I/O. Everything here is unit-tested without a database.
+
+pub mod clock;
+pub mod decision;
+pub mod estimate;
+pub mod level;
+pub mod limits;
+pub mod prices;
+pub mod usage;
+pub mod validate;
+
+pub use clock::{Clock, Periods};
+pub use decision::{decide, Decision, Reason};
+pub use level::Level;
+pub use limits::{GlobalLimits, LimitRow, Limits};
+pub use usage::{Counter, Snapshot};

@@ -1,0 +1,42 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokenctl::cli::{one_line_clap_error, Cli};
+use tokenctl::error::{exit_code_for, one_line, redact, EXIT_FAILURE, EXIT_USAGE};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("tokenctl: error: {}", one_line_clap_error(&e));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let url = match tokenctl::commands::database_url(cli.database_url.as_deref()) {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("tokenctl: error: {}", one_line(&e));
+            return exit_code_for(&e);
+        }
+    };
+    let secrets = url.secrets();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokenctl: error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(tokenctl::commands::run(cli, url)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tokenctl: error: {}", redact(&one_line(&e), &secrets));
+            exit_code_for(&e)
+        }
+    }
+}
