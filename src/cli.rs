@@ -46,8 +46,10 @@ pub enum Command {
     /// Decide whether a request may go ahead, without writing anything (exit 3 when denied)
     Check(CheckArgs),
     /// Decide and, when allowed, hold the estimate against every limit in one atomic step
-    #[command(after_help = "The hold ends exactly once: `record --reservation ID` settles it with the real \
-numbers, `release --reservation ID` gives it back, or it expires after --ttl.")]
+    #[command(
+        after_help = "The hold ends exactly once: `record --reservation ID` settles it with the real \
+numbers, `release --reservation ID` gives it back, or it expires after --ttl."
+    )]
     Reserve(ReserveArgs),
     /// Give back a reservation whose request never ran
     Release(ReleaseArgs),
@@ -94,9 +96,12 @@ fn on_off(s: &str) -> Result<bool, String> {
     }
 }
 fn ttl(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 30s, 10m, 1h)"))?;
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 30s, 10m, 1h)"))?;
     if d.is_zero() || d > std::time::Duration::from_secs(7 * 24 * 3600) {
-        return Err(format!("ttl must be more than 0 and at most 7 days, got '{s}'"));
+        return Err(format!(
+            "ttl must be more than 0 and at most 7 days, got '{s}'"
+        ));
     }
     Ok(d)
 }
@@ -296,7 +301,8 @@ pub fn one_line_clap_error(err: &clap::Error) -> String {
     let rendered = err.to_string();
     let mut parts = Vec::new();
     for line in rendered.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information") {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
             continue;
         }
         if line.starts_with("tokenctl ") && !parts.is_empty() {

@@ -19,7 +19,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DENIED: u8 = 3;
 
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<UsageError>().is_some())
+    {
         ExitCode::from(EXIT_USAGE)
     } else {
         ExitCode::from(EXIT_FAILURE)
@@ -55,8 +58,12 @@ mod tests {
 
     #[test]
     fn redaction_and_one_line() {
-        let err = anyhow::anyhow!("connection to postgres://u:hunter2@db/x failed\nretry").context("cannot connect");
+        let err = anyhow::anyhow!("connection to postgres://u:hunter2@db/x failed\nretry")
+            .context("cannot connect");
         let line = redact(&one_line(&err), &["hunter2".into()]);
-        assert_eq!(line, "cannot connect: connection to postgres://u:***@db/x failed retry");
+        assert_eq!(
+            line,
+            "cannot connect: connection to postgres://u:***@db/x failed retry"
+        );
     }
 }

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
         }
     };
     let secrets = url.secrets();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokenctl: error: cannot start the async runtime: {e}");

@@ -22,13 +22,26 @@ pub struct Request {
 
 impl Request {
     pub fn from_args(args: EstimateArgs) -> Result<Request, UsageError> {
-        let estimated_tokens = match (args.estimated_tokens, args.prompt, args.prompt_file, args.max_tokens) {
+        let estimated_tokens = match (
+            args.estimated_tokens,
+            args.prompt,
+            args.prompt_file,
+            args.max_tokens,
+        ) {
             (Some(n), _, _, _) => n,
             (None, Some(prompt), _, Some(max)) => estimate::estimate(&prompt, max),
             (None, None, Some(path), Some(max)) => estimate::estimate(&read_prompt(&path)?, max),
-            _ => return Err(UsageError::new("give --estimated-tokens N, or --prompt/--prompt-file with --max-tokens N")),
+            _ => {
+                return Err(UsageError::new(
+                    "give --estimated-tokens N, or --prompt/--prompt-file with --max-tokens N",
+                ))
+            }
         };
-        Ok(Request { ai_type: args.ai_type, estimated_tokens, json: args.json })
+        Ok(Request {
+            ai_type: args.ai_type,
+            estimated_tokens,
+            json: args.json,
+        })
     }
 }
 
@@ -37,9 +50,16 @@ fn read_prompt(path: &std::path::Path) -> Result<String, UsageError> {
     let result = if path.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)).map(|_| ())
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map(|_| ())
     };
-    result.map_err(|e| UsageError::new(format!("cannot read the prompt from {}: {e}", path.display())))?;
+    result.map_err(|e| {
+        UsageError::new(format!(
+            "cannot read the prompt from {}: {e}",
+            path.display()
+        ))
+    })?;
     Ok(text)
 }
 
@@ -56,13 +76,21 @@ fn decision_line(d: &Decision) -> String {
         return d.message.clone();
     }
     match d.retry_after {
-        Some(t) => format!("denied ({}): {}; retry after {}", d.reason.as_str(), d.message, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        Some(t) => format!(
+            "denied ({}): {}; retry after {}",
+            d.reason.as_str(),
+            d.message,
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
         None => format!("denied ({}): {}", d.reason.as_str(), d.message),
     }
 }
 
 pub async fn check(app: &App, req: Request) -> Result<ExitCode> {
-    let decision = app.db.check(&req.ai_type, req.estimated_tokens, &app.clock).await?;
+    let decision = app
+        .db
+        .check(&req.ai_type, req.estimated_tokens, &app.clock)
+        .await?;
     if req.json {
         print_json(&decision)?;
     } else {
@@ -72,7 +100,10 @@ pub async fn check(app: &App, req: Request) -> Result<ExitCode> {
 }
 
 pub async fn reserve(app: &App, req: Request, ttl: Duration) -> Result<ExitCode> {
-    let reserved = app.db.reserve(&req.ai_type, req.estimated_tokens, ttl, &app.clock).await?;
+    let reserved = app
+        .db
+        .reserve(&req.ai_type, req.estimated_tokens, ttl, &app.clock)
+        .await?;
     if req.json {
         print_json(&reserved)?;
     } else if let (Some(id), Some(expires)) = (&reserved.reservation_id, reserved.expires_at) {

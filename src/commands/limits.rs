@@ -70,7 +70,12 @@ pub fn build(rows: &LimitRows) -> LimitsReport {
         .map(|(name, own)| {
             let limits = Limits::resolve(&rows.default, Some(own));
             warnings.extend(limits.warnings(name));
-            AiTypeLimits { ai_type: name.clone(), thresholds: Thresholds::of(limits.monthly), limits, overrides: own.clone() }
+            AiTypeLimits {
+                ai_type: name.clone(),
+                thresholds: Thresholds::of(limits.monthly),
+                limits,
+                overrides: own.clone(),
+            }
         })
         .collect();
     LimitsReport {
@@ -128,7 +133,16 @@ fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
     }
     let mut table = app.style.table();
     table.set_header(vec![
-        "Applies to", "Monthly", "Daily", "Hourly", "Per request", "RPM", "RPD", "Cooldown", "In flight", "Pacing",
+        "Applies to",
+        "Monthly",
+        "Daily",
+        "Hourly",
+        "Per request",
+        "RPM",
+        "RPD",
+        "Cooldown",
+        "In flight",
+        "Pacing",
     ]);
     let off = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "off".into());
     let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
@@ -141,7 +155,11 @@ fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
             right(thousands(l.per_request)),
             right(off(l.rpm)),
             right(off(l.rpd)),
-            right(if l.cooldown_seconds > 0 { format!("{}s", l.cooldown_seconds) } else { "off".into() }),
+            right(if l.cooldown_seconds > 0 {
+                format!("{}s", l.cooldown_seconds)
+            } else {
+                "off".into()
+            }),
             right(off(l.max_concurrent)),
             Cell::new(if l.pacing { "on" } else { "off" }),
         ]);

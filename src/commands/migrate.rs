@@ -15,15 +15,26 @@ struct Migrated {
 }
 
 pub async fn run(db: &Db, url: &DbUrl, args: &MigrateArgs) -> Result<ExitCode> {
-    let applied = db.migrate().await.with_context(|| format!("cannot migrate {}", url.describe()))?;
-    let report = Migrated { database: url.describe(), backend: db.backend_name(), applied };
+    let applied = db
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate {}", url.describe()))?;
+    let report = Migrated {
+        database: url.describe(),
+        backend: db.backend_name(),
+        applied,
+    };
     if args.json {
         print_json(&report)?;
     } else if report.applied.is_empty() {
         println!("{}: schema is up to date", report.database);
     } else {
         let list: Vec<String> = report.applied.iter().map(|v| v.to_string()).collect();
-        println!("{}: applied migration(s) {}", report.database, list.join(", "));
+        println!(
+            "{}: applied migration(s) {}",
+            report.database,
+            list.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -29,7 +29,10 @@ pub struct App {
 /// else the default SQLite file.
 pub fn database_url(flag: Option<&str>) -> Result<DbUrl> {
     let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let chosen = flag.map(str::to_string).or_else(|| from_env("TOKENCTL_DATABASE_URL")).or_else(|| from_env("DATABASE_URL"));
+    let chosen = flag
+        .map(str::to_string)
+        .or_else(|| from_env("TOKENCTL_DATABASE_URL"))
+        .or_else(|| from_env("DATABASE_URL"));
     match chosen {
         Some(raw) => Ok(DbUrl::parse(&raw)?),
         None => Ok(DbUrl::default_sqlite(crate::db::default_sqlite_path()?)),
@@ -89,7 +92,8 @@ impl Prepared {
             }
             Command::Check(args) => Prepared::Check(admit::Request::from_args(args.estimate)?),
             Command::Reserve(args) => {
-                let ttl = chrono::Duration::from_std(args.ttl).map_err(|_| UsageError::new("ttl is too long"))?;
+                let ttl = chrono::Duration::from_std(args.ttl)
+                    .map_err(|_| UsageError::new("ttl is too long"))?;
                 Prepared::Reserve(admit::Request::from_args(args.estimate)?, ttl)
             }
             Command::Release(args) => Prepared::Release(args),

@@ -26,7 +26,10 @@ pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
     if model.is_empty() {
         return Err(crate::error::UsageError::new("--model must not be empty").into());
     }
-    let table = app.db.set_price(model, args.input_per_mtok, args.output_per_mtok, &app.clock).await?;
+    let table = app
+        .db
+        .set_price(model, args.input_per_mtok, args.output_per_mtok, &app.clock)
+        .await?;
     if !args.json {
         println!(
             "{model}: ${} per million input tokens, ${} per million output tokens (stored in the database)",
@@ -39,11 +42,18 @@ pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
 
 fn print(app: &App, prices: &PriceTable, json: bool) -> Result<ExitCode> {
     if json {
-        print_json(&PricesReport { prices: prices.all() })?;
+        print_json(&PricesReport {
+            prices: prices.all(),
+        })?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = app.style.table();
-    table.set_header(vec!["Model", "Input USD / Mtok", "Output USD / Mtok", "Source"]);
+    table.set_header(vec![
+        "Model",
+        "Input USD / Mtok",
+        "Output USD / Mtok",
+        "Source",
+    ]);
     for p in prices.all() {
         table.add_row(vec![
             Cell::new(&p.model),

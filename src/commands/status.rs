@@ -74,7 +74,11 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
     let current = periods.month == month;
     let window = |ai: &str, period: &str| -> Option<i64> {
         current.then(|| {
-            view.windows.iter().find(|w| w.ai_type == ai && w.period == period).map(|w| w.tokens).unwrap_or(0)
+            view.windows
+                .iter()
+                .find(|w| w.ai_type == ai && w.period == period)
+                .map(|w| w.tokens)
+                .unwrap_or(0)
         })
     };
     let mut names: BTreeSet<String> = view.rows.iter().map(|r| r.ai_type.clone()).collect();
@@ -86,9 +90,19 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
     let ai_types = names
         .into_iter()
         .map(|name| {
-            let own = view.limits.ai_types.iter().find(|(a, _)| *a == name).map(|(_, r)| r);
+            let own = view
+                .limits
+                .ai_types
+                .iter()
+                .find(|(a, _)| *a == name)
+                .map(|(_, r)| r);
             let limits = Limits::resolve(&view.limits.default, own);
-            let row = view.rows.iter().find(|r| r.ai_type == name).cloned().unwrap_or_default();
+            let row = view
+                .rows
+                .iter()
+                .find(|r| r.ai_type == name)
+                .cloned()
+                .unwrap_or_default();
             AiTypeStatus {
                 tokens_in: row.tokens_in,
                 tokens_out: row.tokens_out,
@@ -103,7 +117,11 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
                 daily_limit: limits.daily,
                 hourly_limit: limits.hourly,
                 level: Level::of(row.total_tokens, limits.monthly),
-                status: if row.status.is_empty() { "active".into() } else { row.status.clone() },
+                status: if row.status.is_empty() {
+                    "active".into()
+                } else {
+                    row.status.clone()
+                },
                 last_request_at: row.last_request_at,
                 cost_usd: row.cost_usd,
                 burn_rate_per_hour: None,
@@ -130,13 +148,23 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
         daily_limit: global_limits.daily,
         hourly_limit: global_limits.hourly,
     };
-    StatusReport { month: month.to_string(), current_month: current, timezone: clock.tz.name().to_string(), global, ai_types }
+    StatusReport {
+        month: month.to_string(),
+        current_month: current,
+        timezone: clock.tz.name().to_string(),
+        global,
+        ai_types,
+    }
 }
 
 pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     let periods = app.clock.periods();
     let month = args.month.clone().unwrap_or_else(|| periods.month.clone());
-    let windows: Vec<&str> = if month == periods.month { vec![&periods.day, &periods.hour] } else { vec![] };
+    let windows: Vec<&str> = if month == periods.month {
+        vec![&periods.day, &periods.hour]
+    } else {
+        vec![]
+    };
     let view = app.db.usage_view(&month, &windows).await?;
     let report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
     if args.json {
@@ -158,13 +186,26 @@ fn print_table(app: &App, r: &StatusReport) {
     } else {
         let mut table = app.style.table();
         table.set_header(vec![
-            "AI type", "Used", "Limit", "%", "Remaining", "Today", "This hour", "Requests", "Cost (USD)", "Level",
+            "AI type",
+            "Used",
+            "Limit",
+            "%",
+            "Remaining",
+            "Today",
+            "This hour",
+            "Requests",
+            "Cost (USD)",
+            "Level",
             "Last request",
         ]);
         for a in &r.ai_types {
             let last = a
                 .last_request_at
-                .map(|t| t.with_timezone(&app.clock.tz).format("%Y-%m-%d %H:%M").to_string())
+                .map(|t| {
+                    t.with_timezone(&app.clock.tz)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
                 .unwrap_or_else(|| "-".into());
             table.add_row(vec![
                 Cell::new(&a.ai_type),
@@ -183,7 +224,11 @@ fn print_table(app: &App, r: &StatusReport) {
         println!("{table}");
     }
     let g = &r.global;
-    let held = if g.reserved_tokens > 0 { format!(", {} held by reservations", thousands(g.reserved_tokens)) } else { String::new() };
+    let held = if g.reserved_tokens > 0 {
+        format!(", {} held by reservations", thousands(g.reserved_tokens))
+    } else {
+        String::new()
+    };
     println!(
         "Global: {} of {} ({:.2}%), {} remaining{held}, level {}; today {}, this hour {}; ${:.4}",
         thousands(g.total_tokens),

@@ -14,8 +14,15 @@ use crate::error::UsageError;
 /// The limits in force for one AI type and for the total.
 pub async fn limits_for<S: Store>(s: &mut S, ai_type: &str) -> Result<(Limits, GlobalLimits)> {
     let rows = s.limit_rows(Some(ai_type)).await?;
-    let own = rows.ai_types.iter().find(|(a, _)| a == ai_type).map(|(_, r)| r);
-    Ok((Limits::resolve(&rows.default, own), GlobalLimits::resolve(&rows.global, &rows.default)))
+    let own = rows
+        .ai_types
+        .iter()
+        .find(|(a, _)| a == ai_type)
+        .map(|(_, r)| r);
+    Ok((
+        Limits::resolve(&rows.default, own),
+        GlobalLimits::resolve(&rows.global, &rows.default),
+    ))
 }
 
 /// Holds past their TTL stop counting, exactly once: the state change and the give-back
@@ -24,7 +31,8 @@ pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Resu
     let expired = s.expire_holds(now).await?;
     for hold in &expired {
         let (limits, _) = limits_for(s, &hold.ai_type).await?;
-        s.add_reserved(hold, -hold.estimated_tokens, limits.monthly, now).await?;
+        s.add_reserved(hold, -hold.estimated_tokens, limits.monthly, now)
+            .await?;
     }
     Ok(expired.len())
 }
@@ -57,13 +65,20 @@ fn without_stale(mut snap: Snapshot, ai_type: &str, periods: &Periods, stale: &[
 }
 
 /// The decision for a request, without writing anything.
-pub async fn check<S: Store>(s: &mut S, ai_type: &str, estimated: i64, clock: &Clock) -> Result<Decision> {
+pub async fn check<S: Store>(
+    s: &mut S,
+    ai_type: &str,
+    estimated: i64,
+    clock: &Clock,
+) -> Result<Decision> {
     let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
     let snap = s.snapshot(ai_type, &periods).await?;
     let stale = s.stale_holds(clock.now).await?;
     let snap = without_stale(snap, ai_type, &periods, &stale);
-    Ok(decide(ai_type, estimated, &limits, &global, &snap, &periods))
+    Ok(decide(
+        ai_type, estimated, &limits, &global, &snap, &periods,
+    ))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -75,7 +90,13 @@ pub struct Reserved {
 }
 
 /// Decides and, when allowed, holds `estimated` tokens against every limit, in one step.
-pub async fn reserve<S: Store>(s: &mut S, ai_type: &str, estimated: i64, ttl: Duration, clock: &Clock) -> Result<Reserved> {
+pub async fn reserve<S: Store>(
+    s: &mut S,
+    ai_type: &str,
+    estimated: i64,
+    ttl: Duration,
+    clock: &Clock,
+) -> Result<Reserved> {
     s.lock_admission().await?;
     expire_stale_holds(s, clock.now).await?;
     let (limits, global) = limits_for(s, ai_type).await?;
@@ -83,7 +104,11 @@ pub async fn reserve<S: Store>(s: &mut S, ai_type: &str, estimated: i64, ttl: Du
     let snap = s.snapshot(ai_type, &periods).await?;
     let decision = decide(ai_type, estimated, &limits, &global, &snap, &periods);
     if !decision.allowed {
-        return Ok(Reserved { decision, reservation_id: None, expires_at: None });
+        return Ok(Reserved {
+            decision,
+            reservation_id: None,
+            expires_at: None,
+        });
     }
     let hold = Hold {
         id: format!("rsv_{}", uuid::Uuid::new_v4().simple()),
@@ -95,8 +120,13 @@ pub async fn reserve<S: Store>(s: &mut S, ai_type: &str, estimated: i64, ttl: Du
     };
     let expires_at = clock.now + ttl;
     s.insert_hold(&hold, clock.now, expires_at).await?;
-    s.add_reserved(&hold, estimated, limits.monthly, clock.now).await?;
-    Ok(Reserved { decision, reservation_id: Some(hold.id), expires_at: Some(expires_at) })
+    s.add_reserved(&hold, estimated, limits.monthly, clock.now)
+        .await?;
+    Ok(Reserved {
+        decision,
+        reservation_id: Some(hold.id),
+        expires_at: Some(expires_at),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,9 +152,14 @@ pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Rel
     let message = match r.state {
         HoldState::Held => {
             let (limits, _) = limits_for(s, &r.hold.ai_type).await?;
-            s.end_reservation(id, HoldState::Released, clock.now).await?;
-            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now).await?;
-            format!("released {} tokens held for {}", r.hold.estimated_tokens, r.hold.ai_type)
+            s.end_reservation(id, HoldState::Released, clock.now)
+                .await?;
+            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now)
+                .await?;
+            format!(
+                "released {} tokens held for {}",
+                r.hold.estimated_tokens, r.hold.ai_type
+            )
         }
         HoldState::Released => "already released: nothing to give back".to_string(),
         HoldState::Expired => "already expired: its tokens were given back then".to_string(),
@@ -135,7 +170,11 @@ pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Rel
         ai_type: r.hold.ai_type,
         estimated_tokens: r.hold.estimated_tokens,
         released,
-        state: if released { HoldState::Released } else { r.state },
+        state: if released {
+            HoldState::Released
+        } else {
+            r.state
+        },
         message,
     })
 }
@@ -205,7 +244,9 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
     let (limits, _) = limits_for(s, &input.ai_type).await?;
     let prices = PriceTable::new(s.price_rows().await?);
     let price = input.model.as_deref().and_then(|m| prices.lookup(m));
-    let cost_usd = price.map(|p| p.cost(input.tokens_in, input.tokens_out)).unwrap_or(0.0);
+    let cost_usd = price
+        .map(|p| p.cost(input.tokens_in, input.tokens_out))
+        .unwrap_or(0.0);
     let periods = clock.periods();
     let entry = LogEntry {
         ai_type: input.ai_type.clone(),
@@ -228,7 +269,9 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         let first = s
             .find_log(input.request_id.as_deref(), input.reservation.as_deref())
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the request was logged before but its log row cannot be found"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("the request was logged before but its log row cannot be found")
+            })?;
         let month_total = s
             .month_rows(&first.month)
             .await?
@@ -257,9 +300,11 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
     }
     if let Some(r) = &reservation {
         if r.state == HoldState::Held {
-            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now).await?;
+            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now)
+                .await?;
         }
-        s.end_reservation(&r.hold.id, HoldState::Settled, clock.now).await?;
+        s.end_reservation(&r.hold.id, HoldState::Settled, clock.now)
+            .await?;
     }
     let month_total = s
         .add_usage(&UsageDelta {
@@ -274,7 +319,8 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         .await?;
     let level = Level::of(month_total, limits.monthly);
     let pct = percentage(month_total, limits.monthly);
-    s.set_month_level(&input.ai_type, &periods.month, pct, level.row_status()).await?;
+    s.set_month_level(&input.ai_type, &periods.month, pct, level.row_status())
+        .await?;
     Ok(Recorded {
         ai_type: input.ai_type.clone(),
         month: periods.month,

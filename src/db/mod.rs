@@ -19,27 +19,35 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::Mutex;
 
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::Price;
 use crate::domain::{Periods, Snapshot};
 pub use url::DbUrl;
 
-
+/// One connection: a CLI invocation runs its operations one after another, and a single
+/// connection reports why it could not connect (a pool only says it timed out).
 pub enum Db {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+    Sqlite(Mutex<SqliteConnection>),
+    Postgres(Mutex<PgConnection>),
 }
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `$body` with `$conn: &mut <backend connection>` inside one write transaction and
 /// commits it; an error anywhere rolls everything back.
 macro_rules! write_tx {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context("cannot start a transaction")?;
+            $crate::db::Db::Sqlite(conn) => {
+                let mut guard = conn.lock().await;
+                let mut tx = sqlx::Connection::begin_with(&mut *guard, "BEGIN IMMEDIATE")
+                    .await
+                    .context("cannot start a transaction")?;
                 let out = {
                     let $conn = &mut *tx;
                     $body
@@ -47,8 +55,11 @@ macro_rules! write_tx {
                 tx.commit().await.context("cannot commit")?;
                 out
             }
-            $crate::db::Db::Postgres(pool) => {
-                let mut tx = pool.begin().await.context("cannot start a transaction")?;
+            $crate::db::Db::Postgres(conn) => {
+                let mut guard = conn.lock().await;
+                let mut tx = sqlx::Connection::begin(&mut *guard)
+                    .await
+                    .context("cannot start a transaction")?;
                 let out = {
                     let $conn = &mut *tx;
                     $body
@@ -64,8 +75,11 @@ macro_rules! write_tx {
 macro_rules! read_tx {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN DEFERRED").await.context("cannot start a transaction")?;
+            $crate::db::Db::Sqlite(conn) => {
+                let mut guard = conn.lock().await;
+                let mut tx = sqlx::Connection::begin_with(&mut *guard, "BEGIN DEFERRED")
+                    .await
+                    .context("cannot start a transaction")?;
                 let out = {
                     let $conn = &mut *tx;
                     $body
@@ -73,11 +87,14 @@ macro_rules! read_tx {
                 tx.commit().await.context("cannot end a transaction")?;
                 out
             }
-            $crate::db::Db::Postgres(pool) => {
-                let mut tx = pool
-                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await
-                    .context("cannot start a transaction")?;
+            $crate::db::Db::Postgres(conn) => {
+                let mut guard = conn.lock().await;
+                let mut tx = sqlx::Connection::begin_with(
+                    &mut *guard,
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                )
+                .await
+                .context("cannot start a transaction")?;
                 let out = {
                     let $conn = &mut *tx;
                     $body
@@ -95,23 +112,33 @@ impl Db {
     /// and applies pending migrations.
     pub async fn open(url: &DbUrl) -> Result<Db> {
         let db = Db::connect(url).await?;
-        db.migrate().await.with_context(|| format!("cannot prepare {}", url.describe()))?;
+        db.migrate()
+            .await
+            .with_context(|| format!("cannot prepare {}", url.describe()))?;
         Ok(db)
     }
 
     pub async fn connect(url: &DbUrl) -> Result<Db> {
         match url {
-            DbUrl::Sqlite { path, memory, is_default, .. } => {
+            DbUrl::Sqlite {
+                path,
+                memory,
+                is_default,
+                ..
+            } => {
                 if *is_default {
                     if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+                        std::fs::create_dir_all(dir).with_context(|| {
+                            format!("cannot create the folder {}", dir.display())
+                        })?;
                     }
                 }
                 let opts = if *memory {
                     SqliteConnectOptions::from_str("sqlite::memory:")?
                 } else {
-                    SqliteConnectOptions::new().filename(path).create_if_missing(true)
+                    SqliteConnectOptions::new()
+                        .filename(path)
+                        .create_if_missing(true)
                 }
                 .journal_mode(SqliteJournalMode::Wal)
                 // WAL + NORMAL survives a crash of the process (kill -9) without losing a
@@ -119,25 +146,29 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(60))
-                    .connect_with(opts)
+                let conn = opts
+                    .connect()
                     .await
                     .with_context(|| format!("cannot open {}", url.describe()))?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::Sqlite(Mutex::new(conn)))
             }
             DbUrl::Postgres { url: raw, .. } => {
                 let opts = PgConnectOptions::from_str(raw)
-                    .map_err(|e| crate::error::UsageError::new(format!("invalid PostgreSQL URL: {}", url.redact(&e.to_string()))))?
+                    .map_err(|e| {
+                        crate::error::UsageError::new(format!(
+                            "invalid PostgreSQL URL: {}",
+                            url.redact(&e.to_string())
+                        ))
+                    })?
                     .application_name("tokenctl");
-                let pool = PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(Duration::from_secs(15))
-                    .connect_with(opts)
+                let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
                     .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("no answer within {} seconds", CONNECT_TIMEOUT.as_secs())
+                    })
+                    .and_then(|r| r.map_err(anyhow::Error::from))
                     .with_context(|| format!("cannot connect to {}", url.describe()))?;
-                Ok(Db::Postgres(pool))
+                Ok(Db::Postgres(Mutex::new(conn)))
             }
         }
     }
@@ -152,15 +183,15 @@ impl Db {
             let result = match self {
                 // A host running an older tokenctl must keep working after a newer one
                 // migrated the shared database (migrations are additive).
-                Db::Sqlite(pool) => {
+                Db::Sqlite(conn) => {
                     let mut m = sqlx::migrate!("migrations/sqlite");
                     m.set_ignore_missing(true);
-                    m.run(pool).await
+                    m.run(&mut *conn.lock().await).await
                 }
-                Db::Postgres(pool) => {
+                Db::Postgres(conn) => {
                     let mut m = sqlx::migrate!("migrations/postgres");
                     m.set_ignore_missing(true);
-                    m.run(pool).await
+                    m.run(&mut *conn.lock().await).await
                 }
             };
             match result {
@@ -180,8 +211,16 @@ impl Db {
     async fn applied_versions(&self) -> Result<Vec<i64>> {
         let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
         let versions = match self {
-            Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
-            Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
+            Db::Sqlite(conn) => {
+                sqlx::query_scalar(sql)
+                    .fetch_all(&mut *conn.lock().await)
+                    .await?
+            }
+            Db::Postgres(conn) => {
+                sqlx::query_scalar(sql)
+                    .fetch_all(&mut *conn.lock().await)
+                    .await?
+            }
         };
         Ok(versions)
     }
@@ -353,25 +392,62 @@ pub trait Store {
     async fn lock_admission(&mut self) -> Result<()>;
     /// The default and global rows, and the rows of `ai_type` (all AI types when None).
     async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows>;
-    async fn update_limits(&mut self, scope: &LimitScope, changes: &LimitRow, at: DateTime<Utc>) -> Result<()>;
+    async fn update_limits(
+        &mut self,
+        scope: &LimitScope,
+        changes: &LimitRow,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     async fn snapshot(&mut self, ai_type: &str, periods: &Periods) -> Result<Snapshot>;
     /// Holds whose TTL has passed but that still count (read only).
     async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
     /// Marks stale holds expired and returns them; the caller gives their tokens back.
     async fn expire_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
     /// Adds `delta` (negative to give back) to the reserved counters of the hold's periods.
-    async fn add_reserved(&mut self, hold: &Hold, delta: i64, monthly_limit: i64, at: DateTime<Utc>) -> Result<()>;
-    async fn insert_hold(&mut self, hold: &Hold, created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()>;
+    async fn add_reserved(
+        &mut self,
+        hold: &Hold,
+        delta: i64,
+        monthly_limit: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn insert_hold(
+        &mut self,
+        hold: &Hold,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
     async fn reservation(&mut self, id: &str) -> Result<Option<Reservation>>;
-    async fn end_reservation(&mut self, id: &str, state: HoldState, at: DateTime<Utc>) -> Result<()>;
+    async fn end_reservation(
+        &mut self,
+        id: &str,
+        state: HoldState,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Inserts the log row; false when its request id or reservation was logged already.
     async fn insert_log(&mut self, entry: &LogEntry) -> Result<bool>;
-    async fn find_log(&mut self, request_id: Option<&str>, reservation_id: Option<&str>) -> Result<Option<LoggedRequest>>;
+    async fn find_log(
+        &mut self,
+        request_id: Option<&str>,
+        reservation_id: Option<&str>,
+    ) -> Result<Option<LoggedRequest>>;
     /// Adds a finished request to its month row and windows; returns the month's new total.
     async fn add_usage(&mut self, delta: &UsageDelta<'_>) -> Result<i64>;
-    async fn set_month_level(&mut self, ai_type: &str, month: &str, percentage: f64, status: &str) -> Result<()>;
+    async fn set_month_level(
+        &mut self,
+        ai_type: &str,
+        month: &str,
+        percentage: f64,
+        status: &str,
+    ) -> Result<()>;
     async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>>;
     async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>>;
     async fn price_rows(&mut self) -> Result<Vec<Price>>;
-    async fn upsert_price(&mut self, model: &str, input_per_mtok: f64, output_per_mtok: f64, at: DateTime<Utc>) -> Result<()>;
+    async fn upsert_price(
+        &mut self,
+        model: &str,
+        input_per_mtok: f64,
+        output_per_mtok: f64,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
 }

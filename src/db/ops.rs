@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use chrono::Duration;
 
-use super::ledger::{self, Recorded, RecordInput, Released, Reserved};
+use super::ledger::{self, RecordInput, Recorded, Released, Reserved};
 use super::{read_tx, write_tx, Db, LimitRows, LimitScope, MonthRow, Store, WindowRow};
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::PriceTable;
@@ -23,7 +23,13 @@ impl Db {
         Ok(read_tx!(self, c => ledger::check(c, ai_type, estimated, clock).await?))
     }
 
-    pub async fn reserve(&self, ai_type: &str, estimated: i64, ttl: Duration, clock: &Clock) -> Result<Reserved> {
+    pub async fn reserve(
+        &self,
+        ai_type: &str,
+        estimated: i64,
+        ttl: Duration,
+        clock: &Clock,
+    ) -> Result<Reserved> {
         Ok(write_tx!(self, c => ledger::reserve(c, ai_type, estimated, ttl, clock).await?))
     }
 
@@ -50,7 +56,12 @@ impl Db {
 
     /// Applies `changes` to one row of limits, under the admission lock so no reservation
     /// decides against half-changed limits; returns every row after the change.
-    pub async fn set_limits(&self, scope: &LimitScope, changes: &LimitRow, clock: &Clock) -> Result<LimitRows> {
+    pub async fn set_limits(
+        &self,
+        scope: &LimitScope,
+        changes: &LimitRow,
+        clock: &Clock,
+    ) -> Result<LimitRows> {
         Ok(write_tx!(self, c => {
             c.lock_admission().await?;
             c.update_limits(scope, changes, clock.now).await?;
@@ -62,7 +73,13 @@ impl Db {
         Ok(PriceTable::new(read_tx!(self, c => c.price_rows().await?)))
     }
 
-    pub async fn set_price(&self, model: &str, input: f64, output: f64, clock: &Clock) -> Result<PriceTable> {
+    pub async fn set_price(
+        &self,
+        model: &str,
+        input: f64,
+        output: f64,
+        clock: &Clock,
+    ) -> Result<PriceTable> {
         let rows = write_tx!(self, c => {
             c.upsert_price(model, input, output, clock.now).await?;
             c.price_rows().await?

@@ -3,9 +3,12 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sqlx::{Row, PgConnection};
+use sqlx::{PgConnection, Row};
 
-use super::{Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store, UsageDelta, WindowRow};
+use super::{
+    Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store,
+    UsageDelta, WindowRow,
+};
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
@@ -77,7 +80,12 @@ impl Store for PgConnection {
         Ok(out)
     }
 
-    async fn update_limits(&mut self, scope: &LimitScope, c: &LimitRow, at: DateTime<Utc>) -> Result<()> {
+    async fn update_limits(
+        &mut self,
+        scope: &LimitScope,
+        c: &LimitRow,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let (scope, ai_type) = scope.key();
         sqlx::query(
             "INSERT INTO token_limits (scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit,
@@ -127,8 +135,14 @@ impl Store for PgConnection {
         .await
         .context("cannot read this month's usage")?;
         let mut snap = Snapshot {
-            ai_month: Counter { used: month.try_get("ai_used")?, reserved: month.try_get("ai_reserved")? },
-            global_month: Counter { used: month.try_get("all_used")?, reserved: month.try_get("all_reserved")? },
+            ai_month: Counter {
+                used: month.try_get("ai_used")?,
+                reserved: month.try_get("ai_reserved")?,
+            },
+            global_month: Counter {
+                used: month.try_get("all_used")?,
+                reserved: month.try_get("all_reserved")?,
+            },
             ..Snapshot::default()
         };
         let windows = sqlx::query(
@@ -143,7 +157,10 @@ impl Store for PgConnection {
         .await
         .context("cannot read today's usage")?;
         for w in &windows {
-            let counter = Counter { used: w.try_get("tokens")?, reserved: w.try_get("reserved")? };
+            let counter = Counter {
+                used: w.try_get("tokens")?,
+                reserved: w.try_get("reserved")?,
+            };
             let who: String = w.try_get("ai_type")?;
             let period: String = w.try_get("period")?;
             let global = who == GLOBAL_SCOPE;
@@ -181,7 +198,13 @@ impl Store for PgConnection {
         rows.iter().map(hold).collect()
     }
 
-    async fn add_reserved(&mut self, h: &Hold, delta: i64, monthly_limit: i64, at: DateTime<Utc>) -> Result<()> {
+    async fn add_reserved(
+        &mut self,
+        h: &Hold,
+        delta: i64,
+        monthly_limit: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, reserved_tokens, created_at, updated_at)
              VALUES ($1, $2, $3, GREATEST($4, 0), $5, $5)
@@ -213,7 +236,12 @@ impl Store for PgConnection {
         Ok(())
     }
 
-    async fn insert_hold(&mut self, h: &Hold, created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+    async fn insert_hold(
+        &mut self,
+        h: &Hold,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'held', $7, $8)",
@@ -250,7 +278,12 @@ impl Store for PgConnection {
         .transpose()
     }
 
-    async fn end_reservation(&mut self, id: &str, state: HoldState, at: DateTime<Utc>) -> Result<()> {
+    async fn end_reservation(
+        &mut self,
+        id: &str,
+        state: HoldState,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("UPDATE token_reservations SET state = $1, ended_at = $2 WHERE id = $3")
             .bind(state.as_str())
             .bind(at)
@@ -291,7 +324,11 @@ impl Store for PgConnection {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn find_log(&mut self, request_id: Option<&str>, reservation_id: Option<&str>) -> Result<Option<LoggedRequest>> {
+    async fn find_log(
+        &mut self,
+        request_id: Option<&str>,
+        reservation_id: Option<&str>,
+    ) -> Result<Option<LoggedRequest>> {
         let row = sqlx::query(
             "SELECT ai_type, COALESCE(month_year, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')) AS month_year, tokens_in, tokens_out, cost_usd
              FROM token_usage_logs WHERE request_id = $1 OR reservation_id = $2 ORDER BY id LIMIT 1",
@@ -360,7 +397,13 @@ impl Store for PgConnection {
         Ok(month_total)
     }
 
-    async fn set_month_level(&mut self, ai_type: &str, month: &str, percentage: f64, status: &str) -> Result<()> {
+    async fn set_month_level(
+        &mut self,
+        ai_type: &str,
+        month: &str,
+        percentage: f64,
+        status: &str,
+    ) -> Result<()> {
         sqlx::query("UPDATE token_usage SET usage_percentage = $1, status = $2 WHERE ai_type = $3 AND month_year = $4")
             .bind(percentage)
             .bind(status)
@@ -426,10 +469,12 @@ impl Store for PgConnection {
     }
 
     async fn price_rows(&mut self) -> Result<Vec<Price>> {
-        let rows = sqlx::query("SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model")
-            .fetch_all(&mut *self)
-            .await
-            .context("cannot read prices")?;
+        let rows = sqlx::query(
+            "SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model",
+        )
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read prices")?;
         rows.iter()
             .map(|r| {
                 Ok(Price {
@@ -442,7 +487,13 @@ impl Store for PgConnection {
             .collect()
     }
 
-    async fn upsert_price(&mut self, model: &str, input: f64, output: f64, at: DateTime<Utc>) -> Result<()> {
+    async fn upsert_price(
+        &mut self,
+        model: &str,
+        input: f64,
+        output: f64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (model) DO UPDATE SET input_per_mtok = excluded.input_per_mtok,

@@ -5,7 +5,10 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::{Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store, UsageDelta, WindowRow};
+use super::{
+    Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store,
+    UsageDelta, WindowRow,
+};
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
@@ -20,7 +23,12 @@ pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(t.and_utc());
         }
@@ -90,7 +98,12 @@ impl Store for SqliteConnection {
         Ok(out)
     }
 
-    async fn update_limits(&mut self, scope: &LimitScope, c: &LimitRow, at: DateTime<Utc>) -> Result<()> {
+    async fn update_limits(
+        &mut self,
+        scope: &LimitScope,
+        c: &LimitRow,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let (scope, ai_type) = scope.key();
         sqlx::query(
             "INSERT INTO token_limits (scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit,
@@ -140,8 +153,14 @@ impl Store for SqliteConnection {
         .await
         .context("cannot read this month's usage")?;
         let mut snap = Snapshot {
-            ai_month: Counter { used: month.try_get("ai_used")?, reserved: month.try_get("ai_reserved")? },
-            global_month: Counter { used: month.try_get("all_used")?, reserved: month.try_get("all_reserved")? },
+            ai_month: Counter {
+                used: month.try_get("ai_used")?,
+                reserved: month.try_get("ai_reserved")?,
+            },
+            global_month: Counter {
+                used: month.try_get("all_used")?,
+                reserved: month.try_get("all_reserved")?,
+            },
             ..Snapshot::default()
         };
         let windows = sqlx::query(
@@ -156,7 +175,10 @@ impl Store for SqliteConnection {
         .await
         .context("cannot read today's usage")?;
         for w in &windows {
-            let counter = Counter { used: w.try_get("tokens")?, reserved: w.try_get("reserved")? };
+            let counter = Counter {
+                used: w.try_get("tokens")?,
+                reserved: w.try_get("reserved")?,
+            };
             let who: String = w.try_get("ai_type")?;
             let period: String = w.try_get("period")?;
             let global = who == GLOBAL_SCOPE;
@@ -194,7 +216,13 @@ impl Store for SqliteConnection {
         rows.iter().map(hold).collect()
     }
 
-    async fn add_reserved(&mut self, h: &Hold, delta: i64, monthly_limit: i64, at: DateTime<Utc>) -> Result<()> {
+    async fn add_reserved(
+        &mut self,
+        h: &Hold,
+        delta: i64,
+        monthly_limit: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let now = ts(at);
         sqlx::query(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, reserved_tokens, created_at, updated_at)
@@ -227,7 +255,12 @@ impl Store for SqliteConnection {
         Ok(())
     }
 
-    async fn insert_hold(&mut self, h: &Hold, created_at: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<()> {
+    async fn insert_hold(
+        &mut self,
+        h: &Hold,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'held', ?7, ?8)",
@@ -265,7 +298,12 @@ impl Store for SqliteConnection {
         .transpose()
     }
 
-    async fn end_reservation(&mut self, id: &str, state: HoldState, at: DateTime<Utc>) -> Result<()> {
+    async fn end_reservation(
+        &mut self,
+        id: &str,
+        state: HoldState,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("UPDATE token_reservations SET state = ?1, ended_at = ?2 WHERE id = ?3")
             .bind(state.as_str())
             .bind(ts(at))
@@ -306,7 +344,11 @@ impl Store for SqliteConnection {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn find_log(&mut self, request_id: Option<&str>, reservation_id: Option<&str>) -> Result<Option<LoggedRequest>> {
+    async fn find_log(
+        &mut self,
+        request_id: Option<&str>,
+        reservation_id: Option<&str>,
+    ) -> Result<Option<LoggedRequest>> {
         let row = sqlx::query(
             "SELECT ai_type, COALESCE(month_year, substr(created_at, 1, 7)) AS month_year, tokens_in, tokens_out, cost_usd
              FROM token_usage_logs WHERE request_id = ?1 OR reservation_id = ?2 ORDER BY id LIMIT 1",
@@ -374,7 +416,13 @@ impl Store for SqliteConnection {
         Ok(month_total)
     }
 
-    async fn set_month_level(&mut self, ai_type: &str, month: &str, percentage: f64, status: &str) -> Result<()> {
+    async fn set_month_level(
+        &mut self,
+        ai_type: &str,
+        month: &str,
+        percentage: f64,
+        status: &str,
+    ) -> Result<()> {
         sqlx::query("UPDATE token_usage SET usage_percentage = ?1, status = ?2 WHERE ai_type = ?3 AND month_year = ?4")
             .bind(percentage)
             .bind(status)
@@ -441,10 +489,12 @@ impl Store for SqliteConnection {
     }
 
     async fn price_rows(&mut self) -> Result<Vec<Price>> {
-        let rows = sqlx::query("SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model")
-            .fetch_all(&mut *self)
-            .await
-            .context("cannot read prices")?;
+        let rows = sqlx::query(
+            "SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model",
+        )
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read prices")?;
         rows.iter()
             .map(|r| {
                 Ok(Price {
@@ -457,7 +507,13 @@ impl Store for SqliteConnection {
             .collect()
     }
 
-    async fn upsert_price(&mut self, model: &str, input: f64, output: f64, at: DateTime<Utc>) -> Result<()> {
+    async fn upsert_price(
+        &mut self,
+        model: &str,
+        input: f64,
+        output: f64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (model) DO UPDATE SET input_per_mtok = excluded.input_per_mtok,

@@ -9,8 +9,16 @@ use crate::error::UsageError;
 
 #[derive(Debug, Clone)]
 pub enum DbUrl {
-    Sqlite { path: PathBuf, memory: bool, is_default: bool },
-    Postgres { url: String, description: String, secrets: Vec<String> },
+    Sqlite {
+        path: PathBuf,
+        memory: bool,
+        is_default: bool,
+    },
+    Postgres {
+        url: String,
+        description: String,
+        secrets: Vec<String>,
+    },
 }
 
 impl DbUrl {
@@ -22,17 +30,28 @@ impl DbUrl {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let rest = rest.split('?').next().unwrap_or("");
             if rest == ":memory:" {
-                return Ok(DbUrl::Sqlite { path: PathBuf::from(":memory:"), memory: true, is_default: false });
+                return Ok(DbUrl::Sqlite {
+                    path: PathBuf::from(":memory:"),
+                    memory: true,
+                    is_default: false,
+                });
             }
             if rest.is_empty() {
                 return Err(UsageError::new("the SQLite URL names no file: use sqlite:///absolute/path.db or sqlite://relative.db"));
             }
-            return Ok(DbUrl::Sqlite { path: PathBuf::from(rest), memory: false, is_default: false });
+            return Ok(DbUrl::Sqlite {
+                path: PathBuf::from(rest),
+                memory: false,
+                is_default: false,
+            });
         }
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             let secrets = secrets_of(raw);
             let opts = PgConnectOptions::from_str(raw).map_err(|e| {
-                UsageError::new(format!("invalid PostgreSQL URL: {}", redact_with(&e.to_string(), &secrets)))
+                UsageError::new(format!(
+                    "invalid PostgreSQL URL: {}",
+                    redact_with(&e.to_string(), &secrets)
+                ))
             })?;
             let description = format!(
                 "PostgreSQL at {}:{}/{} as {}",
@@ -41,7 +60,11 @@ impl DbUrl {
                 opts.get_database().unwrap_or(opts.get_username()),
                 opts.get_username()
             );
-            return Ok(DbUrl::Postgres { url: raw.to_string(), description: redact_with(&description, &secrets), secrets });
+            return Ok(DbUrl::Postgres {
+                url: raw.to_string(),
+                description: redact_with(&description, &secrets),
+                secrets,
+            });
         }
         let scheme = raw.split(':').next().unwrap_or("");
         Err(UsageError::new(format!(
@@ -50,7 +73,11 @@ impl DbUrl {
     }
 
     pub fn default_sqlite(path: PathBuf) -> DbUrl {
-        DbUrl::Sqlite { path, memory: false, is_default: true }
+        DbUrl::Sqlite {
+            path,
+            memory: false,
+            is_default: true,
+        }
     }
 
     /// "SQLite database /path" or "PostgreSQL at host:port/db as user": no password.

@@ -2,7 +2,9 @@
 //! configured zone (UTC unless TOKENCTL_TZ names another), so usage is keyed by period and a
 //! month's usage can never count against the next one.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, SubsecRound, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, SubsecRound, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +41,9 @@ impl Clock {
             None => Utc::now().trunc_subsecs(6),
         };
         let tz = match tz.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(name) => name
-                .parse::<Tz>()
-                .map_err(|_| format!("unknown time zone '{name}': use an IANA name such as UTC or Europe/Berlin"))?,
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                format!("unknown time zone '{name}': use an IANA name such as UTC or Europe/Berlin")
+            })?,
             None => Tz::UTC,
         };
         Ok(Clock { now, tz })
@@ -60,7 +62,8 @@ pub fn periods_at(instant: DateTime<Utc>, tz: Tz) -> Periods {
     let local = instant.with_timezone(&tz).naive_local();
     let day_start = local.date().and_hms_opt(0, 0, 0).expect("midnight exists");
     let hour_start = day_start + Duration::hours(local.hour() as i64);
-    let month_first = NaiveDate::from_ymd_opt(local.year(), local.month(), 1).expect("first of month");
+    let month_first =
+        NaiveDate::from_ymd_opt(local.year(), local.month(), 1).expect("first of month");
     let next_month_first = first_of_next_month(month_first);
     Periods {
         month: local.format("%Y-%m").to_string(),
@@ -113,7 +116,10 @@ mod tests {
     #[test]
     fn utc_periods() {
         let p = periods_at(utc("2026-12-31T23:59:59Z"), Tz::UTC);
-        assert_eq!((p.month.as_str(), p.day.as_str(), p.hour.as_str()), ("2026-12", "2026-12-31", "2026-12-31T23"));
+        assert_eq!(
+            (p.month.as_str(), p.day.as_str(), p.hour.as_str()),
+            ("2026-12", "2026-12-31", "2026-12-31T23")
+        );
         assert_eq!(p.month_end, utc("2027-01-01T00:00:00Z"));
         assert_eq!(p.day_end, utc("2027-01-01T00:00:00Z"));
         assert_eq!(p.hour_end, utc("2027-01-01T00:00:00Z"));

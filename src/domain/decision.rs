@@ -104,7 +104,16 @@ pub fn decide(
 ) -> Decision {
     let level = Level::of(snap.ai_month.used, limits.monthly);
     let global_level = Level::of(snap.global_month.used, global.monthly);
-    let denial = first_denial(ai_type, estimated_tokens, limits, global, snap, periods, level, global_level);
+    let denial = first_denial(
+        ai_type,
+        estimated_tokens,
+        limits,
+        global,
+        snap,
+        periods,
+        level,
+        global_level,
+    );
     let (allowed, reason, message, retry_after, scope, limit, usage) = match denial {
         None => (
             true,
@@ -119,7 +128,15 @@ pub fn decide(
             None,
             None,
         ),
-        Some(d) => (false, d.reason, d.message, d.retry_after, Some(d.scope), Some(d.limit), Some(d.usage)),
+        Some(d) => (
+            false,
+            d.reason,
+            d.message,
+            d.retry_after,
+            Some(d.scope),
+            Some(d.limit),
+            Some(d.usage),
+        ),
     };
     Decision {
         allowed,
@@ -213,12 +230,54 @@ fn first_denial(
         });
     }
     let windows: [(Reason, Scope, &str, i64, i64, DateTime<Utc>); 6] = [
-        (Reason::MonthlyLimitExceeded, Scope::AiType, "Monthly", limits.monthly, snap.ai_month.committed(), periods.month_end),
-        (Reason::GlobalLimitExceeded, Scope::Global, "Global monthly", global.monthly, snap.global_month.committed(), periods.month_end),
-        (Reason::DailyLimitExceeded, Scope::AiType, "Daily", limits.daily, snap.ai_day.committed(), periods.day_end),
-        (Reason::DailyLimitExceeded, Scope::Global, "Global daily", global.daily, snap.global_day.committed(), periods.day_end),
-        (Reason::HourlyLimitExceeded, Scope::AiType, "Hourly", limits.hourly, snap.ai_hour.committed(), periods.hour_end),
-        (Reason::HourlyLimitExceeded, Scope::Global, "Global hourly", global.hourly, snap.global_hour.committed(), periods.hour_end),
+        (
+            Reason::MonthlyLimitExceeded,
+            Scope::AiType,
+            "Monthly",
+            limits.monthly,
+            snap.ai_month.committed(),
+            periods.month_end,
+        ),
+        (
+            Reason::GlobalLimitExceeded,
+            Scope::Global,
+            "Global monthly",
+            global.monthly,
+            snap.global_month.committed(),
+            periods.month_end,
+        ),
+        (
+            Reason::DailyLimitExceeded,
+            Scope::AiType,
+            "Daily",
+            limits.daily,
+            snap.ai_day.committed(),
+            periods.day_end,
+        ),
+        (
+            Reason::DailyLimitExceeded,
+            Scope::Global,
+            "Global daily",
+            global.daily,
+            snap.global_day.committed(),
+            periods.day_end,
+        ),
+        (
+            Reason::HourlyLimitExceeded,
+            Scope::AiType,
+            "Hourly",
+            limits.hourly,
+            snap.ai_hour.committed(),
+            periods.hour_end,
+        ),
+        (
+            Reason::HourlyLimitExceeded,
+            Scope::Global,
+            "Global hourly",
+            global.hourly,
+            snap.global_hour.committed(),
+            periods.hour_end,
+        ),
     ];
     for (reason, scope, name, limit, usage, end) in windows {
         if usage.saturating_add(est) > limit {
@@ -249,13 +308,26 @@ mod tests {
     use super::*;
 
     fn setup() -> (Limits, GlobalLimits, Periods) {
-        let row = LimitRow { monthly: Some(140_000), per_request: Some(1_000), ..Default::default() };
-        let at = DateTime::parse_from_rfc3339("2026-11-23T10:15:00Z").unwrap().with_timezone(&Utc);
-        (Limits::resolve(&row, None), GlobalLimits::resolve(&row, &row), periods_at(at, chrono_tz::Tz::UTC))
+        let row = LimitRow {
+            monthly: Some(140_000),
+            per_request: Some(1_000),
+            ..Default::default()
+        };
+        let at = DateTime::parse_from_rfc3339("2026-11-23T10:15:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        (
+            Limits::resolve(&row, None),
+            GlobalLimits::resolve(&row, &row),
+            periods_at(at, chrono_tz::Tz::UTC),
+        )
     }
 
     fn used(n: i64) -> Counter {
-        Counter { used: n, reserved: 0 }
+        Counter {
+            used: n,
+            reserved: 0,
+        }
     }
 
     #[test]
@@ -280,45 +352,92 @@ mod tests {
     #[test]
     fn emergency_comes_first_and_global_emergency_denies_everyone() {
         let (l, g, p) = setup();
-        let snap = Snapshot { ai_month: used(137_200), global_month: used(137_200), ..Default::default() };
+        let snap = Snapshot {
+            ai_month: used(137_200),
+            global_month: used(137_200),
+            ..Default::default()
+        };
         let d = decide("imperium", 5_000, &l, &g, &snap, &p);
-        assert_eq!((d.reason, d.scope), (Reason::EmergencyShutdown, Some(Scope::AiType)));
+        assert_eq!(
+            (d.reason, d.scope),
+            (Reason::EmergencyShutdown, Some(Scope::AiType))
+        );
         assert_eq!(d.retry_after, Some(p.month_end));
-        let snap = Snapshot { global_month: used(137_200), ..Default::default() };
+        let snap = Snapshot {
+            global_month: used(137_200),
+            ..Default::default()
+        };
         let d = decide("guardian", 10, &l, &g, &snap, &p);
-        assert_eq!((d.reason, d.scope), (Reason::EmergencyShutdown, Some(Scope::Global)));
+        assert_eq!(
+            (d.reason, d.scope),
+            (Reason::EmergencyShutdown, Some(Scope::Global))
+        );
     }
 
     #[test]
     fn reservations_count_against_the_limits() {
         let (l, g, p) = setup();
         let snap = Snapshot {
-            ai_month: Counter { used: 100_000, reserved: 39_500 },
-            global_month: Counter { used: 100_000, reserved: 39_500 },
+            ai_month: Counter {
+                used: 100_000,
+                reserved: 39_500,
+            },
+            global_month: Counter {
+                used: 100_000,
+                reserved: 39_500,
+            },
             ..Default::default()
         };
         let d = decide("imperium", 600, &l, &g, &snap, &p);
         assert_eq!(d.reason, Reason::MonthlyLimitExceeded);
         assert_eq!(d.current_usage, 139_500);
-        assert!(d.message.contains("current_usage=139500 + estimated_tokens=600 > limit=140000"), "{}", d.message);
+        assert!(
+            d.message
+                .contains("current_usage=139500 + estimated_tokens=600 > limit=140000"),
+            "{}",
+            d.message
+        );
         assert!(decide("imperium", 500, &l, &g, &snap, &p).allowed);
     }
 
     #[test]
     fn order_monthly_then_global_then_daily_then_hourly() {
         let (l, g, p) = setup();
-        let mut snap = Snapshot { global_month: used(139_900), ai_day: used(9_800), ai_hour: used(1_400), ..Default::default() };
-        assert_eq!(decide("a", 200, &l, &g, &snap, &p).reason, Reason::GlobalLimitExceeded);
+        let mut snap = Snapshot {
+            global_month: Counter {
+                used: 100_000,
+                reserved: 39_900,
+            },
+            ai_day: used(9_800),
+            ai_hour: used(1_400),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide("a", 200, &l, &g, &snap, &p).reason,
+            Reason::GlobalLimitExceeded
+        );
         snap.global_month = used(0);
         let d = decide("a", 200, &l, &g, &snap, &p);
-        assert_eq!((d.reason, d.retry_after), (Reason::DailyLimitExceeded, Some(p.day_end)));
+        assert_eq!(
+            (d.reason, d.retry_after),
+            (Reason::DailyLimitExceeded, Some(p.day_end))
+        );
         snap.ai_day = used(0);
         let d = decide("a", 200, &l, &g, &snap, &p);
-        assert_eq!((d.reason, d.retry_after), (Reason::HourlyLimitExceeded, Some(p.hour_end)));
-        assert_eq!(d.retry_after.unwrap().to_rfc3339(), "2026-11-23T11:00:00+00:00");
+        assert_eq!(
+            (d.reason, d.retry_after),
+            (Reason::HourlyLimitExceeded, Some(p.hour_end))
+        );
+        assert_eq!(
+            d.retry_after.unwrap().to_rfc3339(),
+            "2026-11-23T11:00:00+00:00"
+        );
         snap.ai_hour = used(0);
         snap.global_hour = used(1_300);
         let d = decide("a", 200, &l, &g, &snap, &p);
-        assert_eq!((d.reason, d.scope), (Reason::HourlyLimitExceeded, Some(Scope::Global)));
+        assert_eq!(
+            (d.reason, d.scope),
+            (Reason::HourlyLimitExceeded, Some(Scope::Global))
+        );
     }
 }

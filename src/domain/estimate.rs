@@ -17,7 +17,10 @@ mod tests {
     fn words_times_one_point_three_rounded_up() {
         assert_eq!(input_tokens(""), 0);
         assert_eq!(input_tokens("one"), 2);
-        assert_eq!(input_tokens("one two three four five six seven eight nine ten"), 13);
+        assert_eq!(
+            input_tokens("one two three four five six seven eight nine ten"),
+            13
+        );
         assert_eq!(input_tokens("  spaced\n\tout  words "), 4);
         assert_eq!(estimate("a b c", 100), 104);
     }

@@ -87,7 +87,9 @@ pub fn derived_daily(monthly: i64) -> i64 {
 }
 
 pub fn derived_hourly(monthly: i64, daily: i64, per_request: i64) -> i64 {
-    ceil_percent(monthly, DERIVED_HOURLY_PERCENT).max(per_request).min(daily)
+    ceil_percent(monthly, DERIVED_HOURLY_PERCENT)
+        .max(per_request)
+        .min(daily)
 }
 
 fn ceil_percent(value: i64, percent: i64) -> i64 {
@@ -103,7 +105,9 @@ impl Limits {
         let monthly = row.monthly.unwrap_or(DEFAULT_MONTHLY);
         let per_request = row.per_request.unwrap_or(DEFAULT_PER_REQUEST);
         let daily = row.daily.unwrap_or_else(|| derived_daily(monthly));
-        let hourly = row.hourly.unwrap_or_else(|| derived_hourly(monthly, daily, per_request));
+        let hourly = row
+            .hourly
+            .unwrap_or_else(|| derived_hourly(monthly, daily, per_request));
         Limits {
             monthly,
             daily,
@@ -148,7 +152,9 @@ impl GlobalLimits {
         let monthly = global.monthly.unwrap_or(DEFAULT_MONTHLY);
         let per_request = default.per_request.unwrap_or(DEFAULT_PER_REQUEST);
         let daily = global.daily.unwrap_or_else(|| derived_daily(monthly));
-        let hourly = global.hourly.unwrap_or_else(|| derived_hourly(monthly, daily, per_request));
+        let hourly = global
+            .hourly
+            .unwrap_or_else(|| derived_hourly(monthly, daily, per_request));
         GlobalLimits {
             monthly,
             daily,
@@ -168,7 +174,12 @@ impl GlobalLimits {
                 self.hourly, per_request
             ));
         }
-        out.extend(window_warnings("global", self.monthly, self.daily, self.hourly));
+        out.extend(window_warnings(
+            "global",
+            self.monthly,
+            self.daily,
+            self.hourly,
+        ));
         out
     }
 }
@@ -176,10 +187,14 @@ impl GlobalLimits {
 fn window_warnings(who: &str, monthly: i64, daily: i64, hourly: i64) -> Vec<String> {
     let mut out = Vec::new();
     if daily > monthly {
-        out.push(format!("{who}: daily limit {daily} is above the monthly limit {monthly}"));
+        out.push(format!(
+            "{who}: daily limit {daily} is above the monthly limit {monthly}"
+        ));
     }
     if hourly > daily {
-        out.push(format!("{who}: hourly limit {hourly} is above the daily limit {daily}"));
+        out.push(format!(
+            "{who}: hourly limit {hourly} is above the daily limit {daily}"
+        ));
     }
     if (hourly as i128) * 24 < daily as i128 {
         out.push(format!(
@@ -213,15 +228,25 @@ mod tests {
     #[test]
     fn default_profile_is_coherent_and_lets_a_full_request_through_every_hour() {
         let l = Limits::resolve(&seeded_default(), None);
-        assert_eq!((l.monthly, l.daily, l.hourly, l.per_request), (140_000, 9_800, 1_400, 1_000));
+        assert_eq!(
+            (l.monthly, l.daily, l.hourly, l.per_request),
+            (140_000, 9_800, 1_400, 1_000)
+        );
         assert_eq!(l.rpm, Some(42));
         assert_eq!(l.cooldown_seconds, 0);
-        assert!(l.warnings("default").is_empty(), "{:?}", l.warnings("default"));
+        assert!(
+            l.warnings("default").is_empty(),
+            "{:?}",
+            l.warnings("default")
+        );
     }
 
     #[test]
     fn overrides_inherit_the_rest_and_rederive_windows() {
-        let own = LimitRow { monthly: Some(500_000), ..LimitRow::default() };
+        let own = LimitRow {
+            monthly: Some(500_000),
+            ..LimitRow::default()
+        };
         let l = Limits::resolve(&seeded_default(), Some(&own));
         assert_eq!((l.monthly, l.daily, l.hourly), (500_000, 35_000, 5_000));
         assert_eq!(l.per_request, 1_000);
@@ -229,22 +254,41 @@ mod tests {
 
     #[test]
     fn small_monthly_keeps_hourly_at_the_request_limit() {
-        let own = LimitRow { monthly: Some(20_000), ..LimitRow::default() };
+        let own = LimitRow {
+            monthly: Some(20_000),
+            ..LimitRow::default()
+        };
         let l = Limits::resolve(&seeded_default(), Some(&own));
         assert_eq!((l.daily, l.hourly), (1_400, 1_000));
     }
 
     #[test]
     fn incoherent_settings_are_named() {
-        let own = LimitRow { hourly: Some(500), daily: Some(200_000), ..LimitRow::default() };
+        let own = LimitRow {
+            hourly: Some(500),
+            daily: Some(200_000),
+            ..LimitRow::default()
+        };
         let w = Limits::resolve(&seeded_default(), Some(&own)).warnings("imperium");
-        assert!(w.iter().any(|s| s.contains("hourly limit 500 is below the per-request limit 1000")), "{w:?}");
-        assert!(w.iter().any(|s| s.contains("daily limit 200000 is above the monthly limit 140000")), "{w:?}");
+        assert!(
+            w.iter()
+                .any(|s| s.contains("hourly limit 500 is below the per-request limit 1000")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|s| s.contains("daily limit 200000 is above the monthly limit 140000")),
+            "{w:?}"
+        );
     }
 
     #[test]
     fn zero_turns_rate_limits_off() {
-        let own = LimitRow { rpm: Some(0), max_concurrent: Some(0), ..LimitRow::default() };
+        let own = LimitRow {
+            rpm: Some(0),
+            max_concurrent: Some(0),
+            ..LimitRow::default()
+        };
         let l = Limits::resolve(&seeded_default(), Some(&own));
         assert_eq!((l.rpm, l.max_concurrent), (None, None));
     }

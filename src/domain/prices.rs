@@ -55,7 +55,8 @@ pub struct Price {
 
 impl Price {
     pub fn cost(&self, tokens_in: i64, tokens_out: i64) -> f64 {
-        (tokens_in as f64 * self.input_per_mtok + tokens_out as f64 * self.output_per_mtok) / 1_000_000.0
+        (tokens_in as f64 * self.input_per_mtok + tokens_out as f64 * self.output_per_mtok)
+            / 1_000_000.0
     }
 }
 
@@ -110,11 +111,23 @@ mod tests {
     #[test]
     fn dated_names_find_their_family() {
         let t = PriceTable::new(vec![]);
-        assert_eq!(t.lookup("claude-sonnet-4-5-20250929").unwrap().model, "claude-sonnet-4-5");
-        assert_eq!(t.lookup("claude-3-5-sonnet-latest").unwrap().model, "claude-3-5-sonnet");
-        assert_eq!(t.lookup("gpt-4o-mini-2024-07-18").unwrap().model, "gpt-4o-mini");
+        assert_eq!(
+            t.lookup("claude-sonnet-4-5-20250929").unwrap().model,
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(
+            t.lookup("claude-3-5-sonnet-latest").unwrap().model,
+            "claude-3-5-sonnet"
+        );
+        assert_eq!(
+            t.lookup("gpt-4o-mini-2024-07-18").unwrap().model,
+            "gpt-4o-mini"
+        );
         assert_eq!(t.lookup("gpt-4-0613").unwrap().model, "gpt-4");
-        assert_eq!(t.lookup("gpt-4-turbo-2024-04-09").unwrap().model, "gpt-4-turbo");
+        assert_eq!(
+            t.lookup("gpt-4-turbo-2024-04-09").unwrap().model,
+            "gpt-4-turbo"
+        );
         assert_eq!(t.lookup("GPT-3.5-Turbo").unwrap().model, "gpt-3.5-turbo");
         assert!(t.lookup("gpt-4.5").is_none());
         assert!(t.lookup("llama-3").is_none());
@@ -123,7 +136,10 @@ mod tests {
     #[test]
     fn cost_in_usd() {
         let t = PriceTable::new(vec![]);
-        let c = t.lookup("claude-3-5-sonnet-20241022").unwrap().cost(1_000, 500);
+        let c = t
+            .lookup("claude-3-5-sonnet-20241022")
+            .unwrap()
+            .cost(1_000, 500);
         assert!((c - 0.0105).abs() < 1e-12, "{c}");
         let g = t.lookup("gpt-4").unwrap().cost(1_000_000, 0);
         assert_eq!(g, 30.0);

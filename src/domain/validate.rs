@@ -28,15 +28,21 @@ pub fn ai_type(value: &str) -> Result<String, String> {
 
 fn whole_number(value: &str, what: &str, max: i64) -> Result<i64, String> {
     let trimmed = value.trim();
-    if trimmed.starts_with('-') && trimmed[1..].chars().all(|c| c.is_ascii_digit()) && trimmed.len() > 1 {
+    if trimmed.starts_with('-')
+        && trimmed[1..].chars().all(|c| c.is_ascii_digit())
+        && trimmed.len() > 1
+    {
         return Err(format!("{what} must not be negative, got '{value}'"));
     }
-    let n: i64 = trimmed.replace('_', "").parse().map_err(|e: std::num::ParseIntError| {
-        match e.kind() {
-            std::num::IntErrorKind::PosOverflow => format!("{what} is too large: '{value}' (at most {max})"),
+    let n: i64 = trimmed
+        .replace('_', "")
+        .parse()
+        .map_err(|e: std::num::ParseIntError| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => {
+                format!("{what} is too large: '{value}' (at most {max})")
+            }
             _ => format!("{what} must be a whole number, got '{value}'"),
-        }
-    })?;
+        })?;
     if n > max {
         return Err(format!("{what} is too large: '{value}' (at most {max})"));
     }
@@ -63,14 +69,18 @@ pub fn month(value: &str) -> Result<String, String> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(format!("month must look like 2026-11 (YYYY-MM), got '{value}'"))
+        Err(format!(
+            "month must look like 2026-11 (YYYY-MM), got '{value}'"
+        ))
     }
 }
 
 pub fn usd_per_mtok(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 && v <= 1_000_000.0 => Ok(v),
-        _ => Err(format!("price must be a non-negative number of USD per million tokens, got '{value}'")),
+        _ => Err(format!(
+            "price must be a non-negative number of USD per million tokens, got '{value}'"
+        )),
     }
 }
 
@@ -96,7 +106,9 @@ mod tests {
         assert!(tokens("-5").unwrap_err().contains("negative"));
         assert!(tokens("ten").unwrap_err().contains("whole number"));
         assert!(tokens("1.5").unwrap_err().contains("whole number"));
-        assert!(tokens("99999999999999999999999").unwrap_err().contains("too large"));
+        assert!(tokens("99999999999999999999999")
+            .unwrap_err()
+            .contains("too large"));
         assert!(tokens("1000000001").unwrap_err().contains("too large"));
     }
 

@@ -1,0 +1,288 @@
+//! Test support: every test runs the real `tokenctl` binary against its own database —
+//! a fresh SQLite file, or a fresh PostgreSQL database created on the server named by
+//! TOKENCTL_TEST_POSTGRES_URL (default: postgres://postgres@127.0.0.1:5432/postgres) and
+//! dropped afterwards. There is no skipping: without a server, PostgreSQL tests fail and say
+//! how to get one (scripts/test.sh starts one).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+use sqlx::{Connection, Executor};
+
+pub const NOW: &str = "2026-11-23T10:15:00Z";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Env {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub now: String,
+    pg_database: Option<String>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn admin_url() -> String {
+    std::env::var("TOKENCTL_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn with_database(admin: &str, db: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (admin.to_string(), String::new()),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let root = match base[after_scheme..].find('/') {
+        Some(i) => base[..after_scheme + i].to_string(),
+        None => base,
+    };
+    format!("{root}/{db}{query}")
+}
+
+fn pg_admin(sql: &str) {
+    let admin = admin_url();
+    runtime().block_on(async {
+        let mut c = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is needed for this test and is not reachable at {admin}: {e}. \
+                 Run the tests with scripts/test.sh, which finds or starts a server, \
+                 or set TOKENCTL_TEST_POSTGRES_URL."
+                )
+            });
+        c.execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    });
+}
+
+impl Env {
+    pub fn new(backend: Backend) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg_database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("tokenctl.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let name = format!(
+                    "tokenctl_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap()
+                );
+                pg_admin(&format!("CREATE DATABASE {name}"));
+                (with_database(&admin_url(), &name), Some(name))
+            }
+        };
+        Env {
+            backend,
+            url,
+            dir,
+            now: NOW.to_string(),
+            pg_database,
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("tokenctl.db")
+    }
+
+    /// A `tokenctl` command with this test's database and clock, and no stray environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tokenctl"));
+        c.args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("TOKENCTL_TZ")
+            .env_remove("PGPASSWORD")
+            .env("TOKENCTL_DATABASE_URL", &self.url)
+            .env("TOKENCTL_NOW", &self.now)
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn at(&self, now: &str) -> Env {
+        Env {
+            backend: self.backend,
+            url: self.url.clone(),
+            dir: tempfile::tempdir().unwrap(),
+            now: now.into(),
+            pg_database: None,
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and expects exit code `code`; returns (stdout, stderr).
+    pub fn expect(&self, code: i32, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "tokenctl {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        (stdout, stderr)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args).0
+    }
+
+    /// Runs with --json appended and parses the one document on stdout.
+    pub fn json_code(&self, code: i32, args: &[&str]) -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        let (stdout, _) = self.expect(code, &all);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {stdout}"))
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        self.json_code(0, args)
+    }
+
+    pub fn record(&self, ai: &str, tokens_in: i64, tokens_out: i64) -> Value {
+        self.json(&[
+            "record",
+            "--ai-type",
+            ai,
+            "--tokens-in",
+            &tokens_in.to_string(),
+            "--tokens-out",
+            &tokens_out.to_string(),
+        ])
+    }
+
+    pub fn status_of(&self, ai: &str) -> Value {
+        let s = self.json(&["status", "--ai-type", ai]);
+        s["ai_types"][0].clone()
+    }
+
+    /// Runs SQL as "another program" would, straight on the database.
+    pub fn sql(&self, sql: &str) {
+        let url = self.url.clone();
+        runtime().block_on(async move {
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    c.execute(sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    c.execute(sql)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+            }
+        });
+    }
+
+    /// The first column of the first row of `sql`, as an i64.
+    pub fn scalar(&self, sql: &str) -> i64 {
+        let url = self.url.clone();
+        runtime().block_on(async move {
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, i64>(sql)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, i64>(sql)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                }
+            }
+        })
+    }
+
+    pub fn text(&self, sql: &str) -> Option<String> {
+        let url = self.url.clone();
+        runtime().block_on(async move {
+            match self.backend {
+                Backend::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, Option<String>>(sql)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap()
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, Option<String>>(sql)
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap()
+                }
+            }
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_database {
+            pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
+
+/// Defines `mod $name { fn sqlite(); fn postgres(); }`: one scenario, both backends.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$env:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn sqlite() {
+                let $env = $crate::common::Env::new($crate::common::Backend::Sqlite);
+                $body
+            }
+            #[test]
+            fn postgres() {
+                let $env = $crate::common::Env::new($crate::common::Backend::Postgres);
+                $body
+            }
+        }
+    };
+}
