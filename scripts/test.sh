@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The test command: unit tests and the integration tests in tests/, which run the real
+# binary against SQLite and PostgreSQL. PostgreSQL is found, not assumed:
+#   1. TOKENCTL_TEST_POSTGRES_URL, if set (a URL to any database on a server where the user
+#      may CREATE DATABASE; each test creates and drops its own);
+#   2. else the local server at 127.0.0.1:5432 (user postgres);
+#   3. else a throwaway cluster started here with initdb/pg_ctl, installing Debian's
+#      postgresql package first if needed. It is stopped and deleted on exit.
+# Extra arguments go to `cargo test` (e.g. scripts/test.sh --test core).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+start_throwaway_cluster() {
+  local bindir
+  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+    log "no PostgreSQL server found: installing Debian's postgresql package"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+    bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  PG_TMP=$(mktemp -d /tmp/tokenctl-pg.XXXXXX)
+  local port=55432
+  while port_open 127.0.0.1 "$port"; do port=$((port + 1)); done
+  # initdb refuses to run as root: run the cluster as the postgres system user then
+  local as=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home "$PG_TMP" postgres
+    chown postgres "$PG_TMP"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$bindir/initdb" -D "$PG_TMP/data" --auth=trust --username=postgres -E UTF8 >/dev/null
+  "${as[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_TMP -c max_connections=200 -c fsync=off" start >/dev/null
+  PG_STOP=("${as[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -m immediate stop)
+  trap 'if [ -n "${PG_STOP:-}" ]; then "${PG_STOP[@]}" >/dev/null 2>&1 || true; fi; rm -rf "$PG_TMP"' EXIT
+  export TOKENCTL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  log "started a throwaway PostgreSQL at 127.0.0.1:$port"
+}
+
+if [ -n "${TOKENCTL_TEST_POSTGRES_URL:-}" ]; then
+  log "PostgreSQL from TOKENCTL_TEST_POSTGRES_URL"
+elif port_open 127.0.0.1 5432; then
+  export TOKENCTL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  log "PostgreSQL at 127.0.0.1:5432"
+else
+  start_throwaway_cluster
+fi
+
+command -v cargo >/dev/null || { log "cargo is not installed (https://rustup.rs)"; exit 1; }
+cargo test --locked "$@"
