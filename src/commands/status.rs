@@ -87,7 +87,7 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
         names.retain(|n| n == one);
         names.insert(one.to_string());
     }
-    let ai_types = names
+    let ai_types: Vec<AiTypeStatus> = names
         .into_iter()
         .map(|name| {
             let own = view
@@ -103,15 +103,16 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
                 .find(|r| r.ai_type == name)
                 .cloned()
                 .unwrap_or_default();
+            let reserved = (row.reserved_tokens - stale_for(view, &name, month)).max(0);
             AiTypeStatus {
                 tokens_in: row.tokens_in,
                 tokens_out: row.tokens_out,
                 total_tokens: row.total_tokens,
-                reserved_tokens: row.reserved_tokens,
+                reserved_tokens: reserved,
                 request_count: row.request_count,
                 monthly_limit: limits.monthly,
                 usage_percentage: percentage(row.total_tokens, limits.monthly),
-                remaining: (limits.monthly - row.total_tokens - row.reserved_tokens).max(0),
+                remaining: (limits.monthly - row.total_tokens - reserved).max(0),
                 today_tokens: window(&name, &periods.day),
                 hour_tokens: window(&name, &periods.hour),
                 daily_limit: limits.daily,
@@ -133,7 +134,11 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
         .collect();
     let global_limits = GlobalLimits::resolve(&view.limits.global, &view.limits.default);
     let total: i64 = view.rows.iter().map(|r| r.total_tokens).sum();
-    let reserved: i64 = view.rows.iter().map(|r| r.reserved_tokens).sum();
+    let reserved: i64 = view
+        .rows
+        .iter()
+        .map(|r| (r.reserved_tokens - stale_for(view, &r.ai_type, month)).max(0))
+        .sum();
     let global = GlobalStatus {
         enforced_limit: global_limits.monthly,
         total_tokens: total,
@@ -157,6 +162,14 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
     }
 }
 
+fn stale_for(view: &UsageView, ai_type: &str, month: &str) -> i64 {
+    view.stale_holds
+        .iter()
+        .filter(|h| h.ai_type == ai_type && h.month == month)
+        .map(|h| h.estimated_tokens)
+        .sum()
+}
+
 pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     let periods = app.clock.periods();
     let month = args.month.clone().unwrap_or_else(|| periods.month.clone());
@@ -165,7 +178,7 @@ pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     } else {
         vec![]
     };
-    let view = app.db.usage_view(&month, &windows).await?;
+    let view = app.db.usage_view(&month, &windows, &app.clock).await?;
     let report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
     if args.json {
         print_json(&report)?;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use chrono::Duration;
 
 use super::ledger::{self, RecordInput, Recorded, Released, Reserved};
-use super::{read_tx, write_tx, Db, LimitRows, LimitScope, MonthRow, Store, WindowRow};
+use super::{read_tx, write_tx, Db, Hold, LimitRows, LimitScope, MonthRow, Store, WindowRow};
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::PriceTable;
 use crate::domain::{Clock, Decision};
@@ -16,6 +16,8 @@ pub struct UsageView {
     pub rows: Vec<MonthRow>,
     pub limits: LimitRows,
     pub windows: Vec<WindowRow>,
+    /// holds past their TTL that no write has swept yet: they no longer count
+    pub stale_holds: Vec<Hold>,
 }
 
 impl Db {
@@ -42,11 +44,17 @@ impl Db {
     }
 
     /// `periods`: the day and hour whose windows to read (none for a past month).
-    pub async fn usage_view(&self, month: &str, periods: &[&str]) -> Result<UsageView> {
+    pub async fn usage_view(
+        &self,
+        month: &str,
+        periods: &[&str],
+        clock: &Clock,
+    ) -> Result<UsageView> {
         Ok(read_tx!(self, c => UsageView {
             rows: c.month_rows(month).await?,
             limits: c.limit_rows(None).await?,
             windows: c.window_rows(periods).await?,
+            stale_holds: c.stale_holds(clock.now).await?,
         }))
     }
 
