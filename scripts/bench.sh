@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Benchmarks for the README. Usage: scripts/bench.sh [--quick]
+#   - median wall time of `status`, `check`, `record` per invocation on each backend, next to
+#     `tokenctl --version` (the cost of starting a process at all);
+#   - the same `status`/`check` with 1,000 and with 1,000,000 rows in token_usage_logs (they
+#     must not scan it: the ratio should stay near 1);
+#   - reservations per second with 16 concurrent clients on PostgreSQL, next to pgbench running
+#     one conditional UPDATE ... WHERE used + n <= limit on one row with 16 clients.
+# PostgreSQL: TOKENCTL_BENCH_POSTGRES_URL (a server where CREATE DATABASE is allowed), default
+# postgres://postgres@127.0.0.1:5432/postgres. Needs python3, psql, pgbench, sqlite3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0; [ "${1:-}" = "--quick" ] && QUICK=1
+ADMIN=${TOKENCTL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+for tool in python3 psql pgbench sqlite3; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed (apt-get install postgresql-client postgresql-contrib sqlite3 python3)" >&2; exit 1; }
+done
+cargo build --release --locked -q
+cargo bench --locked --no-run -q --bench reserve_throughput 2>/dev/null
+BIN=$PWD/target/release/tokenctl
+WORK=$(mktemp -d /tmp/tokenctl-bench.XXXXXX)
+DB=tokenctl_bench_$$
+PGURL="${ADMIN%/*}/$DB"
+cleanup() { psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+psql -q "$ADMIN" -c "CREATE DATABASE $DB" >/dev/null
+SQLITE="sqlite://$WORK/bench.db"
+export TOKENCTL_NOW=2026-11-23T10:00:00Z NO_COLOR=1
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "tokenctl $($BIN --version | cut -d' ' -f2), $(psql -At "$ADMIN" -c 'show server_version') PostgreSQL, SQLite $(sqlite3 --version | cut -d' ' -f1)"
+
+seed_logs() { # backend url rows
+  local backend=$1 url=$2 rows=$3
+  if [ "$backend" = sqlite ]; then
+    sqlite3 "$WORK/bench.db" "DELETE FROM token_usage_logs;
+      WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $rows)
+      INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
+      SELECT 'agent-' || (x % 8), 'gpt-4o', 100, 50, 150, 0.001, 1,
+             strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-01', '+' || (x % 1900000) || ' seconds'), '2026-11' FROM n;"
+  else
+    psql -q "$url" -c "TRUNCATE token_usage_logs" -c "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
+      SELECT 'agent-' || (x % 8), 'gpt-4o', 100, 50, 150, 0.001, true, timestamptz '2026-11-01' + x * interval '1 second', '2026-11'
+      FROM generate_series(1, $rows) AS x" -c "VACUUM ANALYZE token_usage_logs" >/dev/null
+  fi
+}
+
+median() { # runs, then the command
+  python3 - "$@" <<'PY'
+import subprocess, sys, time, statistics
+runs = int(sys.argv[1]); cmd = sys.argv[2:]
+times = []
+for _ in range(runs):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times.append((time.perf_counter() - t) * 1000)
+    if r.returncode not in (0, 3):
+        sys.exit(f"{cmd} exited {r.returncode}")
+print(f"{statistics.median(times):.2f}")
+PY
+}
+
+RUNS=$([ $QUICK = 1 ] && echo 15 || echo 60)
+BIG=$([ $QUICK = 1 ] && echo 200000 || echo 1000000)
+printf '\n%-9s %-28s %10s\n' backend command "median ms"
+for backend in sqlite postgres; do
+  url=$([ $backend = sqlite ] && echo "$SQLITE" || echo "$PGURL")
+  export TOKENCTL_DATABASE_URL=$url
+  $BIN migrate >/dev/null
+  for a in 0 1 2 3 4 5 6 7; do $BIN record --ai-type agent-$a --tokens-in 100 --tokens-out 50 >/dev/null; done
+  seed_logs $backend "$url" 1000
+  v=$(median $RUNS $BIN --version)
+  s1=$(median $RUNS $BIN status)
+  c1=$(median $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500)
+  r1=$(median $RUNS $BIN record --ai-type agent-2 --tokens-in 1 --tokens-out 1 --model gpt-4o)
+  seed_logs $backend "$url" $BIG
+  s2=$(median $RUNS $BIN status)
+  c2=$(median $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500)
+  printf '%-9s %-28s %10s\n' $backend "--version" "$v"
+  printf '%-9s %-28s %10s  (%.1fx --version)\n' $backend "status (1k log rows)" "$s1" "$(python3 -c "print($s1/$v)")"
+  printf '%-9s %-28s %10s  (%.1fx --version)\n' $backend "check (1k log rows)" "$c1" "$(python3 -c "print($c1/$v)")"
+  printf '%-9s %-28s %10s  (%.1fx --version)\n' $backend "record" "$r1" "$(python3 -c "print($r1/$v)")"
+  printf '%-9s %-28s %10s  (%.2fx the 1k figure)\n' $backend "status ($BIG log rows)" "$s2" "$(python3 -c "print($s2/$s1)")"
+  printf '%-9s %-28s %10s  (%.2fx the 1k figure)\n' $backend "check ($BIG log rows)" "$c2" "$(python3 -c "print($c2/$c1)")"
+done
+
+# Reservations per second, 16 clients, PostgreSQL: each client a loop of `tokenctl reserve`
+# processes, each reservation released by the limit (none is ever denied for lack of room).
+export TOKENCTL_DATABASE_URL=$PGURL
+$BIN limits set --global --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --max-concurrent 0 --rpm 0 --rpd 0 >/dev/null
+$BIN limits set --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --rpm 0 --rpd 0 >/dev/null
+SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
+RES=$(python3 - "$BIN" "$SECS" <<'PY'
+import subprocess, sys, time, threading
+bin, secs = sys.argv[1], float(sys.argv[2])
+count = [0] * 16
+end = time.perf_counter() + secs
+def client(i):
+    while time.perf_counter() < end:
+        r = subprocess.run([bin, "reserve", "--ai-type", f"agent-{i % 4}", "--estimated-tokens", "10", "--ttl", "1h"], stdout=subprocess.DEVNULL)
+        if r.returncode == 0:
+            count[i] += 1
+threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+start = time.perf_counter()
+for t in threads: t.start()
+for t in threads: t.join()
+print(f"{sum(count) / (time.perf_counter() - start):.0f}")
+PY
+)
+LIB=$(cargo bench --locked -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1)
+psql -q "$PGURL" -c "CREATE TABLE bench_counter (id int PRIMARY KEY, used bigint NOT NULL, lim bigint NOT NULL)" -c "INSERT INTO bench_counter VALUES (1, 0, 9223372036854775000)" >/dev/null
+echo 'UPDATE bench_counter SET used = used + 10 WHERE id = 1 AND used + 10 <= lim;' > "$WORK/update.sql"
+PGB=$(pgbench -n -c 16 -j 2 -T "$SECS" -f "$WORK/update.sql" "$PGURL" 2>/dev/null | awk '/^tps/ {print int($3)}')
+echo
+echo "postgres  pgbench hot-row conditional UPDATE, 16 clients     $PGB tps (the ceiling)"
+echo "postgres  reserve in-process, 16 connections                $LIB reservations/s ($(python3 -c "print(f'{$LIB/$PGB:.2f}')")x the ceiling)"
+echo "postgres  tokenctl reserve, 16 clients, a process each      $RES reservations/s ($(python3 -c "print(f'{$RES/$PGB:.3f}')")x the ceiling)"
