@@ -14,13 +14,17 @@ use tokenctl::domain::Clock;
 
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
-    let (Some(url), Some(secs)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok())) else {
+    let (Some(url), Some(secs)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
+    else {
         eprintln!("usage: reserve_throughput DATABASE_URL SECONDS [CLIENTS]");
         std::process::exit(2);
     };
     let clients: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
     let url = DbUrl::parse(url).expect("database URL");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let local = tokio::task::LocalSet::new();
     let done = Rc::new(Cell::new(0u64));
     let denied = Rc::new(Cell::new(0u64));
@@ -38,7 +42,10 @@ fn main() {
             handles.push(tokio::task::spawn_local(async move {
                 let ai = format!("agent-{}", i % 4);
                 while Instant::now() < end {
-                    let r = db.reserve(&ai, 10, chrono::Duration::hours(1), &clock).await.expect("reserve");
+                    let r = db
+                        .reserve(&ai, 10, chrono::Duration::hours(1), &clock)
+                        .await
+                        .expect("reserve");
                     if r.decision.allowed {
                         done.set(done.get() + 1);
                     } else {
@@ -53,7 +60,10 @@ fn main() {
         start.elapsed()
     });
     if denied.get() > 0 {
-        eprintln!("warning: {} reservations were denied: raise the limits", denied.get());
+        eprintln!(
+            "warning: {} reservations were denied: raise the limits",
+            denied.get()
+        );
     }
     println!("{:.0}", done.get() as f64 / elapsed.as_secs_f64());
 }

@@ -112,10 +112,28 @@ impl Db {
     /// and applies pending migrations.
     pub async fn open(url: &DbUrl) -> Result<Db> {
         let db = Db::connect(url).await?;
-        db.migrate()
-            .await
-            .with_context(|| format!("cannot prepare {}", url.describe()))?;
+        if !db.is_up_to_date().await {
+            db.migrate()
+                .await
+                .with_context(|| format!("cannot prepare {}", url.describe()))?;
+        }
         Ok(db)
+    }
+
+    /// One query instead of the migrator's several (and its lock): every command runs this.
+    async fn is_up_to_date(&self) -> bool {
+        let latest = match self {
+            Db::Sqlite(_) => sqlx::migrate!("migrations/sqlite")
+                .iter()
+                .map(|m| m.version)
+                .max(),
+            Db::Postgres(_) => sqlx::migrate!("migrations/postgres")
+                .iter()
+                .map(|m| m.version)
+                .max(),
+        };
+        let applied = self.applied_versions().await.unwrap_or_default();
+        latest.is_some_and(|v| applied.contains(&v))
     }
 
     pub async fn connect(url: &DbUrl) -> Result<Db> {
@@ -153,7 +171,7 @@ impl Db {
                 Ok(Db::Sqlite(Mutex::new(conn)))
             }
             DbUrl::Postgres { url: raw, .. } => {
-                let opts = PgConnectOptions::from_str(raw)
+                let mut opts = PgConnectOptions::from_str(raw)
                     .map_err(|e| {
                         crate::error::UsageError::new(format!(
                             "invalid PostgreSQL URL: {}",
@@ -161,6 +179,14 @@ impl Db {
                         ))
                     })?
                     .application_name("tokenctl");
+                // sslmode=prefer (the default) buys nothing over loopback and costs a TLS
+                // handshake per invocation (~8 ms); an explicit sslmode is always obeyed.
+                let host = opts.get_host().to_string();
+                let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1")
+                    || host.starts_with('/');
+                if loopback && !raw.to_ascii_lowercase().contains("sslmode=") {
+                    opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+                }
                 let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
                     .await
                     .map_err(|_| {
