@@ -59,8 +59,78 @@ numbers, `release --reservation ID` gives it back, or it expires after --ttl."
     Limits(LimitsArgs),
     /// Show model prices (built-in and from the database), or set one with `prices set`
     Prices(PricesArgs),
+    /// Zero the current month (for testing): archives what it clears first (reason 'manual')
+    #[command(
+        after_help = "Clears, for the AI type or for all: the month's counters, its day and hour windows, \
+open reservations and the emergency state. Asks for confirmation on a terminal; elsewhere it needs --yes."
+    )]
+    Reset(ResetArgs),
+    /// Archive every past month to token_usage_archive and start the current one (cron: 1 0 1 * *)
+    #[command(
+        after_help = "Catches up on missed months in one run, and is idempotent: a second run in the same \
+month archives nothing. Archive and delete commit together; two runs at once never archive a row twice. \
+Prints one line per archived month; errors go to stderr with a non-zero exit, so cron mail shows them."
+    )]
+    MonthlyReset(MonthlyResetArgs),
+    /// Archived months, newest first
+    Archive(ArchiveArgs),
+    /// Print shell completions: tokenctl completions bash > /usr/share/bash-completion/completions/tokenctl
+    Completions(CompletionsArgs),
     /// Apply database migrations (also done automatically by every command)
     Migrate(MigrateArgs),
+}
+
+fn months_back(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n <= 1200 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of months from 0 to 1200, got '{s}'"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Only this AI type (default: every AI type)
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: Option<String>,
+    /// Do not ask for confirmation (needed when standard input is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Report what would be reset; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonthlyResetArgs {
+    /// Report what would be archived; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete request logs from before the start of the month this many months back
+    /// (0 = before the current month), in batches
+    #[arg(long, value_name = "MONTHS", value_parser = months_back)]
+    pub prune_logs_older_than: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: Option<String>,
+    #[arg(long, value_name = "YYYY-MM", value_parser = month)]
+    pub month: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 fn ai_type(s: &str) -> Result<String, String> {

@@ -2,10 +2,14 @@
 //! operation through `Db`, and prints what it owns (a table, a line, or one JSON document).
 
 pub mod admit;
+pub mod archive;
+pub mod completions;
 pub mod limits;
 pub mod migrate;
+pub mod monthly_reset;
 pub mod prices;
 pub mod record;
+pub mod reset;
 pub mod status;
 
 use std::process::ExitCode;
@@ -50,6 +54,9 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
     let style = Style::detect(cli.color);
     // Inputs that need no database are read first, so bad input touches nothing.
     let prepared = Prepared::from(cli.command)?;
+    if let Prepared::Completions(args) = &prepared {
+        return completions::run(args);
+    }
     if let Prepared::Migrate(args) = &prepared {
         let db = Db::connect(&url).await?;
         return migrate::run(&db, &url, args).await;
@@ -66,7 +73,10 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::LimitsSet(args) => limits::set(&app, args).await,
         Prepared::Prices(json) => prices::show(&app, json).await,
         Prepared::PricesSet(args) => prices::set(&app, args).await,
-        Prepared::Migrate(_) => unreachable!("handled above"),
+        Prepared::Reset(args) => reset::run(&app, args).await,
+        Prepared::MonthlyReset(args) => monthly_reset::run(&app, args).await,
+        Prepared::Archive(args) => archive::run(&app, args).await,
+        Prepared::Migrate(_) | Prepared::Completions(_) => unreachable!("handled above"),
     }
 }
 
@@ -81,6 +91,10 @@ enum Prepared {
     Prices(bool),
     PricesSet(crate::cli::PricesSetArgs),
     Migrate(crate::cli::MigrateArgs),
+    Reset(crate::cli::ResetArgs),
+    MonthlyReset(crate::cli::MonthlyResetArgs),
+    Archive(crate::cli::ArchiveArgs),
+    Completions(crate::cli::CompletionsArgs),
 }
 
 impl Prepared {
@@ -107,6 +121,10 @@ impl Prepared {
                 Some(PricesAction::Set(set)) => Prepared::PricesSet(set),
             },
             Command::Migrate(args) => Prepared::Migrate(args),
+            Command::Reset(args) => Prepared::Reset(reset::confirm_possible(args)?),
+            Command::MonthlyReset(args) => Prepared::MonthlyReset(args),
+            Command::Archive(args) => Prepared::Archive(args),
+            Command::Completions(args) => Prepared::Completions(args),
         })
     }
 }

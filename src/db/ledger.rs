@@ -340,3 +340,102 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         success: !input.failed,
     })
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthSummary {
+    pub month_year: String,
+    pub ai_types: usize,
+    pub total_tokens: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthlyReset {
+    /// the current month, which stays
+    pub month: String,
+    pub dry_run: bool,
+    pub archived: Vec<super::ArchivedRow>,
+    pub archived_count: usize,
+    pub archived_months: Vec<MonthSummary>,
+    pub initialized_count: u64,
+}
+
+/// Archives every month before the current one and starts the current one, in the caller's
+/// transaction: all of it commits together or not at all.
+pub async fn monthly_reset<S: Store>(
+    s: &mut S,
+    clock: &Clock,
+    dry_run: bool,
+) -> Result<MonthlyReset> {
+    s.lock_admission().await?;
+    let month = clock.periods().month;
+    let archived = s.rows_before(&month).await?;
+    // before archiving: AI types known only from past months still get a fresh row
+    let initialized_count = s.init_month(&month, clock.now).await?;
+    let moved = s.archive_before(&month, clock.now).await?;
+    if moved as usize != archived.len() {
+        anyhow::bail!(
+            "archived {moved} rows but found {} to archive; rolled back",
+            archived.len()
+        );
+    }
+    let mut archived_months: Vec<MonthSummary> = Vec::new();
+    for row in &archived {
+        match archived_months.last_mut() {
+            Some(m) if m.month_year == row.month_year => {
+                m.ai_types += 1;
+                m.total_tokens += row.total_tokens;
+            }
+            _ => archived_months.push(MonthSummary {
+                month_year: row.month_year.clone(),
+                ai_types: 1,
+                total_tokens: row.total_tokens,
+            }),
+        }
+    }
+    Ok(MonthlyReset {
+        month,
+        dry_run,
+        archived_count: archived.len(),
+        archived,
+        archived_months,
+        initialized_count,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResetEntry {
+    pub ai_type: String,
+    pub total_tokens: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reset {
+    pub month: String,
+    pub dry_run: bool,
+    pub reset: Vec<ResetEntry>,
+    pub archived_count: usize,
+}
+
+pub async fn reset<S: Store>(
+    s: &mut S,
+    ai_type: Option<&str>,
+    clock: &Clock,
+    dry_run: bool,
+) -> Result<Reset> {
+    s.lock_admission().await?;
+    expire_stale_holds(s, clock.now).await?;
+    let month = clock.periods().month;
+    let cleared = s.reset_month(&month, ai_type, clock.now).await?;
+    Ok(Reset {
+        month,
+        dry_run,
+        archived_count: cleared.len(),
+        reset: cleared
+            .into_iter()
+            .map(|r| ResetEntry {
+                ai_type: r.ai_type,
+                total_tokens: r.total_tokens,
+            })
+            .collect(),
+    })
+}

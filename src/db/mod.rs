@@ -71,6 +71,47 @@ macro_rules! write_tx {
     };
 }
 
+/// Like `write_tx`, but rolls back instead of committing when `$dry_run` is true: a dry run
+/// does exactly what the real run would, and keeps none of it.
+macro_rules! write_tx_or_rollback {
+    ($db:expr, $dry_run:expr, $conn:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite(conn) => {
+                let mut guard = conn.lock().await;
+                let mut tx = sqlx::Connection::begin_with(&mut *guard, "BEGIN IMMEDIATE")
+                    .await
+                    .context("cannot start a transaction")?;
+                let out = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                if $dry_run {
+                    tx.rollback().await.context("cannot roll back")?;
+                } else {
+                    tx.commit().await.context("cannot commit")?;
+                }
+                out
+            }
+            $crate::db::Db::Postgres(conn) => {
+                let mut guard = conn.lock().await;
+                let mut tx = sqlx::Connection::begin(&mut *guard)
+                    .await
+                    .context("cannot start a transaction")?;
+                let out = {
+                    let $conn = &mut *tx;
+                    $body
+                };
+                if $dry_run {
+                    tx.rollback().await.context("cannot roll back")?;
+                } else {
+                    tx.commit().await.context("cannot commit")?;
+                }
+                out
+            }
+        }
+    };
+}
+
 /// Runs `$body` with `$conn` in a read-only transaction: every statement sees one snapshot.
 macro_rules! read_tx {
     ($db:expr, $conn:ident => $body:expr) => {
@@ -105,7 +146,7 @@ macro_rules! read_tx {
         }
     };
 }
-pub(crate) use {read_tx, write_tx};
+pub(crate) use {read_tx, write_tx, write_tx_or_rollback};
 
 impl Db {
     /// Opens the database (creating a SQLite file, and the default's folder, on first use)
@@ -476,4 +517,58 @@ pub trait Store {
         output_per_mtok: f64,
         at: DateTime<Utc>,
     ) -> Result<()>;
+
+    // ---- lifecycle: monthly-reset, reset, archive ----
+
+    /// (ai_type, month, total_tokens) of every `token_usage` row of a month before `month`.
+    async fn rows_before(&mut self, month: &str) -> Result<Vec<ArchivedRow>>;
+    /// Gives every known AI type (with usage in any month, or with limits of its own) a zero
+    /// row for `month` if it has none; returns how many were created.
+    async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// Copies the rows of months before `month` to the archive (reason 'monthly') and deletes
+    /// them; their window counters go too, and their held reservations end as expired.
+    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// Archives (reason 'manual') and zeroes `month` for one AI type or all: counters, holds,
+    /// day and hour windows, level. Returns what was cleared.
+    async fn reset_month(
+        &mut self,
+        month: &str,
+        ai_type: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ArchivedRow>>;
+    async fn archive_rows(
+        &mut self,
+        ai_type: Option<&str>,
+        month: Option<&str>,
+    ) -> Result<Vec<ArchiveRow>>;
+    async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64>;
+    /// Deletes up to `batch` log rows older than `cutoff` with ids above `after`; returns
+    /// (rows deleted, the highest id looked at) — None when nothing is left.
+    async fn delete_logs_batch(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        after: i64,
+        batch: i64,
+    ) -> Result<Option<(u64, i64)>>;
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArchivedRow {
+    pub ai_type: String,
+    pub month_year: String,
+    pub total_tokens: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArchiveRow {
+    pub ai_type: String,
+    pub month_year: String,
+    pub monthly_limit: Option<i64>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub total_tokens: i64,
+    pub request_count: i64,
+    pub cost_usd: f64,
+    pub archived_at: DateTime<Utc>,
+    pub reason: String,
 }

@@ -2,10 +2,13 @@
 //! statements that make it up.
 
 use anyhow::{Context, Result};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
-use super::ledger::{self, RecordInput, Recorded, Released, Reserved};
-use super::{read_tx, write_tx, Db, Hold, LimitRows, LimitScope, MonthRow, Store, WindowRow};
+use super::ledger::{self, MonthlyReset, RecordInput, Recorded, Released, Reserved, Reset};
+use super::{
+    read_tx, write_tx, write_tx_or_rollback, ArchiveRow, Db, Hold, LimitRows, LimitScope, MonthRow,
+    Store, WindowRow,
+};
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::PriceTable;
 use crate::domain::{Clock, Decision};
@@ -93,5 +96,55 @@ impl Db {
             c.price_rows().await?
         });
         Ok(PriceTable::new(rows))
+    }
+
+    pub async fn monthly_reset(&self, clock: &Clock, dry_run: bool) -> Result<MonthlyReset> {
+        Ok(
+            write_tx_or_rollback!(self, dry_run, c => ledger::monthly_reset(c, clock, dry_run).await?),
+        )
+    }
+
+    pub async fn reset(
+        &self,
+        ai_type: Option<&str>,
+        clock: &Clock,
+        dry_run: bool,
+    ) -> Result<Reset> {
+        Ok(
+            write_tx_or_rollback!(self, dry_run, c => ledger::reset(c, ai_type, clock, dry_run).await?),
+        )
+    }
+
+    pub async fn archive(
+        &self,
+        ai_type: Option<&str>,
+        month: Option<&str>,
+    ) -> Result<Vec<ArchiveRow>> {
+        Ok(read_tx!(self, c => c.archive_rows(ai_type, month).await?))
+    }
+
+    pub async fn count_logs_before(&self, cutoff: DateTime<Utc>) -> Result<i64> {
+        Ok(read_tx!(self, c => c.count_logs_before(cutoff).await?))
+    }
+
+    /// Deletes logs older than `cutoff` in batches of `batch` rows, each its own short
+    /// transaction (recording goes on meanwhile, and memory stays bounded); `progress` hears
+    /// the running total. Returns the number deleted.
+    pub async fn prune_logs(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: i64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        let mut after = 0i64;
+        let mut deleted = 0u64;
+        loop {
+            let step = write_tx!(self, c => c.delete_logs_batch(cutoff, after, batch).await?);
+            let Some((n, upper)) = step else { break };
+            deleted += n;
+            after = upper;
+            progress(deleted);
+        }
+        Ok(deleted)
     }
 }

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store,
-    UsageDelta, WindowRow,
+    ArchiveRow, ArchivedRow, Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest,
+    MonthRow, Reservation, Store, UsageDelta, WindowRow,
 };
-use crate::domain::limits::LimitRow;
+use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Counter, Periods, Snapshot};
@@ -43,6 +43,13 @@ fn hold(row: &sqlx::postgres::PgRow) -> Result<Hold> {
 const ADMISSION_LOCK_KEY: i64 = 0x746f_6b65_6e63_746c;
 
 const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
+
+const ARCHIVE_COLUMNS: &str =
+    "ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens, request_count,
+    usage_percentage, status, last_request_at, created_at, updated_at, cost_usd";
+const ARCHIVE_VALUES: &str = "ai_type, month_year, monthly_limit, COALESCE(tokens_in, 0), COALESCE(tokens_out, 0),
+    COALESCE(total_tokens, 0), COALESCE(request_count, 0), COALESCE(usage_percentage, 0), status, last_request_at,
+    created_at, updated_at, COALESCE(cost_usd, 0)";
 
 impl Store for PgConnection {
     async fn lock_admission(&mut self) -> Result<()> {
@@ -508,4 +515,203 @@ impl Store for PgConnection {
         .context("cannot save the price")?;
         Ok(())
     }
+    async fn rows_before(&mut self, month: &str) -> Result<Vec<ArchivedRow>> {
+        let rows = sqlx::query(
+            "SELECT ai_type, month_year, COALESCE(total_tokens, 0) AS total_tokens FROM token_usage
+             WHERE month_year < $1 ORDER BY month_year, ai_type",
+        )
+        .bind(month)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read past months")?;
+        rows.iter().map(archived_row).collect()
+    }
+
+    async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "INSERT INTO token_usage (ai_type, month_year, monthly_limit, created_at, updated_at)
+             SELECT k.ai_type, $1,
+                    COALESCE((SELECT l.monthly_limit FROM token_limits l WHERE l.scope = 'ai_type' AND l.ai_type = k.ai_type),
+                             (SELECT l.monthly_limit FROM token_limits l WHERE l.scope = 'default'), $3),
+                    $2, $2
+             FROM (SELECT ai_type FROM token_usage UNION SELECT ai_type FROM token_limits WHERE scope = 'ai_type') AS k
+             ON CONFLICT (ai_type, month_year) DO NOTHING",
+        )
+        .bind(month)
+        .bind(at)
+        .bind(DEFAULT_MONTHLY)
+        .execute(&mut *self)
+        .await
+        .context("cannot create this month's rows")?;
+        Ok(done.rows_affected())
+    }
+
+    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
+        let archived = sqlx::query(&format!(
+            "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
+             SELECT {ARCHIVE_VALUES}, $2, 'monthly' FROM token_usage WHERE month_year < $1"
+        ))
+        .bind(month)
+        .bind(at)
+        .execute(&mut *self)
+        .await
+        .context("cannot archive past months")?
+        .rows_affected();
+        for sql in [
+            "DELETE FROM token_usage WHERE month_year < $1",
+            "DELETE FROM token_usage_windows WHERE month_year < $1",
+        ] {
+            sqlx::query(sql)
+                .bind(month)
+                .execute(&mut *self)
+                .await
+                .context("cannot clear past months")?;
+        }
+        sqlx::query("UPDATE token_reservations SET state = 'expired', ended_at = $2 WHERE state = 'held' AND month_year < $1")
+            .bind(month)
+            .bind(at)
+            .execute(&mut *self)
+            .await
+            .context("cannot end past holds")?;
+        Ok(archived)
+    }
+
+    async fn reset_month(
+        &mut self,
+        month: &str,
+        ai_type: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ArchivedRow>> {
+        let cleared = sqlx::query(&format!(
+            "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
+             SELECT {ARCHIVE_VALUES}, $3, 'manual' FROM token_usage
+             WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)
+               AND (COALESCE(total_tokens, 0) <> 0 OR COALESCE(request_count, 0) <> 0 OR COALESCE(reserved_tokens, 0) <> 0)
+             RETURNING ai_type, month_year, total_tokens"
+        ))
+        .bind(month)
+        .bind(ai_type)
+        .bind(at)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot archive this month")?;
+        for sql in [
+            "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
+                 status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = $3
+             WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)",
+            "UPDATE token_reservations SET state = 'released', ended_at = $3
+             WHERE state = 'held' AND month_year = $1 AND ($2 IS NULL OR ai_type = $2)",
+        ] {
+            sqlx::query(sql)
+                .bind(month)
+                .bind(ai_type)
+                .bind(at)
+                .execute(&mut *self)
+                .await
+                .context("cannot reset this month")?;
+        }
+        if let Some(ai_type) = ai_type {
+            // the total's windows lose exactly what this AI type's windows held
+            sqlx::query(
+                "UPDATE token_usage_windows AS g SET
+                     tokens = GREATEST(0, g.tokens - a.tokens),
+                     reserved = GREATEST(0, g.reserved - a.reserved),
+                     requests = GREATEST(0, g.requests - a.requests)
+                 FROM token_usage_windows AS a
+                 WHERE g.ai_type = '*' AND g.month_year = $1 AND a.ai_type = $2 AND a.period = g.period",
+            )
+            .bind(month)
+            .bind(ai_type)
+            .execute(&mut *self)
+            .await
+            .context("cannot reset the total's windows")?;
+        }
+        sqlx::query("DELETE FROM token_usage_windows WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)")
+            .bind(month)
+            .bind(ai_type)
+            .execute(&mut *self)
+            .await
+            .context("cannot reset this month's windows")?;
+        cleared.iter().map(archived_row).collect()
+    }
+
+    async fn archive_rows(
+        &mut self,
+        ai_type: Option<&str>,
+        month: Option<&str>,
+    ) -> Result<Vec<ArchiveRow>> {
+        let rows = sqlx::query(
+            "SELECT ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens, request_count, cost_usd,
+                    archived_at, reason
+             FROM token_usage_archive
+             WHERE ($1 IS NULL OR ai_type = $1) AND ($2 IS NULL OR month_year = $2)
+             ORDER BY month_year DESC, archived_at DESC, ai_type",
+        )
+        .bind(ai_type)
+        .bind(month)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read the archive")?;
+        rows.iter()
+            .map(|r| {
+                Ok(ArchiveRow {
+                    ai_type: r.try_get("ai_type")?,
+                    month_year: r.try_get("month_year")?,
+                    monthly_limit: r.try_get("monthly_limit")?,
+                    tokens_in: r.try_get("tokens_in")?,
+                    tokens_out: r.try_get("tokens_out")?,
+                    total_tokens: r.try_get("total_tokens")?,
+                    request_count: r.try_get("request_count")?,
+                    cost_usd: r.try_get("cost_usd")?,
+                    archived_at: r.try_get("archived_at")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64> {
+        let n = sqlx::query_scalar("SELECT COUNT(*) FROM token_usage_logs WHERE created_at < $1")
+            .bind(cutoff)
+            .fetch_one(&mut *self)
+            .await
+            .context("cannot count old logs")?;
+        Ok(n)
+    }
+
+    async fn delete_logs_batch(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        after: i64,
+        batch: i64,
+    ) -> Result<Option<(u64, i64)>> {
+        let upper: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(id) FROM (SELECT id FROM token_usage_logs WHERE id > $1 AND created_at < $2 ORDER BY id LIMIT $3) AS batch",
+        )
+        .bind(after)
+        .bind(cutoff)
+        .bind(batch)
+        .fetch_one(&mut *self)
+        .await
+        .context("cannot find old logs")?;
+        let Some(upper) = upper else { return Ok(None) };
+        let done = sqlx::query(
+            "DELETE FROM token_usage_logs WHERE id > $1 AND id <= $2 AND created_at < $3",
+        )
+        .bind(after)
+        .bind(upper)
+        .bind(cutoff)
+        .execute(&mut *self)
+        .await
+        .context("cannot delete old logs")?;
+        Ok(Some((done.rows_affected(), upper)))
+    }
+}
+
+fn archived_row(r: &sqlx::postgres::PgRow) -> Result<ArchivedRow> {
+    Ok(ArchivedRow {
+        ai_type: r.try_get("ai_type")?,
+        month_year: r.try_get("month_year")?,
+        total_tokens: r.try_get("total_tokens")?,
+    })
 }

@@ -1,0 +1,88 @@
+//! `reset`: zero the current month, for testing. Archives what it clears first.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::App;
+use crate::cli::ResetArgs;
+use crate::db::ledger::Reset;
+use crate::error::{UsageError, EXIT_FAILURE};
+use crate::output::{print_json, thousands};
+
+/// Off a terminal, nothing can confirm: refuse before touching the database.
+pub fn confirm_possible(args: ResetArgs) -> Result<ResetArgs, UsageError> {
+    if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
+        return Err(UsageError::new(
+            "reset needs --yes when standard input is not a terminal; nothing was changed",
+        ));
+    }
+    Ok(args)
+}
+
+fn who(args: &ResetArgs) -> String {
+    args.ai_type
+        .clone()
+        .map(|a| format!("AI type {a}"))
+        .unwrap_or_else(|| "every AI type".into())
+}
+
+pub async fn run(app: &App, args: ResetArgs) -> Result<ExitCode> {
+    if !args.yes && !args.dry_run {
+        let preview = app
+            .db
+            .reset(args.ai_type.as_deref(), &app.clock, true)
+            .await?;
+        let total: i64 = preview.reset.iter().map(|r| r.total_tokens).sum();
+        eprint!(
+            "Reset {} for {}: archive and clear {} tokens in {} row(s), their day and hour windows and open reservations? [y/N] ",
+            preview.month,
+            who(&args),
+            thousands(total),
+            preview.archived_count
+        );
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            eprintln!("aborted; nothing was changed");
+            return Ok(ExitCode::from(EXIT_FAILURE));
+        }
+    }
+    let done = app
+        .db
+        .reset(args.ai_type.as_deref(), &app.clock, args.dry_run)
+        .await?;
+    if args.json {
+        print_json(&done)?;
+    } else {
+        print_text(&done, &who(&args));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_text(r: &Reset, who: &str) {
+    let verb = if r.dry_run { "would reset" } else { "reset" };
+    if r.reset.is_empty() {
+        println!(
+            "{}: nothing to reset for {who} (no usage recorded)",
+            r.month
+        );
+        return;
+    }
+    for e in &r.reset {
+        println!(
+            "{}: {verb} {}: {} tokens archived (manual) and cleared",
+            r.month,
+            e.ai_type,
+            thousands(e.total_tokens)
+        );
+    }
+    if r.dry_run {
+        println!("dry run: nothing was changed");
+    }
+}
