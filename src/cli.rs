@@ -111,7 +111,7 @@ pub struct MonthlyResetArgs {
     pub dry_run: bool,
     /// Also delete request logs from before the start of the month this many months back
     /// (0 = before the current month), in batches
-    #[arg(long, value_name = "MONTHS", value_parser = months_back)]
+    #[arg(long, value_name = "MONTHS", value_parser = months_back, allow_negative_numbers = true)]
     pub prune_logs_older_than: Option<u32>,
     #[arg(long)]
     pub json: bool,
