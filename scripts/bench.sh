@@ -5,12 +5,22 @@
 #   - the same `status`/`check` with 1,000 and with 1,000,000 rows in token_usage_logs (they
 #     must not scan it: the ratio should stay near 1);
 #   - reservations per second with 16 concurrent clients on PostgreSQL, next to pgbench running
-#     one conditional UPDATE ... WHERE used + n <= limit on one row with 16 clients.
+#     one conditional UPDATE ... WHERE used + n <= limit on one row with 16 clients;
+#   - (prune) `monthly-reset --prune-logs-older-than` over 10,000,000 old log rows on each
+#     backend, next to a plain DELETE of the same rows in psql / sqlite3, and tokenctl's peak
+#     memory at 1,000,000 and at 10,000,000 rows.
 # PostgreSQL: TOKENCTL_BENCH_POSTGRES_URL (a server where CREATE DATABASE is allowed), default
 # postgres://postgres@127.0.0.1:5432/postgres. Needs python3, psql, pgbench, sqlite3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUICK=0; [ "${1:-}" = "--quick" ] && QUICK=1
+QUICK=0 PART=all
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    core|prune|all) PART=$arg ;;
+    *) echo "usage: scripts/bench.sh [--quick] [core|prune|all]" >&2; exit 2 ;;
+  esac
+done
 ADMIN=${TOKENCTL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 for tool in python3 psql pgbench sqlite3; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed (apt-get install postgresql-client postgresql-contrib sqlite3 python3)" >&2; exit 1; }
@@ -60,6 +70,7 @@ print(f"{statistics.median(times):.2f}")
 PY
 }
 
+run_core() {
 RUNS=$([ $QUICK = 1 ] && echo 15 || echo 60)
 BIG=$([ $QUICK = 1 ] && echo 200000 || echo 1000000)
 printf '\n%-9s %-28s %10s\n' backend command "median ms"
@@ -115,3 +126,72 @@ echo
 echo "postgres  pgbench hot-row conditional UPDATE, 16 clients     $PGB tps (the ceiling)"
 echo "postgres  reserve in-process, 16 connections                $LIB reservations/s ($(python3 -c "print(f'{$LIB/$PGB:.2f}')")x the ceiling)"
 echo "postgres  tokenctl reserve, 16 clients, a process each      $RES reservations/s ($(python3 -c "print(f'{$RES/$PGB:.3f}')")x the ceiling)"
+}
+
+# Pruning: seed N log rows dated August 2026 (plus 1,000 recent ones that stay), then either
+# tokenctl prunes them (cutoff 2026-09-01) or a plain DELETE does; time both, and tokenctl's
+# peak RSS (from getrusage of the finished child).
+seed_old_logs() { # backend url rows
+  local backend=$1 url=$2 rows=$3
+  if [ "$backend" = sqlite ]; then
+    sqlite3 "$WORK/prune.db" "DELETE FROM token_usage_logs;
+      WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $rows)
+      INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
+      SELECT 'agent-' || (x % 8), 'gpt-4o', 100, 50, 150, 0.001, 1,
+             strftime('%Y-%m-%dT%H:%M:%fZ', '2026-08-01', '+' || (x % 2600000) || ' seconds'), '2026-08' FROM n;
+      WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000)
+      INSERT INTO token_usage_logs (ai_type, tokens_in, tokens_out, total_tokens, created_at, month_year)
+      SELECT 'recent', 1, 1, 2, strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-10', '+' || x || ' seconds'), '2026-11' FROM n;"
+  else
+    psql -q "$url" -c "TRUNCATE token_usage_logs" \
+      -c "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
+          SELECT 'agent-' || (x % 8), 'gpt-4o', 100, 50, 150, 0.001, true, timestamptz '2026-08-01' + (x % 2600000) * interval '1 second', '2026-08'
+          FROM generate_series(1, $rows) AS x" \
+      -c "INSERT INTO token_usage_logs (ai_type, tokens_in, tokens_out, total_tokens, created_at, month_year)
+          SELECT 'recent', 1, 1, 2, timestamptz '2026-11-10' + x * interval '1 second', '2026-11' FROM generate_series(1, 1000) AS x" \
+      -c "VACUUM ANALYZE token_usage_logs" >/dev/null
+  fi
+}
+
+timed() { # prints "seconds max_rss_mb" of a command
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.perf_counter()
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+if r.returncode != 0:
+    sys.exit(f"{sys.argv[1:]} exited {r.returncode}")
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(f"{time.perf_counter() - t:.1f} {rss:.1f}")
+PY
+}
+
+run_prune() {
+  local big=$([ $QUICK = 1 ] && echo 1000000 || echo 10000000)
+  printf '\n%-9s %-44s %9s %9s\n' backend "pruning (cutoff 2026-09-01)" seconds "peak MB"
+  for backend in sqlite postgres; do
+    local url=$([ $backend = sqlite ] && echo "sqlite://$WORK/prune.db" || echo "$PGURL")
+    TOKENCTL_DATABASE_URL=$url $BIN migrate >/dev/null
+    for rows in 1000000 $big; do
+      [ "$rows" = 1000000 ] && [ "$big" = 1000000 ] && [ "${done_small:-}" = $backend ] && continue
+      seed_old_logs $backend "$url" $rows
+      read -r secs mb < <(TOKENCTL_NOW=2026-11-15T00:00:00Z TOKENCTL_DATABASE_URL=$url timed $BIN monthly-reset --prune-logs-older-than 2)
+      printf '%-9s %-44s %9s %9s\n' $backend "tokenctl monthly-reset, $rows rows" "$secs" "$mb"
+      if [ "$rows" = "$big" ]; then
+        seed_old_logs $backend "$url" $rows
+        if [ $backend = sqlite ]; then
+          read -r plain _ < <(timed sqlite3 "$WORK/prune.db" "DELETE FROM token_usage_logs WHERE created_at < '2026-09-01T00:00:00.000000Z'")
+        else
+          read -r plain _ < <(timed psql -q "$url" -c "DELETE FROM token_usage_logs WHERE created_at < '2026-09-01T00:00:00Z'")
+        fi
+        printf '%-9s %-44s %9s %9s  (tokenctl: %sx)\n' $backend "plain DELETE, $rows rows" "$plain" "-" "$(python3 -c "print(f'{$secs/$plain:.2f}')")"
+      fi
+      done_small=$backend
+    done
+  done
+}
+
+case $PART in
+  core) run_core ;;
+  prune) run_prune ;;
+  all) run_core; run_prune ;;
+esac
