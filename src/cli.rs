@@ -148,6 +148,9 @@ fn count(s: &str) -> Result<i64, String> {
 fn month(s: &str) -> Result<String, String> {
     validate::month(s)
 }
+fn model(s: &str) -> Result<String, String> {
+    validate::model(s)
+}
 fn usd(s: &str) -> Result<f64, String> {
     validate::usd_per_mtok(s)
 }
@@ -348,7 +351,8 @@ pub enum PricesAction {
 
 #[derive(Debug, Args)]
 pub struct PricesSetArgs {
-    #[arg(long, value_name = "M", value_parser = text)]
+    /// Model name (stored lower-case; also prices its dated variants)
+    #[arg(long, value_name = "M", value_parser = model)]
     pub model: String,
     /// USD per million input tokens
     #[arg(long, value_name = "USD", value_parser = usd)]

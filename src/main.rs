@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokenctl::cli::{one_line_clap_error, Cli};
-use tokenctl::error::{exit_code_for, one_line, redact, EXIT_FAILURE, EXIT_USAGE};
+use tokenctl::error::{exit_code_for, one_line, redact, redact_urls, EXIT_FAILURE, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("tokenctl: error: {}", one_line_clap_error(&e));
+            eprintln!("tokenctl: error: {}", redact_urls(&one_line_clap_error(&e)));
             return ExitCode::from(EXIT_USAGE);
         }
     };

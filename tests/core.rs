@@ -725,12 +725,21 @@ both!(bad_input_exits_2_with_one_line_and_writes_nothing, |env| {
             "record",
             "--ai-type",
             "a",
-            "--tokens-in",
-            "1",
+            "--tokens-in=-1_000",
             "--tokens-out",
             "1",
-            "--reservation",
-            "rsv_missing",
+        ],
+        vec!["reserve", "--ai-type", "a", "--estimated-tokens=-1_0"],
+        vec!["limits", "set", "--monthly=-5_0"],
+        vec![
+            "prices",
+            "set",
+            "--model",
+            "  ",
+            "--input-per-mtok",
+            "1",
+            "--output-per-mtok",
+            "1",
         ],
         vec!["check", "--ai-type", "a"],
         vec![
@@ -816,6 +825,20 @@ fn bad_input_creates_no_database() {
         ],
     );
     env.expect(2, &["check", "--ai-type", "a"]);
+    env.expect(
+        2,
+        &[
+            "prices",
+            "set",
+            "--model",
+            "",
+            "--input-per-mtok",
+            "1",
+            "--output-per-mtok",
+            "1",
+        ],
+    );
+    env.expect(2, &["reset"]);
     assert!(!env.sqlite_path().exists());
 }
 
@@ -1029,3 +1052,103 @@ both!(json_prints_one_document_and_colour_only_when_asked, |env| {
     let coloured = env.ok(&["--color", "always", "status"]);
     assert!(coloured.contains('\u{1b}'), "{coloured}");
 });
+
+both!(settling_edge_cases, |env| {
+    // an unknown reservation: the tokens were used, so they count, and a warning says why
+    let args = [
+        "record",
+        "--ai-type",
+        "a",
+        "--tokens-in",
+        "10",
+        "--tokens-out",
+        "5",
+        "--reservation",
+        "rsv_gone",
+        "--json",
+    ];
+    let (out, err) = env.expect(0, &args);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reservation_found"], false);
+    assert!(err.contains("no reservation 'rsv_gone'"), "{err}");
+    assert_eq!(i(&env.status_of("a")["total_tokens"]), 15);
+    let again: Value = serde_json::from_str(&env.expect(0, &args).0).unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(i(&env.status_of("a")["total_tokens"]), 15);
+    // a request id that another request already used cannot settle a reservation
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "a",
+        "--tokens-in",
+        "1",
+        "--tokens-out",
+        "1",
+        "--request-id",
+        "shared",
+    ]);
+    let r = env.json(&["reserve", "--ai-type", "a", "--estimated-tokens", "300"]);
+    let id = r["reservation_id"].as_str().unwrap();
+    let (_, err) = env.expect(
+        2,
+        &[
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "100",
+            "--tokens-out",
+            "0",
+            "--reservation",
+            id,
+            "--request-id",
+            "shared",
+        ],
+    );
+    assert!(
+        err.contains("request id 'shared' was already recorded for another request"),
+        "{err}"
+    );
+    let s = env.status_of("a");
+    assert_eq!((i(&s["total_tokens"]), i(&s["reserved_tokens"])), (17, 300));
+    // model names are case-insensitive, and a database price overrides the built-in one
+    env.ok(&[
+        "prices",
+        "set",
+        "--model",
+        "GPT-4o",
+        "--input-per-mtok",
+        "1",
+        "--output-per-mtok",
+        "1",
+    ]);
+    let p = env.json(&["prices"]);
+    let rows: Vec<&Value> = p["prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == "gpt-4o")
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["source"], "database");
+    let c = env.json(&[
+        "record",
+        "--ai-type",
+        "a",
+        "--tokens-in",
+        "1000000",
+        "--tokens-out",
+        "0",
+        "--model",
+        "GPT-4O-2024-08-06",
+    ]);
+    assert_eq!(c["cost_usd"].as_f64(), Some(1.0));
+});
+
+#[test]
+fn a_password_in_a_mistyped_argument_is_not_echoed() {
+    let env = Env::new(Backend::Sqlite);
+    let (_, err) = env.expect(2, &["status", "postgres://app:Sup3rSecret@db/x"]);
+    assert!(!err.contains("Sup3rSecret"), "{err}");
+    assert!(err.contains("postgres://app:***@db"), "{err}");
+}

@@ -176,23 +176,29 @@ both!(window_counters_and_holds_of_archived_months_go, |env| {
     let nov = env.at("2026-11-01T00:01:00Z");
     nov.ok(&["monthly-reset"]);
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_windows"), 0);
-    assert_eq!(
-        env.text("SELECT state FROM token_reservations").as_deref(),
-        Some("expired")
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations"), 0);
+    // the late settle still counts the real numbers, now in November, and says the hold is gone
+    let (out, err) = nov.expect(
+        0,
+        &[
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "150",
+            "--tokens-out",
+            "0",
+            "--reservation",
+            &id,
+            "--json",
+        ],
     );
-    // the late settle still counts the real numbers, now in November
-    let s = nov.json(&[
-        "record",
-        "--ai-type",
-        "a",
-        "--tokens-in",
-        "150",
-        "--tokens-out",
-        "0",
-        "--reservation",
-        &id,
-    ]);
-    assert_eq!(s["reservation_was"], "expired");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["reservation_found"], false);
+    assert!(
+        err.contains("removed with its month by monthly-reset"),
+        "{err}"
+    );
     assert_eq!(i(&nov.status_of("a")["total_tokens"]), 150);
     assert_eq!(i(&nov.status_of("a")["reserved_tokens"]), 0);
 });

@@ -22,10 +22,7 @@ pub async fn show(app: &App, json: bool) -> Result<ExitCode> {
 }
 
 pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
-    let model = args.model.trim();
-    if model.is_empty() {
-        return Err(crate::error::UsageError::new("--model must not be empty").into());
-    }
+    let model = args.model.as_str();
     let table = app
         .db
         .set_price(model, args.input_per_mtok, args.output_per_mtok, &app.clock)

@@ -32,6 +32,12 @@ pub async fn run(app: &App, input: RecordInput, json: bool) -> Result<ExitCode> 
              (set one with: tokenctl prices set --model {model} --input-per-mtok USD --output-per-mtok USD)"
         ));
     }
+    if let (Some(id), Some(false)) = (&recorded.reservation_id, recorded.reservation_found) {
+        warn(&format!(
+            "no reservation '{id}' (removed with its month by monthly-reset, or mistyped): \
+             the usage was recorded without settling a hold"
+        ));
+    }
     if json {
         print_json(&recorded)?;
     } else {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{Hold, HoldState, LogEntry, Store, UsageDelta};
+use super::{Hold, HoldState, LogEntry, LoggedRequest, Store, UsageDelta};
 use crate::domain::level::percentage;
 use crate::domain::prices::PriceTable;
 use crate::domain::{decide, Clock, Decision, GlobalLimits, Level, Limits, Periods, Snapshot};
@@ -216,6 +216,8 @@ pub struct Recorded {
     pub reservation_id: Option<String>,
     /// what the settled reservation was in before: held, expired or released
     pub reservation_was: Option<HoldState>,
+    /// false when --reservation named no reservation (the usage still counts); null without one
+    pub reservation_found: Option<bool>,
     pub success: bool,
 }
 
@@ -226,28 +228,49 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
     expire_stale_holds(s, clock.now).await?;
     let reservation = match &input.reservation {
         Some(id) => {
-            let r = s
-                .reservation(id)
-                .await?
-                .ok_or_else(|| UsageError::new(format!("no reservation with id '{id}'")))?;
-            if r.hold.ai_type != input.ai_type {
-                return Err(UsageError::new(format!(
-                    "reservation '{id}' belongs to ai_type '{}', not '{}'",
-                    r.hold.ai_type, input.ai_type
-                ))
-                .into());
+            // An unknown id (removed with its archived month by monthly-reset, or mistyped):
+            // the tokens were still used, so they count, without settling anything.
+            let r = s.reservation(id).await?;
+            if let Some(r) = &r {
+                if r.hold.ai_type != input.ai_type {
+                    return Err(UsageError::new(format!(
+                        "reservation '{id}' belongs to ai_type '{}', not '{}'",
+                        r.hold.ai_type, input.ai_type
+                    ))
+                    .into());
+                }
             }
-            Some(r)
+            r
         }
         None => None,
     };
+    let reservation_found = input.reservation.as_ref().map(|_| reservation.is_some());
     let (limits, _) = limits_for(s, &input.ai_type).await?;
     let prices = PriceTable::new(s.price_rows().await?);
     let price = input.model.as_deref().and_then(|m| prices.lookup(m));
+    let priced = price.is_some();
     let cost_usd = price
         .map(|p| p.cost(input.tokens_in, input.tokens_out))
         .unwrap_or(0.0);
     let periods = clock.periods();
+    // A settled reservation was recorded before: a retried settle changes nothing, even
+    // when the first settle's log row has since been pruned.
+    if let Some(r) = &reservation {
+        if r.state == HoldState::Settled {
+            let logged = s
+                .find_log(None, Some(&r.hold.id))
+                .await?
+                .unwrap_or(LoggedRequest {
+                    reservation_id: Some(r.hold.id.clone()),
+                    ai_type: input.ai_type.clone(),
+                    month: periods.month.clone(),
+                    tokens_in: input.tokens_in,
+                    tokens_out: input.tokens_out,
+                    cost_usd,
+                });
+            return duplicate(s, logged, &limits, input, priced, reservation_found).await;
+        }
+    }
     let entry = LogEntry {
         ai_type: input.ai_type.clone(),
         model: input.model.clone(),
@@ -272,31 +295,16 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
             .ok_or_else(|| {
                 anyhow::anyhow!("the request was logged before but its log row cannot be found")
             })?;
-        let month_total = s
-            .month_rows(&first.month)
-            .await?
-            .into_iter()
-            .find(|r| r.ai_type == first.ai_type)
-            .map(|r| r.total_tokens)
-            .unwrap_or(0);
-        return Ok(Recorded {
-            ai_type: first.ai_type,
-            month: first.month,
-            tokens_in: first.tokens_in,
-            tokens_out: first.tokens_out,
-            total_tokens: first.tokens_in + first.tokens_out,
-            cost_usd: first.cost_usd,
-            month_total_tokens: month_total,
-            monthly_limit: limits.monthly,
-            usage_percentage: percentage(month_total, limits.monthly),
-            level: Level::of(month_total, limits.monthly),
-            duplicate: true,
-            model: input.model.clone(),
-            priced: price.is_some(),
-            reservation_id: input.reservation.clone(),
-            reservation_was: None,
-            success: !input.failed,
-        });
+        if input.reservation.is_some() && first.reservation_id != input.reservation {
+            // the request id belongs to another request: settling this reservation as its
+            // duplicate would lose this request's usage
+            return Err(UsageError::new(format!(
+                "request id '{}' was already recorded for another request; nothing recorded",
+                input.request_id.as_deref().unwrap_or_default()
+            ))
+            .into());
+        }
+        return duplicate(s, first, &limits, input, priced, reservation_found).await;
     }
     if let Some(r) = &reservation {
         if r.state == HoldState::Held {
@@ -337,6 +345,44 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         priced: price.is_some(),
         reservation_id: input.reservation.clone(),
         reservation_was: reservation.map(|r| r.state),
+        reservation_found,
+        success: !input.failed,
+    })
+}
+
+/// What a repeated record reports: the first record's numbers, and nothing changed.
+async fn duplicate<S: Store>(
+    s: &mut S,
+    first: LoggedRequest,
+    limits: &Limits,
+    input: &RecordInput,
+    priced: bool,
+    reservation_found: Option<bool>,
+) -> Result<Recorded> {
+    let month_total = s
+        .month_rows(&first.month)
+        .await?
+        .into_iter()
+        .find(|r| r.ai_type == first.ai_type)
+        .map(|r| r.total_tokens)
+        .unwrap_or(0);
+    Ok(Recorded {
+        ai_type: first.ai_type,
+        month: first.month,
+        tokens_in: first.tokens_in,
+        tokens_out: first.tokens_out,
+        total_tokens: first.tokens_in + first.tokens_out,
+        cost_usd: first.cost_usd,
+        month_total_tokens: month_total,
+        monthly_limit: limits.monthly,
+        usage_percentage: percentage(month_total, limits.monthly),
+        level: Level::of(month_total, limits.monthly),
+        duplicate: true,
+        model: input.model.clone(),
+        priced,
+        reservation_id: input.reservation.clone(),
+        reservation_was: None,
+        reservation_found,
         success: !input.failed,
     })
 }
@@ -368,16 +414,10 @@ pub async fn monthly_reset<S: Store>(
 ) -> Result<MonthlyReset> {
     s.lock_admission().await?;
     let month = clock.periods().month;
-    let archived = s.rows_before(&month).await?;
     // before archiving: AI types known only from past months still get a fresh row
     let initialized_count = s.init_month(&month, clock.now).await?;
-    let moved = s.archive_before(&month, clock.now).await?;
-    if moved as usize != archived.len() {
-        anyhow::bail!(
-            "archived {moved} rows but found {} to archive; rolled back",
-            archived.len()
-        );
-    }
+    let mut archived = s.archive_before(&month, clock.now).await?;
+    archived.sort_by(|a, b| (&a.month_year, &a.ai_type).cmp(&(&b.month_year, &b.ai_type)));
     let mut archived_months: Vec<MonthSummary> = Vec::new();
     for row in &archived {
         match archived_months.last_mut() {

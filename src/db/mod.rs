@@ -37,6 +37,9 @@ pub enum Db {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a writer waits for another's transaction: SQLite's busy timeout, PostgreSQL's
+/// lock_timeout on the admission lock.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `$body` with `$conn: &mut <backend connection>` inside one write transaction and
 /// commits it; an error anywhere rolls everything back.
@@ -203,7 +206,7 @@ impl Db {
                 // WAL + NORMAL survives a crash of the process (kill -9) without losing a
                 // commit; only a power cut can drop the last transactions.
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30))
+                .busy_timeout(LOCK_WAIT)
                 .foreign_keys(true);
                 let conn = opts
                     .connect()
@@ -225,7 +228,9 @@ impl Db {
                 let host = opts.get_host().to_string();
                 let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1")
                     || host.starts_with('/');
-                if loopback && !raw.to_ascii_lowercase().contains("sslmode=") {
+                let sslmode_given = raw.to_ascii_lowercase().contains("sslmode=")
+                    || std::env::var_os("PGSSLMODE").is_some();
+                if loopback && !sslmode_given {
                     opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
                 }
                 let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
@@ -408,6 +413,7 @@ pub struct LogEntry {
 
 #[derive(Debug, Clone)]
 pub struct LoggedRequest {
+    pub reservation_id: Option<String>,
     pub ai_type: String,
     pub month: String,
     pub tokens_in: i64,
@@ -520,14 +526,12 @@ pub trait Store {
 
     // ---- lifecycle: monthly-reset, reset, archive ----
 
-    /// (ai_type, month, total_tokens) of every `token_usage` row of a month before `month`.
-    async fn rows_before(&mut self, month: &str) -> Result<Vec<ArchivedRow>>;
     /// Gives every known AI type (with usage in any month, or with limits of its own) a zero
     /// row for `month` if it has none; returns how many were created.
     async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64>;
-    /// Copies the rows of months before `month` to the archive (reason 'monthly') and deletes
-    /// them; their window counters go too, and their held reservations end as expired.
-    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64>;
+    /// Moves the rows of months before `month` to the archive (reason 'monthly') and returns
+    /// them; their window counters and reservations go too.
+    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<Vec<ArchivedRow>>;
     /// Archives (reason 'manual') and zeroes `month` for one AI type or all: counters, holds,
     /// day and hour windows, level. Returns what was cleared.
     async fn reset_month(
@@ -542,14 +546,15 @@ pub trait Store {
         month: Option<&str>,
     ) -> Result<Vec<ArchiveRow>>;
     async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64>;
-    /// Deletes up to `batch` log rows older than `cutoff` with ids above `after`; returns
-    /// (rows deleted, the highest id looked at) — None when nothing is left.
-    async fn delete_logs_batch(
+    /// The lowest and highest id of the log rows older than `cutoff`.
+    async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>>;
+    /// Deletes the log rows older than `cutoff` with `from <= id < to`.
+    async fn delete_logs_between(
         &mut self,
         cutoff: DateTime<Utc>,
-        after: i64,
-        batch: i64,
-    ) -> Result<Option<(u64, i64)>>;
+        from: i64,
+        to: i64,
+    ) -> Result<u64>;
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

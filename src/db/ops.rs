@@ -127,23 +127,25 @@ impl Db {
         Ok(read_tx!(self, c => c.count_logs_before(cutoff).await?))
     }
 
-    /// Deletes logs older than `cutoff` in batches of `batch` rows, each its own short
-    /// transaction (recording goes on meanwhile, and memory stays bounded); `progress` hears
-    /// the running total. Returns the number deleted.
+    /// Deletes logs older than `cutoff`, `batch` ids per transaction, walking the primary key
+    /// once (no second pass to find each batch): recording goes on meanwhile, and memory stays
+    /// bounded. `progress` hears the running total. Returns the number deleted.
     pub async fn prune_logs(
         &self,
         cutoff: DateTime<Utc>,
         batch: i64,
         mut progress: impl FnMut(u64),
     ) -> Result<u64> {
-        let mut after = 0i64;
+        let Some((low, high)) = read_tx!(self, c => c.log_ids_before(cutoff).await?) else {
+            return Ok(0);
+        };
         let mut deleted = 0u64;
-        loop {
-            let step = write_tx!(self, c => c.delete_logs_batch(cutoff, after, batch).await?);
-            let Some((n, upper)) = step else { break };
-            deleted += n;
-            after = upper;
+        let mut from = low;
+        while from <= high {
+            let to = from.saturating_add(batch).min(high.saturating_add(1));
+            deleted += write_tx!(self, c => c.delete_logs_between(cutoff, from, to).await?);
             progress(deleted);
+            from = to;
         }
         Ok(deleted)
     }

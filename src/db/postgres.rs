@@ -54,11 +54,19 @@ const ARCHIVE_VALUES: &str = "ai_type, month_year, monthly_limit, COALESCE(token
 impl Store for PgConnection {
     async fn lock_admission(&mut self) -> Result<()> {
         // Transaction-scoped: released by COMMIT or ROLLBACK, also when the process dies.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        // Like SQLite's busy timeout: wait for another writer, but not forever (a stopped
+        // process holding the lock must not wedge every host).
+        sqlx::query("SELECT set_config('lock_timeout', $2, true), pg_advisory_xact_lock($1)")
             .bind(ADMISSION_LOCK_KEY)
+            .bind(format!("{}s", super::LOCK_WAIT.as_secs()))
             .execute(&mut *self)
             .await
-            .context("cannot take the admission lock")?;
+            .with_context(|| {
+                format!(
+                    "another tokenctl held the admission lock for more than {} s (a long monthly-reset?)",
+                    super::LOCK_WAIT.as_secs()
+                )
+            })?;
         Ok(())
     }
 
@@ -337,7 +345,8 @@ impl Store for PgConnection {
         reservation_id: Option<&str>,
     ) -> Result<Option<LoggedRequest>> {
         let row = sqlx::query(
-            "SELECT ai_type, COALESCE(month_year, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')) AS month_year, tokens_in, tokens_out, cost_usd
+            "SELECT ai_type, COALESCE(month_year, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')) AS month_year,
+                    tokens_in::BIGINT AS tokens_in, tokens_out::BIGINT AS tokens_out, cost_usd::FLOAT8 AS cost_usd, reservation_id
              FROM token_usage_logs WHERE request_id = $1 OR reservation_id = $2 ORDER BY id LIMIT 1",
         )
         .bind(request_id)
@@ -347,6 +356,7 @@ impl Store for PgConnection {
         .context("cannot read the request log")?;
         row.map(|r| -> Result<LoggedRequest> {
             Ok(LoggedRequest {
+                reservation_id: r.try_get("reservation_id")?,
                 ai_type: r.try_get("ai_type")?,
                 month: r.try_get("month_year")?,
                 tokens_in: r.try_get("tokens_in")?,
@@ -373,7 +383,7 @@ impl Store for PgConnection {
                  cost_usd = token_usage.cost_usd + excluded.cost_usd,
                  last_request_at = excluded.last_request_at,
                  updated_at = excluded.updated_at
-             RETURNING total_tokens",
+             RETURNING total_tokens::BIGINT",
         )
         .bind(d.ai_type)
         .bind(&d.periods.month)
@@ -424,11 +434,11 @@ impl Store for PgConnection {
 
     async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>> {
         let rows = sqlx::query(
-            "SELECT ai_type, month_year, monthly_limit, COALESCE(tokens_in, 0) AS tokens_in,
-                    COALESCE(tokens_out, 0) AS tokens_out, COALESCE(total_tokens, 0) AS total_tokens,
-                    COALESCE(request_count, 0) AS request_count, COALESCE(status, 'active') AS status,
-                    last_request_at::timestamptz AS last_request_at, COALESCE(reserved_tokens, 0) AS reserved_tokens,
-                    COALESCE(cost_usd, 0) AS cost_usd
+            "SELECT ai_type, month_year, monthly_limit::BIGINT AS monthly_limit, COALESCE(tokens_in, 0)::BIGINT AS tokens_in,
+                    COALESCE(tokens_out, 0)::BIGINT AS tokens_out, COALESCE(total_tokens, 0)::BIGINT AS total_tokens,
+                    COALESCE(request_count, 0)::BIGINT AS request_count, COALESCE(status, 'active') AS status,
+                    last_request_at::timestamptz AS last_request_at, COALESCE(reserved_tokens, 0)::BIGINT AS reserved_tokens,
+                    COALESCE(cost_usd, 0)::FLOAT8 AS cost_usd
              FROM token_usage WHERE month_year = $1 ORDER BY ai_type",
         )
         .bind(month)
@@ -515,18 +525,6 @@ impl Store for PgConnection {
         .context("cannot save the price")?;
         Ok(())
     }
-    async fn rows_before(&mut self, month: &str) -> Result<Vec<ArchivedRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, month_year, COALESCE(total_tokens, 0) AS total_tokens FROM token_usage
-             WHERE month_year < $1 ORDER BY month_year, ai_type",
-        )
-        .bind(month)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read past months")?;
-        rows.iter().map(archived_row).collect()
-    }
-
     async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, created_at, updated_at)
@@ -546,20 +544,23 @@ impl Store for PgConnection {
         Ok(done.rows_affected())
     }
 
-    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
+    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<Vec<ArchivedRow>> {
+        // One statement: a row the existing backend updates meanwhile is moved with its
+        // update, never deleted without being archived.
         let archived = sqlx::query(&format!(
-            "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
-             SELECT {ARCHIVE_VALUES}, $2, 'monthly' FROM token_usage WHERE month_year < $1"
+            "WITH moved AS (DELETE FROM token_usage WHERE month_year < $1 RETURNING *)
+             INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
+             SELECT {ARCHIVE_VALUES}, $2, 'monthly' FROM moved
+             RETURNING ai_type, month_year, total_tokens::BIGINT AS total_tokens"
         ))
         .bind(month)
         .bind(at)
-        .execute(&mut *self)
+        .fetch_all(&mut *self)
         .await
-        .context("cannot archive past months")?
-        .rows_affected();
+        .context("cannot archive past months")?;
         for sql in [
-            "DELETE FROM token_usage WHERE month_year < $1",
             "DELETE FROM token_usage_windows WHERE month_year < $1",
+            "DELETE FROM token_reservations WHERE month_year < $1",
         ] {
             sqlx::query(sql)
                 .bind(month)
@@ -567,13 +568,7 @@ impl Store for PgConnection {
                 .await
                 .context("cannot clear past months")?;
         }
-        sqlx::query("UPDATE token_reservations SET state = 'expired', ended_at = $2 WHERE state = 'held' AND month_year < $1")
-            .bind(month)
-            .bind(at)
-            .execute(&mut *self)
-            .await
-            .context("cannot end past holds")?;
-        Ok(archived)
+        archived.iter().map(archived_row).collect()
     }
 
     async fn reset_month(
@@ -582,12 +577,20 @@ impl Store for PgConnection {
         ai_type: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Vec<ArchivedRow>> {
+        // lock the rows first: the existing backend cannot change them between the copy to
+        // the archive and the zeroing
+        sqlx::query("SELECT 1 FROM token_usage WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2) FOR UPDATE")
+            .bind(month)
+            .bind(ai_type)
+            .execute(&mut *self)
+            .await
+            .context("cannot lock this month's rows")?;
         let cleared = sqlx::query(&format!(
             "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
              SELECT {ARCHIVE_VALUES}, $3, 'manual' FROM token_usage
              WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)
                AND (COALESCE(total_tokens, 0) <> 0 OR COALESCE(request_count, 0) <> 0 OR COALESCE(reserved_tokens, 0) <> 0)
-             RETURNING ai_type, month_year, total_tokens"
+             RETURNING ai_type, month_year, total_tokens::BIGINT AS total_tokens"
         ))
         .bind(month)
         .bind(ai_type)
@@ -679,32 +682,32 @@ impl Store for PgConnection {
         Ok(n)
     }
 
-    async fn delete_logs_batch(
+    async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>> {
+        let (low, high): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_usage_logs WHERE created_at < $1")
+                .bind(cutoff)
+                .fetch_one(&mut *self)
+                .await
+                .context("cannot find old logs")?;
+        Ok(low.zip(high))
+    }
+
+    async fn delete_logs_between(
         &mut self,
         cutoff: DateTime<Utc>,
-        after: i64,
-        batch: i64,
-    ) -> Result<Option<(u64, i64)>> {
-        let upper: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(id) FROM (SELECT id FROM token_usage_logs WHERE id > $1 AND created_at < $2 ORDER BY id LIMIT $3) AS batch",
-        )
-        .bind(after)
-        .bind(cutoff)
-        .bind(batch)
-        .fetch_one(&mut *self)
-        .await
-        .context("cannot find old logs")?;
-        let Some(upper) = upper else { return Ok(None) };
+        from: i64,
+        to: i64,
+    ) -> Result<u64> {
         let done = sqlx::query(
-            "DELETE FROM token_usage_logs WHERE id > $1 AND id <= $2 AND created_at < $3",
+            "DELETE FROM token_usage_logs WHERE id >= $1 AND id < $2 AND created_at < $3",
         )
-        .bind(after)
-        .bind(upper)
+        .bind(from)
+        .bind(to)
         .bind(cutoff)
         .execute(&mut *self)
         .await
         .context("cannot delete old logs")?;
-        Ok(Some((done.rows_affected(), upper)))
+        Ok(done.rows_affected())
     }
 }
 

@@ -23,17 +23,19 @@ pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(text, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    // no offset: UTC, as tokenctl writes
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
         "%Y-%m-%d %H:%M",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(t.and_utc());
-        }
-        if let Ok(t) = DateTime::parse_from_str(text, fmt) {
-            return Some(t.with_timezone(&Utc));
         }
     }
     None
@@ -357,7 +359,8 @@ impl Store for SqliteConnection {
         reservation_id: Option<&str>,
     ) -> Result<Option<LoggedRequest>> {
         let row = sqlx::query(
-            "SELECT ai_type, COALESCE(month_year, substr(created_at, 1, 7)) AS month_year, tokens_in, tokens_out, cost_usd
+            "SELECT ai_type, COALESCE(month_year, substr(created_at, 1, 7)) AS month_year,
+                    tokens_in, tokens_out, cost_usd, reservation_id
              FROM token_usage_logs WHERE request_id = ?1 OR reservation_id = ?2 ORDER BY id LIMIT 1",
         )
         .bind(request_id)
@@ -367,6 +370,7 @@ impl Store for SqliteConnection {
         .context("cannot read the request log")?;
         row.map(|r| -> Result<LoggedRequest> {
             Ok(LoggedRequest {
+                reservation_id: r.try_get("reservation_id")?,
                 ai_type: r.try_get("ai_type")?,
                 month: r.try_get("month_year")?,
                 tokens_in: r.try_get("tokens_in")?,
@@ -536,18 +540,6 @@ impl Store for SqliteConnection {
         Ok(())
     }
 
-    async fn rows_before(&mut self, month: &str) -> Result<Vec<ArchivedRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, month_year, COALESCE(total_tokens, 0) AS total_tokens FROM token_usage
-             WHERE month_year < ?1 ORDER BY month_year, ai_type",
-        )
-        .bind(month)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read past months")?;
-        rows.iter().map(archived_row).collect()
-    }
-
     async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, created_at, updated_at)
@@ -568,20 +560,22 @@ impl Store for SqliteConnection {
         Ok(done.rows_affected())
     }
 
-    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
+    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<Vec<ArchivedRow>> {
+        // BEGIN IMMEDIATE keeps every other writer out between the copy and the delete
         let archived = sqlx::query(&format!(
             "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
-             SELECT {ARCHIVE_VALUES}, ?2, 'monthly' FROM token_usage WHERE month_year < ?1"
+             SELECT {ARCHIVE_VALUES}, ?2, 'monthly' FROM token_usage WHERE month_year < ?1
+             RETURNING ai_type, month_year, total_tokens"
         ))
         .bind(month)
         .bind(ts(at))
-        .execute(&mut *self)
+        .fetch_all(&mut *self)
         .await
-        .context("cannot archive past months")?
-        .rows_affected();
+        .context("cannot archive past months")?;
         for sql in [
             "DELETE FROM token_usage WHERE month_year < ?1",
             "DELETE FROM token_usage_windows WHERE month_year < ?1",
+            "DELETE FROM token_reservations WHERE month_year < ?1",
         ] {
             sqlx::query(sql)
                 .bind(month)
@@ -589,13 +583,7 @@ impl Store for SqliteConnection {
                 .await
                 .context("cannot clear past months")?;
         }
-        sqlx::query("UPDATE token_reservations SET state = 'expired', ended_at = ?2 WHERE state = 'held' AND month_year < ?1")
-            .bind(month)
-            .bind(ts(at))
-            .execute(&mut *self)
-            .await
-            .context("cannot end past holds")?;
-        Ok(archived)
+        archived.iter().map(archived_row).collect()
     }
 
     async fn reset_month(
@@ -701,32 +689,32 @@ impl Store for SqliteConnection {
         Ok(n)
     }
 
-    async fn delete_logs_batch(
+    async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>> {
+        let (low, high): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_usage_logs WHERE created_at < ?1")
+                .bind(ts(cutoff))
+                .fetch_one(&mut *self)
+                .await
+                .context("cannot find old logs")?;
+        Ok(low.zip(high))
+    }
+
+    async fn delete_logs_between(
         &mut self,
         cutoff: DateTime<Utc>,
-        after: i64,
-        batch: i64,
-    ) -> Result<Option<(u64, i64)>> {
-        let upper: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(id) FROM (SELECT id FROM token_usage_logs WHERE id > ?1 AND created_at < ?2 ORDER BY id LIMIT ?3)",
-        )
-        .bind(after)
-        .bind(ts(cutoff))
-        .bind(batch)
-        .fetch_one(&mut *self)
-        .await
-        .context("cannot find old logs")?;
-        let Some(upper) = upper else { return Ok(None) };
+        from: i64,
+        to: i64,
+    ) -> Result<u64> {
         let done = sqlx::query(
-            "DELETE FROM token_usage_logs WHERE id > ?1 AND id <= ?2 AND created_at < ?3",
+            "DELETE FROM token_usage_logs WHERE id >= ?1 AND id < ?2 AND created_at < ?3",
         )
-        .bind(after)
-        .bind(upper)
+        .bind(from)
+        .bind(to)
         .bind(ts(cutoff))
         .execute(&mut *self)
         .await
         .context("cannot delete old logs")?;
-        Ok(Some((done.rows_affected(), upper)))
+        Ok(done.rows_affected())
     }
 }
 
@@ -736,4 +724,31 @@ fn archived_row(r: &sqlx::sqlite::SqliteRow) -> Result<ArchivedRow> {
         month_year: r.try_get("month_year")?,
         total_tokens: r.try_get("total_tokens")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_written_by_other_programs() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            parse_time("2026-11-23 10:00:00+02"),
+            Some(utc("2026-11-23T08:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-23 10:00:00"),
+            Some(utc("2026-11-23T10:00:00Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-23T10:00:00.123456Z"),
+            Some(utc("2026-11-23T10:00:00.123456Z"))
+        );
+        assert_eq!(
+            parse_time("2026-11-23 10:00"),
+            Some(utc("2026-11-23T10:00:00Z"))
+        );
+        assert_eq!(parse_time("yesterday"), None);
+    }
 }

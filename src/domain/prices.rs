@@ -70,7 +70,7 @@ impl PriceTable {
     pub fn new(overrides: Vec<Price>) -> PriceTable {
         let mut prices: Vec<Price> = BUILTIN
             .iter()
-            .filter(|(m, _, _)| !overrides.iter().any(|o| o.model == *m))
+            .filter(|(m, _, _)| !overrides.iter().any(|o| o.model.eq_ignore_ascii_case(m)))
             .map(|&(m, i, o)| Price {
                 model: m.to_string(),
                 input_per_mtok: i,

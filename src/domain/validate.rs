@@ -27,26 +27,19 @@ pub fn ai_type(value: &str) -> Result<String, String> {
 }
 
 fn whole_number(value: &str, what: &str, max: i64) -> Result<i64, String> {
-    let trimmed = value.trim();
-    if trimmed.starts_with('-')
-        && trimmed[1..].chars().all(|c| c.is_ascii_digit())
-        && trimmed.len() > 1
-    {
-        return Err(format!("{what} must not be negative, got '{value}'"));
+    let digits = value.trim().replace('_', "");
+    if let Some(rest) = digits.strip_prefix('-') {
+        if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!("{what} must not be negative, got '{value}'"));
+        }
     }
-    let n: i64 = trimmed
-        .replace('_', "")
-        .parse()
-        .map_err(|e: std::num::ParseIntError| match e.kind() {
-            std::num::IntErrorKind::PosOverflow => {
-                format!("{what} is too large: '{value}' (at most {max})")
-            }
-            _ => format!("{what} must be a whole number, got '{value}'"),
-        })?;
-    if n > max {
-        return Err(format!("{what} is too large: '{value}' (at most {max})"));
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{what} must be a whole number, got '{value}'"));
     }
-    Ok(n)
+    match digits.parse::<i64>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("{what} is too large: '{value}' (at most {max})")),
+    }
 }
 
 pub fn tokens(value: &str) -> Result<i64, String> {
@@ -73,6 +66,18 @@ pub fn month(value: &str) -> Result<String, String> {
             "month must look like 2026-11 (YYYY-MM), got '{value}'"
         ))
     }
+}
+
+/// A model name as stored: trimmed and lower-case, so prices match whatever case callers use.
+pub fn model(value: &str) -> Result<String, String> {
+    let m = value.trim().to_ascii_lowercase();
+    if m.is_empty() {
+        return Err("model must not be empty".into());
+    }
+    if m.chars().count() > 200 {
+        return Err("model is longer than 200 characters".into());
+    }
+    Ok(m)
 }
 
 pub fn usd_per_mtok(value: &str) -> Result<f64, String> {
@@ -110,6 +115,11 @@ mod tests {
             .unwrap_err()
             .contains("too large"));
         assert!(tokens("1000000001").unwrap_err().contains("too large"));
+        assert!(tokens("-1_000").unwrap_err().contains("negative"));
+        assert!(tokens("-_5").unwrap_err().contains("negative"));
+        assert!(tokens("+5").is_err());
+        assert!(tokens("").is_err());
+        assert!(tokens("_").is_err());
     }
 
     #[test]
