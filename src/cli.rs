@@ -74,6 +74,8 @@ Prints one line per archived month; errors go to stderr with a non-zero exit, so
     MonthlyReset(MonthlyResetArgs),
     /// Archived months, newest first
     Archive(ArchiveArgs),
+    /// Settings every host shares (the time zone months, days and hours begin in)
+    Config(ConfigArgs),
     /// Print shell completions: tokenctl completions bash > /usr/share/bash-completion/completions/tokenctl
     Completions(CompletionsArgs),
     /// Apply database migrations (also done automatically by every command)
@@ -123,6 +125,39 @@ pub struct ArchiveArgs {
     pub ai_type: Option<String>,
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
     pub month: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: Option<ConfigAction>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Store a setting in the database, for every host
+    Set(ConfigSetArgs),
+}
+
+fn zone(s: &str) -> Result<String, String> {
+    s.trim()
+        .parse::<chrono_tz::Tz>()
+        .map(|z| z.name().to_string())
+        .map_err(|_| {
+            format!("unknown time zone '{s}': use an IANA name such as UTC or Europe/Berlin")
+        })
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigSetArgs {
+    /// IANA time zone in which months, days and hours begin (UTC, Europe/Berlin, …)
+    #[arg(long, value_name = "ZONE", value_parser = zone)]
+    pub timezone: String,
     #[arg(long)]
     pub json: bool,
 }

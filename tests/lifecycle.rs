@@ -464,3 +464,68 @@ both!(a_time_zone_moves_the_month_boundary, |env| {
         "2026-12"
     );
 });
+
+both!(
+    a_time_zone_stored_in_the_database_applies_to_every_host,
+    |env| {
+        let c = env.json(&["config"]);
+        assert_eq!(
+            (c["timezone"].as_str(), c["timezone_source"].as_str()),
+            (Some("UTC"), Some("default"))
+        );
+        let set = env.json(&["config", "set", "--timezone", "America/New_York"]);
+        assert_eq!(set["timezone"], "America/New_York");
+        // no TOKENCTL_TZ on this "host": the database's zone decides
+        let late = env.at("2026-12-01T03:00:00Z");
+        let r = late.record("a", 100, 0);
+        assert_eq!(r["month"], "2026-11");
+        let c = late.json(&["config"]);
+        assert_eq!(
+            (c["timezone_source"].as_str(), c["current_month"].as_str()),
+            (Some("database"), Some("2026-11"))
+        );
+        // a host whose TOKENCTL_TZ contradicts it is refused rather than filing usage elsewhere
+        let out = late
+            .cmd(&[
+                "record",
+                "--ai-type",
+                "a",
+                "--tokens-in",
+                "1",
+                "--tokens-out",
+                "1",
+            ])
+            .env("TOKENCTL_TZ", "Europe/Berlin")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(
+            "TOKENCTL_TZ=Europe/Berlin contradicts the database's time zone America/New_York"
+        ));
+        let same = late
+            .cmd(&["status", "--json"])
+            .env("TOKENCTL_TZ", "America/New_York")
+            .output()
+            .unwrap();
+        assert_eq!(same.status.code(), Some(0));
+        assert_eq!(i(&late.status_of("a")["total_tokens"]), 100);
+        let (_, err) = env.expect(2, &["config", "set", "--timezone", "Mars/Olympus"]);
+        assert!(err.contains("unknown time zone 'Mars/Olympus'"), "{err}");
+        // changing it needs no agreement first
+        let out = env
+            .cmd(&["config", "set", "--timezone", "UTC"])
+            .env("TOKENCTL_TZ", "UTC")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            env.at("2026-12-01T03:00:00Z").json(&["config"])["current_month"],
+            "2026-12"
+        );
+    }
+);

@@ -4,6 +4,7 @@
 pub mod admit;
 pub mod archive;
 pub mod completions;
+pub mod config;
 pub mod limits;
 pub mod migrate;
 pub mod monthly_reset;
@@ -62,6 +63,11 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         return migrate::run(&db, &url, args).await;
     }
     let db = Db::open(&url).await?;
+    // `config set` is how a disagreement is fixed, so it must not be refused over one
+    let clock = match prepared {
+        Prepared::ConfigSet(_) => clock,
+        _ => config::shared_clock(&db, clock).await?,
+    };
     let app = App { db, clock, style };
     match prepared {
         Prepared::Record(input, json) => record::run(&app, input, json).await,
@@ -76,6 +82,8 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::Reset(args) => reset::run(&app, args).await,
         Prepared::MonthlyReset(args) => monthly_reset::run(&app, args).await,
         Prepared::Archive(args) => archive::run(&app, args).await,
+        Prepared::Config(json) => config::show(&app, json).await,
+        Prepared::ConfigSet(args) => config::set(&app, args).await,
         Prepared::Migrate(_) | Prepared::Completions(_) => unreachable!("handled above"),
     }
 }
@@ -95,6 +103,8 @@ enum Prepared {
     MonthlyReset(crate::cli::MonthlyResetArgs),
     Archive(crate::cli::ArchiveArgs),
     Completions(crate::cli::CompletionsArgs),
+    Config(bool),
+    ConfigSet(crate::cli::ConfigSetArgs),
 }
 
 impl Prepared {
@@ -125,6 +135,10 @@ impl Prepared {
             Command::MonthlyReset(args) => Prepared::MonthlyReset(args),
             Command::Archive(args) => Prepared::Archive(args),
             Command::Completions(args) => Prepared::Completions(args),
+            Command::Config(args) => match args.action {
+                None => Prepared::Config(args.json),
+                Some(crate::cli::ConfigAction::Set(set)) => Prepared::ConfigSet(set),
+            },
         })
     }
 }

@@ -524,6 +524,9 @@ pub trait Store {
         at: DateTime<Utc>,
     ) -> Result<()>;
 
+    async fn setting(&mut self, key: &str) -> Result<Option<String>>;
+    async fn set_setting(&mut self, key: &str, value: &str, at: DateTime<Utc>) -> Result<()>;
+
     // ---- lifecycle: monthly-reset, reset, archive ----
 
     /// Gives every known AI type (with usage in any month, or with limits of its own) a zero

@@ -149,4 +149,19 @@ impl Db {
         }
         Ok(deleted)
     }
+
+    /// The time zone stored for every host, if one was set.
+    pub async fn timezone(&self) -> Result<Option<String>> {
+        Ok(read_tx!(self, c => c.setting(TIMEZONE_KEY).await?))
+    }
+
+    pub async fn set_timezone(&self, zone: &str, clock: &Clock) -> Result<()> {
+        write_tx!(self, c => {
+            c.lock_admission().await?;
+            c.set_setting(TIMEZONE_KEY, zone, clock.now).await?
+        });
+        Ok(())
+    }
 }
+
+const TIMEZONE_KEY: &str = "timezone";

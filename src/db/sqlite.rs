@@ -540,6 +540,29 @@ impl Store for SqliteConnection {
         Ok(())
     }
 
+    async fn setting(&mut self, key: &str) -> Result<Option<String>> {
+        let value = sqlx::query_scalar("SELECT value FROM tokenctl_settings WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&mut *self)
+            .await
+            .context("cannot read settings")?;
+        Ok(value)
+    }
+
+    async fn set_setting(&mut self, key: &str, value: &str, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokenctl_settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(ts(at))
+        .execute(&mut *self)
+        .await
+        .context("cannot save settings")?;
+        Ok(())
+    }
+
     async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, created_at, updated_at)
