@@ -74,6 +74,17 @@ Prints one line per archived month; errors go to stderr with a non-zero exit, so
     MonthlyReset(MonthlyResetArgs),
     /// Archived months, newest first
     Archive(ArchiveArgs),
+    /// Watch usage and raise alerts at 80/95/98% of the enforced limit (database, file, webhook)
+    #[command(
+        after_help = "An alert is raised when a level is entered upwards, once per level per AI type (and for \
+the global total, as ai_type '*') per month, whatever number of monitors run; it re-arms when usage falls below \
+the level again. Each alert goes to the database, as one JSON line to the alerts file, and to the webhook if \
+given (Slack-compatible). On a terminal a live view is redrawn each tick; elsewhere one line per tick (or one JSON \
+object with --json). SIGINT/SIGTERM end it within a second, exit 0."
+    )]
+    Monitor(MonitorArgs),
+    /// Alerts raised, newest first
+    Alerts(AlertsArgs),
     /// Settings every host shares (the time zone months, days and hours begin in)
     Config(ConfigArgs),
     /// Print shell completions: tokenctl completions bash > /usr/share/bash-completion/completions/tokenctl
@@ -125,6 +136,94 @@ pub struct ArchiveArgs {
     pub ai_type: Option<String>,
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
     pub month: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn interval(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "interval must be a whole number of seconds from 1 to 86400, got '{s}'"
+        )),
+    }
+}
+
+fn webhook(s: &str) -> Result<String, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    if (lower.starts_with("http://") || lower.starts_with("https://")) && s.trim().len() > 8 {
+        Ok(s.trim().to_string())
+    } else {
+        Err("webhook must be an http:// or https:// URL".into())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Seconds between ticks
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = interval, allow_negative_numbers = true)]
+    pub interval: u64,
+    /// One tick, then exit (for cron)
+    #[arg(long)]
+    pub once: bool,
+    /// Where each alert is appended as one JSON line
+    #[arg(long, value_name = "PATH", default_value = "./token_usage_alerts.json")]
+    pub alerts_file: PathBuf,
+    /// POST each alert here as Slack-compatible JSON ({"text": …} plus the alert's fields)
+    #[arg(long, value_name = "URL", value_parser = webhook)]
+    pub webhook: Option<String>,
+    /// One JSON object per tick, one per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--since`: how far back, as a duration (24h, 7d) or an RFC 3339 time.
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    Ago(std::time::Duration),
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+fn since(s: &str) -> Result<Since, String> {
+    if let Ok(d) = humantime::parse_duration(s.trim()) {
+        return Ok(Since::Ago(d));
+    }
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| Since::At(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| format!("expected a duration (24h, 7d) or an RFC 3339 time, got '{s}'"))
+}
+
+fn level(s: &str) -> Result<String, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        l @ ("warning" | "critical" | "emergency") => Ok(l.to_string()),
+        _ => Err(format!(
+            "level must be warning, critical or emergency, got '{s}'"
+        )),
+    }
+}
+
+fn ai_type_or_global(s: &str) -> Result<String, String> {
+    if s == "*" || s == "global" {
+        Ok(crate::domain::validate::GLOBAL_SCOPE.to_string())
+    } else {
+        validate::ai_type(s)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Only alerts raised since then: a duration (24h, 7d) or an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since)]
+    pub since: Option<Since>,
+    /// Only this level: warning, critical or emergency
+    #[arg(long, value_name = "LEVEL", value_parser = level)]
+    pub level: Option<String>,
+    /// Only this AI type ('*' or 'global' for the total)
+    #[arg(long, value_name = "A", value_parser = ai_type_or_global)]
+    pub ai_type: Option<String>,
+    /// Each AI type's current level where it is not ok, with the alert that announced it
+    #[arg(long)]
+    pub active: bool,
     #[arg(long)]
     pub json: bool,
 }

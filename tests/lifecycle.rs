@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Child, Stdio};
-use std::time::Duration;
 
 use common::{Backend, Env};
 use serde_json::Value;

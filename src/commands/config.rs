@@ -33,7 +33,7 @@ pub async fn shared_clock(db: &Db, clock: Clock) -> Result<Clock> {
         ))
         .into());
     }
-    Ok(Clock { now: clock.now, tz })
+    Ok(Clock { tz, ..clock })
 }
 
 #[derive(Debug, Serialize)]
@@ -79,12 +79,7 @@ pub async fn set(app: &App, args: ConfigSetArgs) -> Result<ExitCode> {
         .timezone
         .parse()
         .map_err(|_| UsageError::new("unknown time zone"))?;
-    let month = Clock {
-        now: app.clock.now,
-        tz,
-    }
-    .periods()
-    .month;
+    let month = Clock { tz, ..app.clock }.periods().month;
     if args.json {
         print_json(&ConfigReport {
             timezone: tz.name().to_string(),

@@ -2,11 +2,13 @@
 //! operation through `Db`, and prints what it owns (a table, a line, or one JSON document).
 
 pub mod admit;
+pub mod alerts;
 pub mod archive;
 pub mod completions;
 pub mod config;
 pub mod limits;
 pub mod migrate;
+pub mod monitor;
 pub mod monthly_reset;
 pub mod prices;
 pub mod record;
@@ -83,6 +85,8 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::MonthlyReset(args) => monthly_reset::run(&app, args).await,
         Prepared::Archive(args) => archive::run(&app, args).await,
         Prepared::Config(json) => config::show(&app, json).await,
+        Prepared::Monitor(args) => monitor::run(app, &url, args).await,
+        Prepared::Alerts(args) => alerts::run(&app, args).await,
         Prepared::ConfigSet(args) => config::set(&app, args).await,
         Prepared::Migrate(_) | Prepared::Completions(_) => unreachable!("handled above"),
     }
@@ -104,6 +108,8 @@ enum Prepared {
     Archive(crate::cli::ArchiveArgs),
     Completions(crate::cli::CompletionsArgs),
     Config(bool),
+    Monitor(crate::cli::MonitorArgs),
+    Alerts(crate::cli::AlertsArgs),
     ConfigSet(crate::cli::ConfigSetArgs),
 }
 
@@ -135,6 +141,8 @@ impl Prepared {
             Command::MonthlyReset(args) => Prepared::MonthlyReset(args),
             Command::Archive(args) => Prepared::Archive(args),
             Command::Completions(args) => Prepared::Completions(args),
+            Command::Monitor(args) => Prepared::Monitor(args),
+            Command::Alerts(args) => Prepared::Alerts(args),
             Command::Config(args) => match args.action {
                 None => Prepared::Config(args.json),
                 Some(crate::cli::ConfigAction::Set(set)) => Prepared::ConfigSet(set),

@@ -78,7 +78,7 @@ async fn prune(app: &App, cutoff: DateTime<Utc>, json: bool) -> Result<u64> {
         let bar = ProgressBar::new(total.max(0) as u64);
         bar.set_style(
             ProgressStyle::with_template(
-                "pruning logs {bar:40} {pos}/{len} rows ({per_sec}, {eta} left)",
+                "pruning logs {bar:40} {human_pos}/{human_len} rows, {eta} left",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::App;
 use crate::cli::StatusArgs;
 use crate::db::ops::UsageView;
+use crate::domain::burn::{burn, window_hours, Burn};
 use crate::domain::level::percentage;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, GlobalLimits, Level, Limits};
@@ -39,6 +40,8 @@ pub struct GlobalStatus {
     pub hour_tokens: Option<i64>,
     pub daily_limit: i64,
     pub hourly_limit: i64,
+    #[serde(flatten)]
+    pub burn: Burn,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,15 +66,31 @@ pub struct AiTypeStatus {
     pub status: String,
     pub last_request_at: Option<DateTime<Utc>>,
     pub cost_usd: f64,
-    pub burn_rate_per_hour: Option<f64>,
-    pub projected_month_total: Option<i64>,
-    pub projected_exhaustion_at: Option<DateTime<Utc>>,
+    /// burn_rate_per_hour, projected_month_total, projected_exhaustion_at
+    #[serde(flatten)]
+    pub burn: Burn,
 }
 
 /// The report, from what the database holds. Pure: tested without a database.
 pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -> StatusReport {
     let periods = clock.periods();
     let current = periods.month == month;
+    let hours = window_hours(clock);
+    let burn_of = |ai: &str, used: i64, limit: i64| -> Burn {
+        if !current {
+            return Burn::default();
+        }
+        let buckets: Vec<(DateTime<Utc>, i64)> = hours
+            .iter()
+            .filter_map(|(key, start)| {
+                view.windows
+                    .iter()
+                    .find(|w| w.ai_type == ai && w.period == *key)
+                    .map(|w| (*start, w.tokens))
+            })
+            .collect();
+        burn(clock.now, &periods, used, limit, &buckets)
+    };
     let window = |ai: &str, period: &str| -> Option<i64> {
         current.then(|| {
             view.windows
@@ -125,9 +144,7 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
                 },
                 last_request_at: row.last_request_at,
                 cost_usd: row.cost_usd,
-                burn_rate_per_hour: None,
-                projected_month_total: None,
-                projected_exhaustion_at: None,
+                burn: burn_of(&name, row.total_tokens, limits.monthly),
                 ai_type: name,
             }
         })
@@ -152,6 +169,7 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
         hour_tokens: window(GLOBAL_SCOPE, &periods.hour),
         daily_limit: global_limits.daily,
         hourly_limit: global_limits.hourly,
+        burn: burn_of(GLOBAL_SCOPE, total, global_limits.monthly),
     };
     StatusReport {
         month: month.to_string(),
@@ -173,8 +191,11 @@ fn stale_for(view: &UsageView, ai_type: &str, month: &str) -> i64 {
 pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     let periods = app.clock.periods();
     let month = args.month.clone().unwrap_or_else(|| periods.month.clone());
+    let hours = window_hours(&app.clock);
     let windows: Vec<&str> = if month == periods.month {
-        vec![&periods.day, &periods.hour]
+        std::iter::once(periods.day.as_str())
+            .chain(hours.iter().map(|(k, _)| k.as_str()))
+            .collect()
     } else {
         vec![]
     };
@@ -209,6 +230,8 @@ fn print_table(app: &App, r: &StatusReport) {
             "Requests",
             "Cost (USD)",
             "Level",
+            "Burn/h",
+            "Limit reached",
             "Last request",
         ]);
         for a in &r.ai_types {
@@ -231,6 +254,23 @@ fn print_table(app: &App, r: &StatusReport) {
                 Cell::new(thousands(a.request_count)).set_alignment(CellAlignment::Right),
                 Cell::new(format!("{:.4}", a.cost_usd)).set_alignment(CellAlignment::Right),
                 app.style.level_cell(a.level),
+                Cell::new(
+                    a.burn
+                        .burn_rate_per_hour
+                        .map(|r| format!("{r:.0}"))
+                        .unwrap_or_else(|| "-".into()),
+                )
+                .set_alignment(CellAlignment::Right),
+                Cell::new(
+                    a.burn
+                        .projected_exhaustion_at
+                        .map(|t| {
+                            t.with_timezone(&app.clock.tz)
+                                .format("%Y-%m-%d %H:%M")
+                                .to_string()
+                        })
+                        .unwrap_or_else(|| "-".into()),
+                ),
                 Cell::new(last),
             ]);
         }

@@ -24,9 +24,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
 
+use crate::domain::alert::AlertDraft;
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::Price;
-use crate::domain::{Periods, Snapshot};
+use crate::domain::{Level, Periods, Snapshot};
 pub use url::DbUrl;
 
 /// One connection: a CLI invocation runs its operations one after another, and a single
@@ -524,6 +525,22 @@ pub trait Store {
         at: DateTime<Utc>,
     ) -> Result<()>;
 
+    /// Raises an alert unless the same level is already active for that AI type and month
+    /// (then None): the unique index decides, so concurrent monitors raise it once.
+    async fn raise_alert(
+        &mut self,
+        draft: &AlertDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Option<AlertRow>>;
+    /// Re-arms: ends the active alerts of levels above `level` (usage fell below them).
+    async fn rearm_alerts(
+        &mut self,
+        ai_type: &str,
+        month: &str,
+        level: Level,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+    async fn alert_rows(&mut self, filter: &AlertFilter) -> Result<Vec<AlertRow>>;
     async fn setting(&mut self, key: &str) -> Result<Option<String>>;
     async fn set_setting(&mut self, key: &str, value: &str, at: DateTime<Utc>) -> Result<()>;
 
@@ -558,6 +575,47 @@ pub trait Store {
         from: i64,
         to: i64,
     ) -> Result<u64>;
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub ai_type: String,
+    pub level: String,
+    pub month_year: String,
+    pub usage_percentage: f64,
+    pub total_tokens: i64,
+    pub limit: i64,
+    pub message: String,
+    pub recommended_action: Option<String>,
+    pub burn_rate_per_hour: Option<f64>,
+    pub projected_month_total: Option<i64>,
+    pub projected_exhaustion_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// when usage fell back below the level (re-armed); null while active
+    pub cleared_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub level: Option<String>,
+    pub ai_type: Option<String>,
+    /// only alerts still active in this month
+    pub active_in: Option<String>,
+}
+
+/// SQL giving a level's rank (ok 0 … emergency 3), for "levels above".
+const LEVEL_RANK: &str =
+    "CASE level WHEN 'warning' THEN 1 WHEN 'critical' THEN 2 WHEN 'emergency' THEN 3 ELSE 0 END";
+
+pub(crate) fn level_rank(level: Level) -> i64 {
+    match level {
+        Level::Ok => 0,
+        Level::Warning => 1,
+        Level::Critical => 2,
+        Level::Emergency => 3,
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

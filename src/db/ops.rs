@@ -6,12 +6,15 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::ledger::{self, MonthlyReset, RecordInput, Recorded, Released, Reserved, Reset};
 use super::{
-    read_tx, write_tx, write_tx_or_rollback, ArchiveRow, Db, Hold, LimitRows, LimitScope, MonthRow,
-    Store, WindowRow,
+    read_tx, write_tx, write_tx_or_rollback, AlertFilter, AlertRow, ArchiveRow, Db, Hold,
+    LimitRows, LimitScope, MonthRow, Store, WindowRow,
 };
+use crate::domain::alert::{draft, levels_reached};
+use crate::domain::burn::Burn;
+use crate::domain::level::percentage;
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::PriceTable;
-use crate::domain::{Clock, Decision};
+use crate::domain::{Clock, Decision, Level};
 
 /// What `status` reads: the month's rows, the limits, and the current day and hour windows.
 #[derive(Debug, Clone, Default)]
@@ -165,3 +168,50 @@ impl Db {
 }
 
 const TIMEZONE_KEY: &str = "timezone";
+
+impl Db {
+    /// Applies one monitor tick's levels in one transaction: re-arms alerts of levels usage
+    /// fell below, raises those newly entered (once, whatever other monitors run), and keeps
+    /// each month row's level and status current. Returns the alerts raised now.
+    pub async fn apply_levels(
+        &self,
+        scopes: &[ScopeLevel],
+        clock: &Clock,
+    ) -> Result<Vec<AlertRow>> {
+        Ok(write_tx!(self, c => {
+            let mut raised = Vec::new();
+            for sc in scopes {
+                c.rearm_alerts(&sc.ai_type, &sc.month, sc.level, clock.now).await?;
+                for level in levels_reached(sc.level) {
+                    let d = draft(&sc.ai_type, level, &sc.month, sc.used, sc.limit, sc.burn);
+                    if let Some(row) = c.raise_alert(&d, clock.now).await? {
+                        raised.push(row);
+                    }
+                }
+                if let Some(status) = &sc.row_status {
+                    if status != sc.level.row_status() {
+                        c.set_month_level(&sc.ai_type, &sc.month, percentage(sc.used, sc.limit), sc.level.row_status()).await?;
+                    }
+                }
+            }
+            raised
+        }))
+    }
+
+    pub async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRow>> {
+        Ok(read_tx!(self, c => c.alert_rows(filter).await?))
+    }
+}
+
+/// One AI type's (or the total's, as '*') level in a monitor tick.
+#[derive(Debug, Clone)]
+pub struct ScopeLevel {
+    pub ai_type: String,
+    pub month: String,
+    pub level: Level,
+    pub used: i64,
+    pub limit: i64,
+    pub burn: Burn,
+    /// the month row's status column, for AI types (None for the total)
+    pub row_status: Option<String>,
+}

@@ -6,13 +6,15 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    ArchiveRow, ArchivedRow, Hold, HoldState, LimitRows, LimitScope, LogEntry, LoggedRequest,
-    MonthRow, Reservation, Store, UsageDelta, WindowRow,
+    level_rank, AlertFilter, AlertRow, ArchiveRow, ArchivedRow, Hold, HoldState, LimitRows,
+    LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store, UsageDelta, WindowRow,
+    LEVEL_RANK,
 };
+use crate::domain::alert::AlertDraft;
 use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::domain::{Counter, Periods, Snapshot};
+use crate::domain::{Counter, Level, Periods, Snapshot};
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -65,6 +67,8 @@ fn hold(row: &sqlx::sqlite::SqliteRow) -> Result<Hold> {
         hour: row.try_get("hour")?,
     })
 }
+
+const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message, recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at, cleared_at";
 
 const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
 
@@ -479,24 +483,31 @@ impl Store for SqliteConnection {
     }
 
     async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>> {
-        let mut out = Vec::new();
+        if periods.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SQLite has no arrays: one placeholder per period
+        let marks = vec!["?"; periods.len()].join(", ");
+        let sql = format!("SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows WHERE period IN ({marks})");
+        let mut query = sqlx::query(&sql);
         for period in periods {
-            let rows = sqlx::query("SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows WHERE period = ?1")
-                .bind(*period)
-                .fetch_all(&mut *self)
-                .await
-                .context("cannot read usage windows")?;
-            for r in &rows {
-                out.push(WindowRow {
+            query = query.bind(*period);
+        }
+        let rows = query
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read usage windows")?;
+        rows.iter()
+            .map(|r| {
+                Ok(WindowRow {
                     ai_type: r.try_get("ai_type")?,
                     period: r.try_get("period")?,
                     tokens: r.try_get("tokens")?,
                     reserved: r.try_get("reserved")?,
                     requests: r.try_get("requests")?,
-                });
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect()
     }
 
     async fn price_rows(&mut self) -> Result<Vec<Price>> {
@@ -538,6 +549,70 @@ impl Store for SqliteConnection {
         .await
         .context("cannot save the price")?;
         Ok(())
+    }
+
+    async fn raise_alert(&mut self, d: &AlertDraft, at: DateTime<Utc>) -> Result<Option<AlertRow>> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO token_usage_alerts (ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message,
+                 recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT DO NOTHING
+             RETURNING {ALERT_COLUMNS}"
+        ))
+        .bind(&d.ai_type)
+        .bind(d.level.as_str())
+        .bind(&d.month)
+        .bind(d.usage_percentage)
+        .bind(d.total_tokens)
+        .bind(d.limit)
+        .bind(&d.message)
+        .bind(&d.recommended_action)
+        .bind(d.burn.burn_rate_per_hour)
+        .bind(d.burn.projected_month_total)
+        .bind(d.burn.projected_exhaustion_at.map(ts))
+        .bind(ts(at))
+        .fetch_optional(&mut *self)
+        .await
+        .context("cannot save the alert")?;
+        row.as_ref().map(alert_row).transpose()
+    }
+
+    async fn rearm_alerts(
+        &mut self,
+        ai_type: &str,
+        month: &str,
+        level: Level,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query(&format!(
+            "UPDATE token_usage_alerts SET cleared_at = ?4
+             WHERE cleared_at IS NULL AND ai_type = ?1 AND month_year = ?2 AND {LEVEL_RANK} > ?3"
+        ))
+        .bind(ai_type)
+        .bind(month)
+        .bind(level_rank(level))
+        .bind(ts(at))
+        .execute(&mut *self)
+        .await
+        .context("cannot re-arm alerts")?;
+        Ok(done.rows_affected())
+    }
+
+    async fn alert_rows(&mut self, f: &AlertFilter) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM token_usage_alerts
+             WHERE (?1 IS NULL OR created_at >= ?1) AND (?2 IS NULL OR level = ?2)
+               AND (?3 IS NULL OR ai_type = ?3) AND (?4 IS NULL OR (month_year = ?4 AND cleared_at IS NULL))
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(f.since.map(ts))
+        .bind(&f.level)
+        .bind(&f.ai_type)
+        .bind(&f.active_in)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read alerts")?;
+        rows.iter().map(alert_row).collect()
     }
 
     async fn setting(&mut self, key: &str) -> Result<Option<String>> {
@@ -774,4 +849,28 @@ mod tests {
         );
         assert_eq!(parse_time("yesterday"), None);
     }
+}
+
+fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>> {
+        Ok(r.try_get::<Option<String>, _>(name)?
+            .as_deref()
+            .and_then(parse_time))
+    };
+    Ok(AlertRow {
+        id: r.try_get("id")?,
+        ai_type: r.try_get("ai_type")?,
+        level: r.try_get("level")?,
+        month_year: r.try_get("month_year")?,
+        usage_percentage: r.try_get("usage_percentage")?,
+        total_tokens: r.try_get("total_tokens")?,
+        limit: r.try_get("limit")?,
+        message: r.try_get("message")?,
+        recommended_action: r.try_get("recommended_action")?,
+        burn_rate_per_hour: r.try_get("burn_rate_per_hour")?,
+        projected_month_total: r.try_get("projected_month_total")?,
+        projected_exhaustion_at: time("projected_exhaustion_at")?,
+        created_at: time("created_at")?.unwrap_or(DateTime::<Utc>::MIN_UTC),
+        cleared_at: time("cleared_at")?,
+    })
 }

@@ -11,6 +11,8 @@ use chrono_tz::Tz;
 pub struct Clock {
     pub now: DateTime<Utc>,
     pub tz: Tz,
+    /// TOKENCTL_NOW fixed the time: it does not move on
+    pub pinned: bool,
 }
 
 /// The keys of the month, day and hour that contain an instant, and when each ends.
@@ -46,11 +48,28 @@ impl Clock {
             })?,
             None => Tz::UTC,
         };
-        Ok(Clock { now, tz })
+        let pinned = now_override.is_some_and(|s| !s.trim().is_empty());
+        Ok(Clock { now, tz, pinned })
     }
 
     pub fn at(now: DateTime<Utc>) -> Clock {
-        Clock { now, tz: Tz::UTC }
+        Clock {
+            now,
+            tz: Tz::UTC,
+            pinned: true,
+        }
+    }
+
+    /// The same clock read again (for long-running commands); a pinned clock stays put.
+    pub fn refreshed(self) -> Clock {
+        if self.pinned {
+            self
+        } else {
+            Clock {
+                now: Utc::now().trunc_subsecs(6),
+                ..self
+            }
+        }
     }
 
     pub fn periods(&self) -> Periods {

@@ -1,5 +1,7 @@
 //! Domain types: pure values and rules, no I/O. Everything here is unit-tested without a database.
 
+pub mod alert;
+pub mod burn;
 pub mod clock;
 pub mod decision;
 pub mod estimate;

@@ -1,0 +1,206 @@
+//! `alerts`: raised alerts, newest first; `--active`: each AI type's current level where it
+//! is not ok.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::Duration;
+use comfy_table::{Cell, CellAlignment};
+use serde::Serialize;
+
+use super::App;
+use crate::cli::{AlertsArgs, Since};
+use crate::db::{AlertFilter, AlertRow};
+use crate::domain::validate::GLOBAL_SCOPE;
+use crate::error::UsageError;
+use crate::output::{print_json, thousands};
+
+#[derive(Debug, Serialize)]
+struct AlertsReport {
+    alerts: Vec<AlertRow>,
+}
+
+pub async fn run(app: &App, args: AlertsArgs) -> Result<ExitCode> {
+    let since = match args.since {
+        None => None,
+        Some(Since::At(t)) => Some(t),
+        Some(Since::Ago(d)) => Some(
+            app.clock.now
+                - Duration::from_std(d).map_err(|_| UsageError::new("--since is too long ago"))?,
+        ),
+    };
+    let filter = AlertFilter {
+        since,
+        level: args.level.clone(),
+        ai_type: args.ai_type.clone(),
+        active_in: args.active.then(|| app.clock.periods().month),
+    };
+    if args.active {
+        return active(app, &filter, args.json).await;
+    }
+    let alerts = app.db.alerts(&filter).await?;
+    if args.json {
+        print_json(&AlertsReport { alerts })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if alerts.is_empty() {
+        println!("No alerts.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = app.style.table();
+    table.set_header(vec![
+        "Raised", "AI type", "Level", "%", "Used", "Limit", "Message",
+    ]);
+    for a in &alerts {
+        let level = match a.level.as_str() {
+            "emergency" => crate::domain::Level::Emergency,
+            "critical" => crate::domain::Level::Critical,
+            _ => crate::domain::Level::Warning,
+        };
+        table.add_row(vec![
+            Cell::new(
+                a.created_at
+                    .with_timezone(&app.clock.tz)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+            ),
+            Cell::new(if a.ai_type == GLOBAL_SCOPE {
+                "* (global)"
+            } else {
+                a.ai_type.as_str()
+            }),
+            app.style.level_cell(level),
+            Cell::new(format!("{:.2}", a.usage_percentage)).set_alignment(CellAlignment::Right),
+            Cell::new(thousands(a.total_tokens)).set_alignment(CellAlignment::Right),
+            Cell::new(thousands(a.limit)).set_alignment(CellAlignment::Right),
+            Cell::new(&a.message),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An AI type (or the total) whose current level is not ok, and the alert that announced it.
+#[derive(Debug, Serialize)]
+struct ActiveLevel {
+    /// the active alert of this level (null if no monitor has raised it yet)
+    id: Option<i64>,
+    ai_type: String,
+    level: crate::domain::Level,
+    usage_percentage: f64,
+    total_tokens: i64,
+    limit: i64,
+    message: String,
+    recommended_action: String,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn active(app: &App, filter: &AlertFilter, json: bool) -> Result<ExitCode> {
+    let periods = app.clock.periods();
+    let hours = crate::domain::burn::window_hours(&app.clock);
+    let keys: Vec<&str> = std::iter::once(periods.day.as_str())
+        .chain(hours.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    let view = app.db.usage_view(&periods.month, &keys, &app.clock).await?;
+    let report = super::status::build(&view, &periods.month, None, &app.clock);
+    let raised = app
+        .db
+        .alerts(&AlertFilter {
+            active_in: Some(periods.month.clone()),
+            ..AlertFilter::default()
+        })
+        .await?;
+    let scopes = report
+        .ai_types
+        .iter()
+        .map(|a| {
+            (
+                a.ai_type.clone(),
+                a.level,
+                a.total_tokens,
+                a.monthly_limit,
+                a.burn,
+            )
+        })
+        .chain(std::iter::once((
+            GLOBAL_SCOPE.to_string(),
+            report.global.level,
+            report.global.total_tokens,
+            report.global.enforced_limit,
+            report.global.burn,
+        )));
+    let mut out = Vec::new();
+    for (ai_type, level, used, limit, burn) in scopes {
+        if level == crate::domain::Level::Ok
+            || filter.ai_type.as_ref().is_some_and(|a| *a != ai_type)
+            || filter.level.as_ref().is_some_and(|l| l != level.as_str())
+        {
+            continue;
+        }
+        let alert = raised
+            .iter()
+            .find(|r| r.ai_type == ai_type && r.level == level.as_str());
+        let d = crate::domain::alert::draft(&ai_type, level, &periods.month, used, limit, burn);
+        out.push(ActiveLevel {
+            id: alert.map(|a| a.id),
+            level,
+            usage_percentage: d.usage_percentage,
+            total_tokens: used,
+            limit,
+            message: alert.map(|a| a.message.clone()).unwrap_or(d.message),
+            recommended_action: d.recommended_action,
+            created_at: alert.map(|a| a.created_at),
+            ai_type,
+        });
+    }
+    if json {
+        #[derive(Serialize)]
+        struct Report {
+            alerts: Vec<ActiveLevel>,
+        }
+        print_json(&Report { alerts: out })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if out.is_empty() {
+        println!(
+            "Nothing active: every AI type, and the total, is below 80% of its limit in {}.",
+            periods.month
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = app.style.table();
+    table.set_header(vec![
+        "AI type",
+        "Level",
+        "%",
+        "Used",
+        "Limit",
+        "Since",
+        "Recommended action",
+    ]);
+    for a in &out {
+        table.add_row(vec![
+            Cell::new(if a.ai_type == GLOBAL_SCOPE {
+                "* (global)"
+            } else {
+                a.ai_type.as_str()
+            }),
+            app.style.level_cell(a.level),
+            Cell::new(format!("{:.2}", a.usage_percentage)).set_alignment(CellAlignment::Right),
+            Cell::new(thousands(a.total_tokens)).set_alignment(CellAlignment::Right),
+            Cell::new(thousands(a.limit)).set_alignment(CellAlignment::Right),
+            Cell::new(
+                a.created_at
+                    .map(|t| {
+                        t.with_timezone(&app.clock.tz)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_else(|| "(not raised yet)".into()),
+            ),
+            Cell::new(&a.recommended_action),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,399 @@
+//! `monitor`: each tick reads every AI type and the total, raises alerts for levels entered
+//! upwards (database first, then the alerts file, then the webhook), and shows the state: a
+//! live view on a terminal, one line (or one JSON object) per tick elsewhere.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::{status, App};
+use crate::cli::MonitorArgs;
+use crate::db::ops::ScopeLevel;
+use crate::db::{AlertRow, Db, DbUrl};
+use crate::domain::burn::{window_hours, Burn};
+use crate::domain::validate::GLOBAL_SCOPE;
+use crate::domain::{Clock, Level};
+use crate::error::{one_line, redact};
+use crate::output::thousands;
+
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+const WEBHOOK_ATTEMPTS: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeState {
+    pub ai_type: String,
+    pub total_tokens: i64,
+    pub limit: i64,
+    pub usage_percentage: f64,
+    pub level: Level,
+    #[serde(flatten)]
+    pub burn: Burn,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tick {
+    pub at: DateTime<Utc>,
+    pub month: String,
+    pub ai_types: Vec<ScopeState>,
+    pub global: ScopeState,
+    pub new_alerts: Vec<AlertRow>,
+}
+
+/// One tick against the database: read, decide levels, raise and re-arm alerts.
+pub async fn tick(db: &Db, clock: &Clock) -> Result<Tick> {
+    let periods = clock.periods();
+    let hours = window_hours(clock);
+    let keys: Vec<&str> = std::iter::once(periods.day.as_str())
+        .chain(hours.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    let view = db.usage_view(&periods.month, &keys, clock).await?;
+    let report = status::build(&view, &periods.month, None, clock);
+    let mut scopes: Vec<ScopeLevel> = report
+        .ai_types
+        .iter()
+        .map(|a| ScopeLevel {
+            ai_type: a.ai_type.clone(),
+            month: periods.month.clone(),
+            level: a.level,
+            used: a.total_tokens,
+            limit: a.monthly_limit,
+            burn: a.burn,
+            row_status: Some(a.status.clone()),
+        })
+        .collect();
+    scopes.push(ScopeLevel {
+        ai_type: GLOBAL_SCOPE.to_string(),
+        month: periods.month.clone(),
+        level: report.global.level,
+        used: report.global.total_tokens,
+        limit: report.global.enforced_limit,
+        burn: report.global.burn,
+        row_status: None,
+    });
+    let new_alerts = db.apply_levels(&scopes, clock).await?;
+    let state = |s: &ScopeLevel| ScopeState {
+        ai_type: s.ai_type.clone(),
+        total_tokens: s.used,
+        limit: s.limit,
+        usage_percentage: crate::domain::level::percentage(s.used, s.limit),
+        level: s.level,
+        burn: s.burn,
+    };
+    let global = scopes
+        .pop()
+        .map(|g| state(&g))
+        .expect("the global scope was pushed last");
+    Ok(Tick {
+        at: clock.now,
+        month: periods.month,
+        ai_types: scopes.iter().map(state).collect(),
+        global,
+        new_alerts,
+    })
+}
+
+/// Appends each alert as one JSON line.
+fn append_alerts(path: &Path, alerts: &[AlertRow]) -> Result<()> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the alerts file {}", path.display()))?;
+    let mut lines = String::new();
+    for a in alerts {
+        lines.push_str(&serde_json::to_string(a)?);
+        lines.push('\n');
+    }
+    file.write_all(lines.as_bytes())
+        .with_context(|| format!("cannot write the alerts file {}", path.display()))?;
+    Ok(())
+}
+
+/// Slack-compatible: `text` for people, the alert's fields for machines.
+fn webhook_body(a: &AlertRow) -> String {
+    let text = match &a.recommended_action {
+        Some(action) => format!("tokenctl {}\n{}", a.message, action),
+        None => format!("tokenctl {}", a.message),
+    };
+    serde_json::json!({ "text": text, "tokenctl_alert": a }).to_string()
+}
+
+/// POSTs with a timeout, retrying with backoff; a failure is reported, never fatal.
+fn deliver(url: &str, body: &str) -> Result<(), String> {
+    let agent = ureq::AgentBuilder::new().timeout(WEBHOOK_TIMEOUT).build();
+    let mut last = String::new();
+    for attempt in 0..WEBHOOK_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(500 << attempt));
+        }
+        match agent
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_string(body)
+        {
+            Ok(_) => return Ok(()),
+            Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+fn plain_line(t: &Tick) -> String {
+    let scope = |s: &ScopeState| {
+        format!(
+            "{} {}/{} {:.2}% {}",
+            if s.ai_type == GLOBAL_SCOPE {
+                "global"
+            } else {
+                &s.ai_type
+            },
+            thousands(s.total_tokens),
+            thousands(s.limit),
+            s.usage_percentage,
+            s.level
+        )
+    };
+    let mut parts = vec![scope(&t.global)];
+    parts.extend(t.ai_types.iter().map(scope));
+    format!(
+        "{} {}: {}; new alerts: {}",
+        t.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        t.month,
+        parts.join(" | "),
+        t.new_alerts.len()
+    )
+}
+
+/// The live view: one bar per AI type and one for the total, and a line for the next tick.
+struct LiveView {
+    multi: MultiProgress,
+    bars: BTreeMap<String, ProgressBar>,
+    footer: ProgressBar,
+    color: bool,
+}
+
+impl LiveView {
+    fn new(color: bool) -> LiveView {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let footer = multi.add(ProgressBar::new_spinner());
+        LiveView {
+            multi,
+            bars: BTreeMap::new(),
+            footer,
+            color,
+        }
+    }
+
+    fn style(&self, level: Level) -> ProgressStyle {
+        let colour = match (self.color, level) {
+            (false, _) => "",
+            (true, Level::Ok) => ".green",
+            (true, Level::Warning) => ".yellow",
+            (true, Level::Critical) => ".red",
+            (true, Level::Emergency) => ".magenta",
+        };
+        ProgressStyle::with_template(&format!("{{prefix:>16}} [{{bar:30{colour}}}] {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("█▉ ")
+    }
+
+    fn show(&mut self, t: &Tick) {
+        for s in std::iter::once(&t.global).chain(t.ai_types.iter()) {
+            let name = if s.ai_type == GLOBAL_SCOPE {
+                "* (global)".to_string()
+            } else {
+                s.ai_type.clone()
+            };
+            let style = self.style(s.level);
+            let bar = self.bars.entry(name.clone()).or_insert_with(|| {
+                let b = self.multi.insert_before(&self.footer, ProgressBar::new(1));
+                b.set_prefix(name.clone());
+                b
+            });
+            bar.set_style(style);
+            bar.set_length(s.limit.max(1) as u64);
+            bar.set_position(s.total_tokens.clamp(0, s.limit.max(1)) as u64);
+            let exhaustion = s
+                .burn
+                .projected_exhaustion_at
+                .map(|at| format!(", limit reached {}", at.format("%m-%d %H:%M")))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{}/{} {:.1}% {} · {:.0}/h{exhaustion}",
+                thousands(s.total_tokens),
+                thousands(s.limit),
+                s.usage_percentage,
+                s.level,
+                s.burn.burn_rate_per_hour.unwrap_or(0.0)
+            ));
+        }
+        for a in &t.new_alerts {
+            let _ = self.multi.println(format!("ALERT {}", a.message));
+        }
+    }
+
+    fn countdown(&self, seconds_left: u64) {
+        self.footer
+            .set_message(format!("next tick in {seconds_left}s (Ctrl-C to stop)"));
+        self.footer.tick();
+    }
+}
+
+/// SIGINT or SIGTERM: a permit on `stop` (kept if nobody is waiting at that instant).
+fn watch_signals(stop: Arc<Notify>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        stop.notify_one();
+    });
+    Ok(())
+}
+
+pub async fn run(app: App, url: &DbUrl, args: MonitorArgs) -> Result<ExitCode> {
+    let secrets = url.secrets();
+    let App { db, clock, style } = app;
+    if args.once {
+        let t = tick(&db, &clock.refreshed()).await?;
+        publish(&t, &args, style.terminal, None);
+        deliver_all(&t, &args, None).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stop = Arc::new(Notify::new());
+    watch_signals(stop.clone())?;
+    let live = style.terminal && !args.json;
+    let mut view = live.then(|| LiveView::new(style.color));
+    let mut db = Some(db);
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let now = clock.refreshed();
+        let result = async {
+            if db.is_none() {
+                db = Some(Db::open(url).await?);
+            }
+            let conn = db.as_ref().expect("connected above");
+            tick(conn, &now).await
+        };
+        let outcome = tokio::select! {
+            r = result => r,
+            _ = stop.notified() => break,
+        };
+        let wait = match outcome {
+            Ok(t) => {
+                backoff = Duration::from_secs(1);
+                publish(&t, &args, live, view.as_mut());
+                let delivered = deliver_all(&t, &args, view.as_ref());
+                tokio::select! {
+                    _ = delivered => {}
+                    _ = stop.notified() => break,
+                }
+                Duration::from_secs(args.interval)
+            }
+            Err(e) => {
+                // a database that went away (restart, lock): report, reconnect later
+                db = None;
+                let wait = backoff;
+                eprintln!(
+                    "tokenctl: monitor: {}; retrying in {} s",
+                    redact(&one_line(&e), &secrets),
+                    wait.as_secs()
+                );
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            }
+        };
+        if !sleep_or_stop(wait, &stop, view.as_ref()).await {
+            break;
+        }
+    }
+    if let Some(v) = view {
+        v.footer.finish_and_clear();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sleeps `wait`, counting down on a terminal; false when a signal came first.
+async fn sleep_or_stop(wait: Duration, stop: &Notify, view: Option<&LiveView>) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        if let Some(v) = view {
+            v.countdown(left.as_secs_f64().ceil() as u64);
+        }
+        let step = left.min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = stop.notified() => return false,
+        }
+    }
+}
+
+fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>) {
+    // the database has the alerts already; the file comes next, whatever the webhook does
+    if let Err(e) = append_alerts(&args.alerts_file, &t.new_alerts) {
+        eprintln!("tokenctl: monitor: {}", one_line(&e));
+    }
+    if args.json {
+        match serde_json::to_string(t) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("tokenctl: monitor: cannot encode the tick: {e}"),
+        }
+    } else if let (true, Some(v)) = (live, view) {
+        v.show(t);
+    } else {
+        println!("{}", plain_line(t));
+        for a in &t.new_alerts {
+            println!("ALERT {}", a.message);
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+async fn deliver_all(t: &Tick, args: &MonitorArgs, view: Option<&LiveView>) {
+    let Some(url) = args.webhook.clone() else {
+        return;
+    };
+    for a in &t.new_alerts {
+        let body = webhook_body(a);
+        let url = url.clone();
+        let result = tokio::task::spawn_blocking(move || deliver(&url, &body)).await;
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failure {
+            let line = format!(
+                "tokenctl: monitor: webhook failed after {WEBHOOK_ATTEMPTS} attempts ({e}); alert {} is in the database and the alerts file",
+                a.id
+            );
+            match view {
+                Some(v) => {
+                    let _ = v.multi.println(&line);
+                }
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+}
