@@ -57,13 +57,7 @@ pub struct LimitsReport {
     pub global_thresholds: Thresholds,
     pub ai_types: Vec<AiTypeLimits>,
     pub warnings: Vec<String>,
-    /// settings stored and shown, but not enforced by this version
-    pub not_enforced: Vec<&'static str>,
 }
-
-/// Stored and reported, enforced once the even-spread work lands (rate limits, cooldown,
-/// concurrency, pacing). Said out loud so nobody trusts a limit that does nothing yet.
-pub const NOT_ENFORCED: &[&str] = &["rpm", "rpd", "cooldown_seconds", "max_concurrent", "pacing"];
 
 pub fn build(rows: &LimitRows) -> LimitsReport {
     let default = Limits::resolve(&rows.default, None);
@@ -91,7 +85,6 @@ pub fn build(rows: &LimitRows) -> LimitsReport {
         global,
         ai_types,
         warnings,
-        not_enforced: NOT_ENFORCED.to_vec(),
     }
 }
 
@@ -189,9 +182,6 @@ fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
         Cell::new(if g.pacing { "on" } else { "off" }),
     ]);
     println!("{table}");
-    if !report.not_enforced.is_empty() {
-        println!("Not enforced yet (stored only): RPM, RPD, cooldown, in flight, pacing.");
-    }
     let t = &report.default_thresholds;
     println!(
         "Levels of the enforced monthly limit: warning {}% ({}), critical {}% ({}), emergency {}% ({}: every request denied)",

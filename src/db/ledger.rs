@@ -73,11 +73,11 @@ pub async fn check<S: Store>(
 ) -> Result<Decision> {
     let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
-    let snap = s.snapshot(ai_type, &periods).await?;
+    let snap = s.snapshot(ai_type, &periods, clock.now).await?;
     let stale = s.stale_holds(clock.now).await?;
     let snap = without_stale(snap, ai_type, &periods, &stale);
     Ok(decide(
-        ai_type, estimated, &limits, &global, &snap, &periods,
+        ai_type, estimated, &limits, &global, &snap, &periods, clock.now,
     ))
 }
 
@@ -101,8 +101,10 @@ pub async fn reserve<S: Store>(
     expire_stale_holds(s, clock.now).await?;
     let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
-    let snap = s.snapshot(ai_type, &periods).await?;
-    let decision = decide(ai_type, estimated, &limits, &global, &snap, &periods);
+    let snap = s.snapshot(ai_type, &periods, clock.now).await?;
+    let decision = decide(
+        ai_type, estimated, &limits, &global, &snap, &periods, clock.now,
+    );
     if !decision.allowed {
         return Ok(Reserved {
             decision,
@@ -122,6 +124,7 @@ pub async fn reserve<S: Store>(
     s.insert_hold(&hold, clock.now, expires_at).await?;
     s.add_reserved(&hold, estimated, limits.monthly, clock.now)
         .await?;
+    s.count_start(ai_type, &periods, clock.now).await?;
     Ok(Reserved {
         decision,
         reservation_id: Some(hold.id),
@@ -313,6 +316,10 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         }
         s.end_reservation(&r.hold.id, HoldState::Settled, clock.now)
             .await?;
+    } else {
+        // a request that ran without a reservation starts (and counts for rate limits) now;
+        // a reserved one was counted when it was admitted
+        s.count_start(&input.ai_type, &periods, clock.now).await?;
     }
     let month_total = s
         .add_usage(&UsageDelta {

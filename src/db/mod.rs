@@ -472,7 +472,21 @@ pub trait Store {
         changes: &LimitRow,
         at: DateTime<Utc>,
     ) -> Result<()>;
-    async fn snapshot(&mut self, ai_type: &str, periods: &Periods) -> Result<Snapshot>;
+    /// Every counter a decision reads; holds past their TTL do not count as in flight.
+    async fn snapshot(
+        &mut self,
+        ai_type: &str,
+        periods: &Periods,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot>;
+    /// Counts a request start for the rate limits: the day and hour windows' `requests` and
+    /// the minute counter and last start of the AI type and of the total.
+    async fn count_start(
+        &mut self,
+        ai_type: &str,
+        periods: &Periods,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Holds whose TTL has passed but that still count (read only).
     async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
     /// Marks stale holds expired and returns them; the caller gives their tokens back.

@@ -152,7 +152,12 @@ impl Store for SqliteConnection {
         Ok(())
     }
 
-    async fn snapshot(&mut self, ai_type: &str, p: &Periods) -> Result<Snapshot> {
+    async fn snapshot(
+        &mut self,
+        ai_type: &str,
+        p: &Periods,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot> {
         let month = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN ai_type = ?1 THEN total_tokens END), 0) AS ai_used,
                     COALESCE(SUM(CASE WHEN ai_type = ?1 THEN reserved_tokens END), 0) AS ai_reserved,
@@ -177,7 +182,7 @@ impl Store for SqliteConnection {
             ..Snapshot::default()
         };
         let windows = sqlx::query(
-            "SELECT ai_type, period, tokens, reserved FROM token_usage_windows
+            "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
              WHERE ai_type IN (?1, ?2) AND period IN (?3, ?4)",
         )
         .bind(ai_type)
@@ -195,6 +200,14 @@ impl Store for SqliteConnection {
             let who: String = w.try_get("ai_type")?;
             let period: String = w.try_get("period")?;
             let global = who == GLOBAL_SCOPE;
+            if period == p.day {
+                let requests: i64 = w.try_get("requests")?;
+                if global {
+                    snap.global_rate.day_requests = requests;
+                } else {
+                    snap.ai_rate.day_requests = requests;
+                }
+            }
             match (global, period == p.day) {
                 (false, true) => snap.ai_day = counter,
                 (false, false) => snap.ai_hour = counter,
@@ -202,7 +215,81 @@ impl Store for SqliteConnection {
                 (true, false) => snap.global_hour = counter,
             }
         }
+        let starts = sqlx::query(
+            "SELECT ai_type, minute, minute_requests, last_start_at FROM token_request_starts WHERE ai_type IN (?1, ?2)",
+        )
+        .bind(ai_type)
+        .bind(GLOBAL_SCOPE)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read request starts")?;
+        for r in &starts {
+            let who: String = r.try_get("ai_type")?;
+            let rate = if who == GLOBAL_SCOPE {
+                &mut snap.global_rate
+            } else {
+                &mut snap.ai_rate
+            };
+            let minute: String = r.try_get("minute")?;
+            if minute == p.minute {
+                rate.minute_requests = r.try_get("minute_requests")?;
+            }
+            let last: String = r.try_get("last_start_at")?;
+            rate.last_start_at = parse_time(&last);
+        }
+        {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS all_held, MIN(expires_at) AS all_next,
+                        COALESCE(SUM(CASE WHEN ai_type = ?1 THEN 1 ELSE 0 END), 0) AS ai_held,
+                        MIN(CASE WHEN ai_type = ?1 THEN expires_at END) AS ai_next
+                 FROM token_reservations WHERE state = 'held' AND expires_at > ?2",
+            )
+            .bind(ai_type)
+            .bind(ts(now))
+            .fetch_one(&mut *self)
+            .await
+            .context("cannot count requests in flight")?;
+            snap.global_rate.in_flight = row.try_get("all_held")?;
+            snap.ai_rate.in_flight = row.try_get("ai_held")?;
+            let next: Option<String> = row.try_get("all_next")?;
+            snap.global_rate.next_expiry = next.as_deref().and_then(parse_time);
+            let next: Option<String> = row.try_get("ai_next")?;
+            snap.ai_rate.next_expiry = next.as_deref().and_then(parse_time);
+        }
         Ok(snap)
+    }
+
+    async fn count_start(&mut self, ai_type: &str, p: &Periods, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_usage_windows (ai_type, period, month_year, requests)
+             VALUES (?1, ?3, ?5, 1), (?1, ?4, ?5, 1), (?2, ?3, ?5, 1), (?2, ?4, ?5, 1)
+             ON CONFLICT (ai_type, period) DO UPDATE SET requests = token_usage_windows.requests + 1",
+        )
+        .bind(ai_type)
+        .bind(GLOBAL_SCOPE)
+        .bind(&p.day)
+        .bind(&p.hour)
+        .bind(&p.month)
+        .execute(&mut *self)
+        .await
+        .context("cannot count the request")?;
+        sqlx::query(
+            "INSERT INTO token_request_starts (ai_type, last_start_at, minute, minute_requests)
+             VALUES (?1, ?3, ?4, 1), (?2, ?3, ?4, 1)
+             ON CONFLICT (ai_type) DO UPDATE SET
+                 minute_requests = CASE WHEN token_request_starts.minute = excluded.minute
+                                        THEN token_request_starts.minute_requests + 1 ELSE 1 END,
+                 minute = excluded.minute,
+                 last_start_at = excluded.last_start_at",
+        )
+        .bind(ai_type)
+        .bind(GLOBAL_SCOPE)
+        .bind(ts(at))
+        .bind(&p.minute)
+        .execute(&mut *self)
+        .await
+        .context("cannot count the request")?;
+        Ok(())
     }
 
     async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
@@ -416,8 +503,8 @@ impl Store for SqliteConnection {
         .context("cannot update this month's usage")?;
         sqlx::query(
             "INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests)
-             VALUES (?1, ?3, ?5, ?6, 1), (?1, ?4, ?5, ?6, 1), (?2, ?3, ?5, ?6, 1), (?2, ?4, ?5, ?6, 1)
-             ON CONFLICT (ai_type, period) DO UPDATE SET tokens = tokens + excluded.tokens, requests = requests + 1",
+             VALUES (?1, ?3, ?5, ?6, 0), (?1, ?4, ?5, ?6, 0), (?2, ?3, ?5, ?6, 0), (?2, ?4, ?5, ?6, 0)
+             ON CONFLICT (ai_type, period) DO UPDATE SET tokens = tokens + excluded.tokens",
         )
         .bind(d.ai_type)
         .bind(GLOBAL_SCOPE)
@@ -733,6 +820,12 @@ impl Store for SqliteConnection {
             .await
             .context("cannot reset the total's windows")?;
         }
+        // cooldown and the minute's count go with it (the total's too when every AI type is reset)
+        sqlx::query("DELETE FROM token_request_starts WHERE (?1 IS NULL AND TRUE) OR ai_type = ?1")
+            .bind(ai_type)
+            .execute(&mut *self)
+            .await
+            .context("cannot reset request starts")?;
         sqlx::query("DELETE FROM token_usage_windows WHERE month_year = ?1 AND (?2 IS NULL OR ai_type = ?2)")
             .bind(month)
             .bind(ai_type)

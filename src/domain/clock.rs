@@ -28,6 +28,9 @@ pub struct Periods {
     pub month_end: DateTime<Utc>,
     pub day_end: DateTime<Utc>,
     pub hour_end: DateTime<Utc>,
+    /// 'YYYY-MM-DDTHH:MM' in UTC (every zone's offset is whole minutes): the rpm window
+    pub minute: String,
+    pub minute_end: DateTime<Utc>,
 }
 
 impl Clock {
@@ -92,6 +95,12 @@ pub fn periods_at(instant: DateTime<Utc>, tz: Tz) -> Periods {
         month_end: resolve(tz, next_month_first.and_hms_opt(0, 0, 0).expect("midnight")),
         day_end: resolve(tz, day_start + Duration::days(1)),
         hour_end: resolve(tz, hour_start + Duration::hours(1)),
+        minute: instant.format("%Y-%m-%dT%H:%M").to_string(),
+        minute_end: instant
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(instant)
+            + Duration::minutes(1),
     }
 }
 

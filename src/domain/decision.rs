@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::level::{percentage, Level, EMERGENCY_PERCENT};
-use super::{GlobalLimits, Limits, Periods, Snapshot};
+use super::{pacing, GlobalLimits, Limits, Periods, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +101,7 @@ pub fn decide(
     global: &GlobalLimits,
     snap: &Snapshot,
     periods: &Periods,
+    now: DateTime<Utc>,
 ) -> Decision {
     let level = Level::of(snap.ai_month.used, limits.monthly);
     let global_level = Level::of(snap.global_month.used, global.monthly);
@@ -111,6 +112,7 @@ pub fn decide(
         global,
         snap,
         periods,
+        now,
         level,
         global_level,
     );
@@ -183,6 +185,7 @@ fn first_denial(
     global: &GlobalLimits,
     snap: &Snapshot,
     periods: &Periods,
+    now: DateTime<Utc>,
     level: Level,
     global_level: Level,
 ) -> Option<Denial> {
@@ -297,6 +300,140 @@ fn first_denial(
             });
         }
     }
+    rate_denial(ai_type, est, limits, global, snap, periods, now)
+}
+
+fn whose(scope: Scope, ai_type: &str) -> String {
+    match scope {
+        Scope::AiType => format!(" for {ai_type}"),
+        Scope::Global => " for all AI types together".to_string(),
+    }
+}
+
+/// Request rates, cooldown, requests in flight and pacing, in the spec's order.
+fn rate_denial(
+    ai_type: &str,
+    est: i64,
+    limits: &Limits,
+    global: &GlobalLimits,
+    snap: &Snapshot,
+    periods: &Periods,
+    now: DateTime<Utc>,
+) -> Option<Denial> {
+    let scopes = [
+        (Scope::AiType, &snap.ai_rate),
+        (Scope::Global, &snap.global_rate),
+    ];
+    let rpm = [limits.rpm, global.rpm];
+    for ((scope, rate), limit) in scopes.iter().zip(rpm) {
+        if let Some(limit) = limit {
+            if rate.minute_requests + 1 > limit {
+                return Some(Denial {
+                    reason: Reason::RpmLimitExceeded,
+                    scope: *scope,
+                    limit,
+                    usage: rate.minute_requests,
+                    message: format!(
+                        "Requests per minute exceeded{}: {} requests started this minute, rpm_limit={limit}",
+                        whose(*scope, ai_type),
+                        rate.minute_requests
+                    ),
+                    retry_after: Some(periods.minute_end),
+                });
+            }
+        }
+    }
+    let rpd = [limits.rpd, global.rpd];
+    for ((scope, rate), limit) in scopes.iter().zip(rpd) {
+        if let Some(limit) = limit {
+            if rate.day_requests + 1 > limit {
+                return Some(Denial {
+                    reason: Reason::RpdLimitExceeded,
+                    scope: *scope,
+                    limit,
+                    usage: rate.day_requests,
+                    message: format!(
+                        "Requests per day exceeded{}: {} requests started today, rpd_limit={limit}",
+                        whose(*scope, ai_type),
+                        rate.day_requests
+                    ),
+                    retry_after: Some(periods.day_end),
+                });
+            }
+        }
+    }
+    if limits.cooldown_seconds > 0 {
+        if let Some(last) = snap.ai_rate.last_start_at {
+            let free = last + chrono::Duration::seconds(limits.cooldown_seconds);
+            if free > now {
+                return Some(Denial {
+                    reason: Reason::CooldownActive,
+                    scope: Scope::AiType,
+                    limit: limits.cooldown_seconds,
+                    usage: (now - last).num_seconds().max(0),
+                    message: format!(
+                        "Cooldown active for {ai_type}: last request started {} s ago, cooldown={} s",
+                        (now - last).num_seconds().max(0),
+                        limits.cooldown_seconds
+                    ),
+                    retry_after: Some(free),
+                });
+            }
+        }
+    }
+    let concurrent = [limits.max_concurrent, global.max_concurrent];
+    for ((scope, rate), limit) in scopes.iter().zip(concurrent) {
+        if let Some(limit) = limit {
+            if rate.in_flight + 1 > limit {
+                return Some(Denial {
+                    reason: Reason::ConcurrencyLimitExceeded,
+                    scope: *scope,
+                    limit,
+                    usage: rate.in_flight,
+                    message: format!(
+                        "Too many requests in flight{}: {} in flight, max_concurrent={limit}",
+                        whose(*scope, ai_type),
+                        rate.in_flight
+                    ),
+                    retry_after: rate.next_expiry,
+                });
+            }
+        }
+    }
+    let pacing = [
+        (
+            Scope::AiType,
+            limits.pacing,
+            limits.monthly,
+            snap.ai_month.committed(),
+        ),
+        (
+            Scope::Global,
+            global.pacing,
+            global.monthly,
+            snap.global_month.committed(),
+        ),
+    ];
+    for (scope, on, monthly, committed) in pacing {
+        if !on {
+            continue;
+        }
+        let allowed = pacing::allowed_at(monthly, periods, now);
+        let need = committed.saturating_add(est);
+        if need > allowed {
+            return Some(Denial {
+                reason: Reason::PacingLimitExceeded,
+                scope,
+                limit: allowed,
+                usage: committed,
+                message: format!(
+                    "Pacing limit exceeded{}: current_usage={committed} + estimated_tokens={est} > paced allowance={allowed} at this point of the month",
+                    whose(scope, ai_type)
+                ),
+                retry_after: Some(pacing::fits_at(monthly, periods, need).unwrap_or(periods.month_end)),
+            });
+        }
+    }
     None
 }
 
@@ -333,7 +470,15 @@ mod tests {
     #[test]
     fn the_1073_token_request_is_denied_with_both_numbers() {
         let (l, g, p) = setup();
-        let d = decide("imperium", 1073, &l, &g, &Snapshot::default(), &p);
+        let d = decide(
+            "imperium",
+            1073,
+            &l,
+            &g,
+            &Snapshot::default(),
+            &p,
+            p.month_start,
+        );
         assert!(!d.allowed);
         assert_eq!(d.reason, Reason::RequestLimitExceeded);
         assert!(d.message.contains("estimated_tokens=1073"), "{}", d.message);
@@ -344,7 +489,15 @@ mod tests {
     #[test]
     fn a_request_at_the_limit_is_allowed() {
         let (l, g, p) = setup();
-        let d = decide("imperium", 1000, &l, &g, &Snapshot::default(), &p);
+        let d = decide(
+            "imperium",
+            1000,
+            &l,
+            &g,
+            &Snapshot::default(),
+            &p,
+            p.month_start,
+        );
         assert!(d.allowed, "{}", d.message);
         assert_eq!(d.reason, Reason::Ok);
     }
@@ -357,7 +510,7 @@ mod tests {
             global_month: used(137_200),
             ..Default::default()
         };
-        let d = decide("imperium", 5_000, &l, &g, &snap, &p);
+        let d = decide("imperium", 5_000, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
             (Reason::EmergencyShutdown, Some(Scope::AiType))
@@ -367,7 +520,7 @@ mod tests {
             global_month: used(137_200),
             ..Default::default()
         };
-        let d = decide("guardian", 10, &l, &g, &snap, &p);
+        let d = decide("guardian", 10, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
             (Reason::EmergencyShutdown, Some(Scope::Global))
@@ -388,7 +541,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let d = decide("imperium", 600, &l, &g, &snap, &p);
+        let d = decide("imperium", 600, &l, &g, &snap, &p, p.month_start);
         assert_eq!(d.reason, Reason::MonthlyLimitExceeded);
         assert_eq!(d.current_usage, 139_500);
         assert!(
@@ -397,7 +550,7 @@ mod tests {
             "{}",
             d.message
         );
-        assert!(decide("imperium", 500, &l, &g, &snap, &p).allowed);
+        assert!(decide("imperium", 500, &l, &g, &snap, &p, p.month_start).allowed);
     }
 
     #[test]
@@ -413,17 +566,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            decide("a", 200, &l, &g, &snap, &p).reason,
+            decide("a", 200, &l, &g, &snap, &p, p.month_start).reason,
             Reason::GlobalLimitExceeded
         );
         snap.global_month = used(0);
-        let d = decide("a", 200, &l, &g, &snap, &p);
+        let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.retry_after),
             (Reason::DailyLimitExceeded, Some(p.day_end))
         );
         snap.ai_day = used(0);
-        let d = decide("a", 200, &l, &g, &snap, &p);
+        let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.retry_after),
             (Reason::HourlyLimitExceeded, Some(p.hour_end))
@@ -434,7 +587,7 @@ mod tests {
         );
         snap.ai_hour = used(0);
         snap.global_hour = used(1_300);
-        let d = decide("a", 200, &l, &g, &snap, &p);
+        let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
             (Reason::HourlyLimitExceeded, Some(Scope::Global))

@@ -7,6 +7,7 @@ pub mod decision;
 pub mod estimate;
 pub mod level;
 pub mod limits;
+pub mod pacing;
 pub mod prices;
 pub mod usage;
 pub mod validate;

@@ -23,4 +23,19 @@ pub struct Snapshot {
     pub global_month: Counter,
     pub global_day: Counter,
     pub global_hour: Counter,
+    pub ai_rate: Rate,
+    pub global_rate: Rate,
+}
+
+/// Request counts for the rate limits: requests started (admitted by `reserve`, or recorded
+/// without one) this minute and today, the last start, and requests in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Rate {
+    pub minute_requests: i64,
+    pub day_requests: i64,
+    pub last_start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// held reservations not yet expired
+    pub in_flight: i64,
+    /// when the first of those expires
+    pub next_expiry: Option<chrono::DateTime<chrono::Utc>>,
 }
