@@ -85,6 +85,8 @@ object with --json). SIGINT/SIGTERM end it within a second, exit 0."
     Monitor(MonitorArgs),
     /// Alerts raised, newest first
     Alerts(AlertsArgs),
+    /// How evenly usage is spread: per day of a month, per hour of a day, and the rate limits
+    Distribution(DistributionArgs),
     /// Settings every host shares (the time zone months, days and hours begin in)
     Config(ConfigArgs),
     /// Print shell completions: tokenctl completions bash > /usr/share/bash-completion/completions/tokenctl
@@ -208,6 +210,30 @@ fn ai_type_or_global(s: &str) -> Result<String, String> {
     } else {
         validate::ai_type(s)
     }
+}
+
+fn day(s: &str) -> Result<String, String> {
+    match chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+        Ok(d) if s.trim().len() == 10 => Ok(d.format("%Y-%m-%d").to_string()),
+        _ => Err(format!(
+            "day must look like 2026-11-23 (YYYY-MM-DD), got '{s}'"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DistributionArgs {
+    /// The month (default: the current one, or the --day's)
+    #[arg(long, value_name = "YYYY-MM", value_parser = month)]
+    pub month: Option<String>,
+    /// The day whose hours to show (default: today, or the month's last day)
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
+    pub day: Option<String>,
+    /// Only this AI type (default: all AI types together)
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod archive;
 pub mod completions;
 pub mod config;
+pub mod distribution;
 pub mod limits;
 pub mod migrate;
 pub mod monitor;
@@ -87,6 +88,7 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::Config(json) => config::show(&app, json).await,
         Prepared::Monitor(args) => monitor::run(app, &url, args).await,
         Prepared::Alerts(args) => alerts::run(&app, args).await,
+        Prepared::Distribution(args) => distribution::run(&app, args).await,
         Prepared::ConfigSet(args) => config::set(&app, args).await,
         Prepared::Migrate(_) | Prepared::Completions(_) => unreachable!("handled above"),
     }
@@ -110,6 +112,7 @@ enum Prepared {
     Config(bool),
     Monitor(crate::cli::MonitorArgs),
     Alerts(crate::cli::AlertsArgs),
+    Distribution(crate::cli::DistributionArgs),
     ConfigSet(crate::cli::ConfigSetArgs),
 }
 
@@ -143,6 +146,7 @@ impl Prepared {
             Command::Completions(args) => Prepared::Completions(args),
             Command::Monitor(args) => Prepared::Monitor(args),
             Command::Alerts(args) => Prepared::Alerts(args),
+            Command::Distribution(args) => Prepared::Distribution(distribution::check_args(args)?),
             Command::Config(args) => match args.action {
                 None => Prepared::Config(args.json),
                 Some(crate::cli::ConfigAction::Set(set)) => Prepared::ConfigSet(set),

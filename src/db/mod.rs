@@ -555,6 +555,10 @@ pub trait Store {
         at: DateTime<Utc>,
     ) -> Result<u64>;
     async fn alert_rows(&mut self, filter: &AlertFilter) -> Result<Vec<AlertRow>>;
+    /// The day and hour windows of `month` for one AI type, or '*' for the total.
+    async fn month_windows(&mut self, month: &str, ai_type: &str) -> Result<Vec<WindowRow>>;
+    /// (ai_type, last request start) of every AI type.
+    async fn last_starts(&mut self) -> Result<Vec<(String, DateTime<Utc>)>>;
     async fn setting(&mut self, key: &str) -> Result<Option<String>>;
     async fn set_setting(&mut self, key: &str, value: &str, at: DateTime<Utc>) -> Result<()>;
 

@@ -215,3 +215,30 @@ pub struct ScopeLevel {
     /// the month row's status column, for AI types (None for the total)
     pub row_status: Option<String>,
 }
+
+impl Db {
+    /// Everything `distribution` shows, from the window rollups and reservations only.
+    pub async fn distribution_view(
+        &self,
+        month: &str,
+        scope: &str,
+        clock: &Clock,
+    ) -> Result<DistributionView> {
+        let periods = clock.periods();
+        Ok(read_tx!(self, c => DistributionView {
+            windows: c.month_windows(month, scope).await?,
+            limits: c.limit_rows(None).await?,
+            last_starts: c.last_starts().await?,
+            snapshot: c.snapshot(if scope == crate::domain::validate::GLOBAL_SCOPE { "" } else { scope }, &periods, clock.now).await?,
+        }))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DistributionView {
+    pub windows: Vec<WindowRow>,
+    pub limits: LimitRows,
+    pub last_starts: Vec<(String, DateTime<Utc>)>,
+    /// the current counters (in flight, month usage) of the AI type, or of the total
+    pub snapshot: crate::domain::Snapshot,
+}

@@ -702,6 +702,46 @@ impl Store for SqliteConnection {
         rows.iter().map(alert_row).collect()
     }
 
+    async fn month_windows(&mut self, month: &str, ai_type: &str) -> Result<Vec<WindowRow>> {
+        let rows = sqlx::query(
+            "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
+             WHERE month_year = ?1 AND ai_type = ?2 ORDER BY period",
+        )
+        .bind(month)
+        .bind(ai_type)
+        .fetch_all(&mut *self)
+        .await
+        .context("cannot read the month's windows")?;
+        rows.iter()
+            .map(|r| {
+                Ok(WindowRow {
+                    ai_type: r.try_get("ai_type")?,
+                    period: r.try_get("period")?,
+                    tokens: r.try_get("tokens")?,
+                    reserved: r.try_get("reserved")?,
+                    requests: r.try_get("requests")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_starts(&mut self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows = sqlx::query("SELECT ai_type, last_start_at FROM token_request_starts WHERE ai_type <> ?1 ORDER BY ai_type")
+            .bind(GLOBAL_SCOPE)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read request starts")?;
+        rows.iter()
+            .map(|r| {
+                let at: String = r.try_get("last_start_at")?;
+                Ok((
+                    r.try_get("ai_type")?,
+                    parse_time(&at).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                ))
+            })
+            .collect()
+    }
+
     async fn setting(&mut self, key: &str) -> Result<Option<String>> {
         let value = sqlx::query_scalar("SELECT value FROM tokenctl_settings WHERE key = ?1")
             .bind(key)
