@@ -301,7 +301,7 @@ fn print_chart(app: &App, r: &Distribution) {
         println!("  no usage recorded");
     }
     let limit = r.rate_limiting_status.daily_limit;
-    let scale = m.max_daily_usage.max(limit).max(1);
+    let scale = m.max_daily_usage.max(1);
     for d in &m.daily_usage_data {
         let b = bar(d.tokens, scale, 40);
         let b = if app.style.color && d.tokens > limit {

@@ -178,6 +178,14 @@ impl Env {
         ])
     }
 
+    /// `n` reservations of 10 tokens that must all be allowed.
+    pub fn reserve_ok_n(&self, ai: &str, n: usize) {
+        for _ in 0..n {
+            let v = self.json(&["reserve", "--ai-type", ai, "--estimated-tokens", "10"]);
+            assert_eq!(v["allowed"], true, "{v}");
+        }
+    }
+
     pub fn status_of(&self, ai: &str) -> Value {
         let s = self.json(&["status", "--ai-type", ai]);
         s["ai_types"][0].clone()
