@@ -8,7 +8,9 @@
 #     one conditional UPDATE ... WHERE used + n <= limit on one row with 16 clients;
 #   - (prune) `monthly-reset --prune-logs-older-than` over 10,000,000 old log rows on each
 #     backend, next to a plain DELETE of the same rows in psql / sqlite3, and tokenctl's peak
-#     memory at 1,000,000 and at 10,000,000 rows.
+#     memory at 1,000,000 and at 10,000,000 rows;
+#   - (spread) `distribution` for a month with a full set of hourly rollups (8 AI types and the
+#     total, every hour of November) and 1,000 or 10,000,000 rows in token_usage_logs.
 # PostgreSQL: TOKENCTL_BENCH_POSTGRES_URL (a server where CREATE DATABASE is allowed), default
 # postgres://postgres@127.0.0.1:5432/postgres. Needs python3, psql, pgbench, sqlite3.
 set -euo pipefail
@@ -17,8 +19,8 @@ QUICK=0 PART=all
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    core|prune|all) PART=$arg ;;
-    *) echo "usage: scripts/bench.sh [--quick] [core|prune|all]" >&2; exit 2 ;;
+    core|prune|spread|all) PART=$arg ;;
+    *) echo "usage: scripts/bench.sh [--quick] [core|prune|spread|all]" >&2; exit 2 ;;
   esac
 done
 ADMIN=${TOKENCTL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -190,8 +192,48 @@ run_prune() {
   done
 }
 
+seed_rollups() { # backend url: every hour and day of November 2026 for agent-0..7 and '*'
+  local backend=$1 url=$2
+  local sql="DELETE FROM token_usage_windows;
+    INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests)
+    SELECT a.name, h.period, '2026-11', 100, 2 FROM
+      (SELECT 'agent-0' AS name UNION ALL SELECT 'agent-1' UNION ALL SELECT 'agent-2' UNION ALL SELECT 'agent-3'
+       UNION ALL SELECT 'agent-4' UNION ALL SELECT 'agent-5' UNION ALL SELECT 'agent-6' UNION ALL SELECT 'agent-7'
+       UNION ALL SELECT '*') AS a,
+      (SELECT DISTINCT substr(period, 1, 13) AS period FROM hours) AS h;
+    INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests)
+    SELECT ai_type, substr(period, 1, 10), month_year, SUM(tokens), SUM(requests) FROM token_usage_windows GROUP BY 1, 2, 3;"
+  if [ "$backend" = sqlite ]; then
+    sqlite3 "$WORK/bench.db" "CREATE TEMP TABLE hours AS WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < 719)
+      SELECT strftime('%Y-%m-%dT%H', '2026-11-01', '+' || x || ' hours') AS period FROM n; $sql"
+  else
+    psql -q "$url" -c "CREATE TEMP TABLE hours AS SELECT to_char(timestamp '2026-11-01' + x * interval '1 hour', 'YYYY-MM-DD\"T\"HH24') AS period
+      FROM generate_series(0, 719) AS x; $sql" >/dev/null
+  fi
+}
+
+run_spread() {
+  local big=$([ $QUICK = 1 ] && echo 1000000 || echo 10000000)
+  local runs=$([ $QUICK = 1 ] && echo 15 || echo 40)
+  printf '\n%-9s %-44s %10s\n' backend "distribution (full month of rollups)" "median ms"
+  for backend in sqlite postgres; do
+    local url=$([ $backend = sqlite ] && echo "$SQLITE" || echo "$PGURL")
+    export TOKENCTL_DATABASE_URL=$url
+    $BIN migrate >/dev/null
+    seed_rollups $backend "$url"
+    for rows in 1000 $big; do
+      seed_logs $backend "$url" $rows
+      ms=$(TOKENCTL_NOW=2026-11-30T12:00:00Z median $runs $BIN distribution --json)
+      msa=$(TOKENCTL_NOW=2026-11-30T12:00:00Z median $runs $BIN distribution --ai-type agent-3 --json)
+      printf '%-9s %-44s %10s\n' $backend "all AI types, $rows log rows" "$ms"
+      printf '%-9s %-44s %10s\n' $backend "one AI type, $rows log rows" "$msa"
+    done
+  done
+}
+
 case $PART in
   core) run_core ;;
   prune) run_prune ;;
-  all) run_core; run_prune ;;
+  spread) run_spread ;;
+  all) run_core; run_prune; run_spread ;;
 esac
