@@ -205,7 +205,7 @@ fn level(s: &str) -> Result<String, String> {
 }
 
 fn ai_type_or_global(s: &str) -> Result<String, String> {
-    if s == "*" || s == "global" {
+    if s == "*" {
         Ok(crate::domain::validate::GLOBAL_SCOPE.to_string())
     } else {
         validate::ai_type(s)
@@ -239,12 +239,12 @@ pub struct DistributionArgs {
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
     /// Only alerts raised since then: a duration (24h, 7d) or an RFC 3339 time
-    #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since)]
+    #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since, conflicts_with = "active")]
     pub since: Option<Since>,
     /// Only this level: warning, critical or emergency
     #[arg(long, value_name = "LEVEL", value_parser = level)]
     pub level: Option<String>,
-    /// Only this AI type ('*' or 'global' for the total)
+    /// Only this AI type ('*' for the total)
     #[arg(long, value_name = "A", value_parser = ai_type_or_global)]
     pub ai_type: Option<String>,
     /// Each AI type's current level where it is not ok, with the alert that announced it

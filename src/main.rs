@@ -35,7 +35,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(tokenctl::commands::run(cli, url)) {
+    let result = runtime.block_on(tokenctl::commands::run(cli, url));
+    // A webhook delivery still retrying in a blocking thread must not hold up the exit
+    // (SIGTERM ends the monitor within a second): the alert is already in the database and file.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tokenctl: error: {}", redact(&one_line(&e), &secrets));

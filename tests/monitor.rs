@@ -132,7 +132,7 @@ both!(the_global_total_has_its_own_alerts, |env| {
     let t = tick(&env);
     assert_eq!(new_levels(&t), vec!["*:warning"]);
     assert_eq!(t["global"]["level"], "warning");
-    let active = env.json(&["alerts", "--active", "--ai-type", "global"]);
+    let active = env.json(&["alerts", "--active", "--ai-type", "*"]);
     assert_eq!(active["alerts"][0]["ai_type"], "*");
 });
 

@@ -384,8 +384,9 @@ both!(distribution_on_known_data, |env| {
         (i(&m["max_daily_usage"]), i(&m["min_daily_usage"])),
         (1_050, 200)
     );
-    // (1,050 − 200) / 1,050 × 100
-    assert_eq!(m["usage_spread_percentage"].as_f64(), Some(80.95));
+    // Gini of 200, 400, 0, 0, 1,050 (days 1–5, idle days included) × 100
+    assert_eq!(m["usage_spread_percentage"].as_f64(), Some(60.61));
+    assert_eq!(i(&m["days_elapsed"]), 5);
     let days: Vec<(String, i64, i64)> = m["daily_usage_data"]
         .as_array()
         .unwrap()
@@ -425,9 +426,10 @@ both!(distribution_on_known_data, |env| {
     // one AI type, another day
     let b = now.json(&["distribution", "--ai-type", "b", "--day", "2026-11-05"]);
     assert_eq!(i(&b["monthly_distribution"]["total_tokens"]), 50);
+    // all of b's usage on one of five days: 4/5
     assert_eq!(
         b["monthly_distribution"]["usage_spread_percentage"].as_f64(),
-        Some(0.0)
+        Some(80.0)
     );
     assert_eq!(
         b["rate_limiting_status"]["last_ai_requests"]
@@ -455,9 +457,14 @@ both!(distribution_on_known_data, |env| {
     );
     let chart = now.ok(&["distribution"]);
     assert!(
-        chart.contains("2026-11-05  █") && chart.contains("spread 80.95%"),
+        chart.contains("2026-11-05  █") && chart.contains("spread 60.61%"),
         "{chart}"
     );
+    // a reservation alone is a request, not usage
+    now.json(&["reserve", "--ai-type", "c", "--estimated-tokens", "10"]);
+    let c = now.json(&["distribution", "--ai-type", "c"]);
+    assert_eq!(i(&c["monthly_distribution"]["days_with_usage"]), 0);
+    assert_eq!(i(&c["rate_limiting_status"]["active_requests"]), 1);
     let (_, err) = env.expect(
         2,
         &["distribution", "--month", "2026-10", "--day", "2026-11-01"],

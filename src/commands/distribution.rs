@@ -38,8 +38,11 @@ pub struct MonthlyDistribution {
     pub avg_daily_usage: f64,
     pub max_daily_usage: i64,
     pub min_daily_usage: i64,
-    /// (max − min) ÷ max × 100 over the days with usage: 0 = every such day used the same
+    /// the Gini coefficient × 100 of the daily totals over the month's elapsed days, idle days
+    /// included: 0 = every day used the same, near 100 = all of it on one day
     pub usage_spread_percentage: f64,
+    /// the days the spread is computed over (1st … today, or the whole of a past month)
+    pub days_elapsed: usize,
     pub daily_usage_data: Vec<DayUsage>,
 }
 
@@ -81,6 +84,38 @@ pub struct Distribution {
     pub monthly_distribution: MonthlyDistribution,
     pub daily_distribution: DailyDistribution,
     pub rate_limiting_status: RateLimitingStatus,
+}
+
+/// The Gini coefficient of `values` (0 = all equal, (n−1)/n = all in one): the mean absolute
+/// difference between any two values, divided by twice the mean.
+pub fn gini(values: &[i64]) -> f64 {
+    let n = values.len() as f64;
+    let sum: i64 = values.iter().sum();
+    if values.len() < 2 || sum <= 0 {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let weighted: f64 = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (i as f64 + 1.0) * *x as f64)
+        .sum();
+    2.0 * weighted / (n * sum as f64) - (n + 1.0) / n
+}
+
+fn day_number(date: &str) -> usize {
+    date.get(8..10).and_then(|d| d.parse().ok()).unwrap_or(0)
+}
+
+/// Days of `month` that have begun: up to today for the current month, all of a past one.
+fn elapsed_days(month: &str, clock: &Clock) -> usize {
+    let today = clock.periods();
+    match month.cmp(today.month.as_str()) {
+        std::cmp::Ordering::Equal => day_number(&today.day),
+        std::cmp::Ordering::Less => day_number(&last_day_of(month)),
+        std::cmp::Ordering::Greater => 0,
+    }
 }
 
 fn round2(x: f64) -> f64 {
@@ -136,7 +171,7 @@ pub fn build(
     let days: Vec<DayUsage> = view
         .windows
         .iter()
-        .filter(|w| w.period.len() == 10 && (w.tokens > 0 || w.requests > 0))
+        .filter(|w| w.period.len() == 10 && w.tokens > 0)
         .map(|w| DayUsage {
             date: w.period.clone(),
             tokens: w.tokens,
@@ -146,11 +181,14 @@ pub fn build(
     let total: i64 = days.iter().map(|d| d.tokens).sum();
     let max = days.iter().map(|d| d.tokens).max().unwrap_or(0);
     let min = days.iter().map(|d| d.tokens).min().unwrap_or(0);
-    let spread = if max > 0 {
-        round2((max - min) as f64 * 100.0 / max as f64)
-    } else {
-        0.0
-    };
+    let elapsed = elapsed_days(month, clock);
+    let mut per_day: Vec<i64> = days
+        .iter()
+        .filter(|d| day_number(&d.date) <= elapsed)
+        .map(|d| d.tokens)
+        .collect();
+    per_day.resize(elapsed.max(per_day.len()), 0);
+    let spread = round2(gini(&per_day) * 100.0);
     let hours: Vec<HourUsage> = view
         .windows
         .iter()
@@ -219,6 +257,7 @@ pub fn build(
             max_daily_usage: max,
             min_daily_usage: min,
             usage_spread_percentage: spread,
+            days_elapsed: elapsed,
             daily_usage_data: days,
         },
         daily_distribution: DailyDistribution {
@@ -318,7 +357,7 @@ fn print_chart(app: &App, r: &Distribution) {
         );
     }
     println!(
-        "  total {}, {} day(s) with usage, average {:.0}, max {}, min {}, spread {:.2}% (0 = even); daily limit {}",
+        "  total {}, {} day(s) with usage, average {:.0}, max {}, min {}, spread {:.2}% (0 = even, 100 = all on one day); daily limit {}",
         thousands(m.total_tokens),
         m.days_with_usage,
         m.avg_daily_usage,
@@ -375,5 +414,23 @@ fn print_chart(app: &App, r: &Distribution) {
             "  last request of {ai}: {}",
             at.with_timezone(&app.clock.tz).format("%Y-%m-%d %H:%M:%S")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gini;
+
+    #[test]
+    fn gini_of_daily_totals() {
+        assert_eq!(gini(&[100, 100, 100]), 0.0);
+        assert_eq!(gini(&[0, 0, 0]), 0.0);
+        assert_eq!(gini(&[500]), 0.0);
+        // everything on one of 30 days: 29/30
+        let mut one = vec![0; 29];
+        one.push(140_000);
+        assert!((gini(&one) - 29.0 / 30.0).abs() < 1e-12);
+        // 200, 400, 0, 0, 1,050: Σ|xi − xj| over ordered pairs 10,000 / (2 · 5² · 330)
+        assert!((gini(&[200, 400, 0, 0, 1_050]) - 10_000.0 / 16_500.0).abs() < 1e-12);
     }
 }

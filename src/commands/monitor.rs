@@ -28,6 +28,8 @@ use crate::output::thousands;
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const WEBHOOK_ATTEMPTS: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a tick in progress may finish after SIGINT/SIGTERM (exit stays within a second).
+const TICK_GRACE: Duration = Duration::from_millis(700);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScopeState {
@@ -56,47 +58,56 @@ pub async fn tick(db: &Db, clock: &Clock) -> Result<Tick> {
     let keys: Vec<&str> = std::iter::once(periods.day.as_str())
         .chain(hours.iter().map(|(k, _)| k.as_str()))
         .collect();
-    let view = db.usage_view(&periods.month, &keys, clock).await?;
-    let report = status::build(&view, &periods.month, None, clock);
-    let mut scopes: Vec<ScopeLevel> = report
-        .ai_types
-        .iter()
-        .map(|a| ScopeLevel {
-            ai_type: a.ai_type.clone(),
-            month: periods.month.clone(),
-            level: a.level,
-            used: a.total_tokens,
-            limit: a.monthly_limit,
-            burn: a.burn,
-            row_status: Some(a.status.clone()),
+    let month = periods.month.clone();
+    let ((ai_types, global), new_alerts) = db
+        .monitor_tick(&periods.month, &keys, clock, |view| {
+            let report = status::build(view, &month, None, clock);
+            let mut scopes: Vec<ScopeLevel> = report
+                .ai_types
+                .iter()
+                .map(|a| ScopeLevel {
+                    ai_type: a.ai_type.clone(),
+                    month: month.clone(),
+                    level: a.level,
+                    used: a.total_tokens,
+                    limit: a.monthly_limit,
+                    burn: a.burn,
+                    row_status: Some(a.status.clone()),
+                })
+                .collect();
+            scopes.push(ScopeLevel {
+                ai_type: GLOBAL_SCOPE.to_string(),
+                month: month.clone(),
+                level: report.global.level,
+                used: report.global.total_tokens,
+                limit: report.global.enforced_limit,
+                burn: report.global.burn,
+                row_status: None,
+            });
+            let state = |s: &ScopeLevel| ScopeState {
+                ai_type: s.ai_type.clone(),
+                total_tokens: s.used,
+                limit: s.limit,
+                usage_percentage: crate::domain::level::percentage(s.used, s.limit),
+                level: s.level,
+                burn: s.burn,
+            };
+            let (global, ai_types) = scopes
+                .split_last()
+                .expect("the global scope was pushed last");
+            (
+                (
+                    ai_types.iter().map(state).collect::<Vec<_>>(),
+                    state(global),
+                ),
+                scopes,
+            )
         })
-        .collect();
-    scopes.push(ScopeLevel {
-        ai_type: GLOBAL_SCOPE.to_string(),
-        month: periods.month.clone(),
-        level: report.global.level,
-        used: report.global.total_tokens,
-        limit: report.global.enforced_limit,
-        burn: report.global.burn,
-        row_status: None,
-    });
-    let new_alerts = db.apply_levels(&scopes, clock).await?;
-    let state = |s: &ScopeLevel| ScopeState {
-        ai_type: s.ai_type.clone(),
-        total_tokens: s.used,
-        limit: s.limit,
-        usage_percentage: crate::domain::level::percentage(s.used, s.limit),
-        level: s.level,
-        burn: s.burn,
-    };
-    let global = scopes
-        .pop()
-        .map(|g| state(&g))
-        .expect("the global scope was pushed last");
+        .await?;
     Ok(Tick {
         at: clock.now,
-        month: periods.month,
-        ai_types: scopes.iter().map(state).collect(),
+        month,
+        ai_types,
         global,
         new_alerts,
     })
@@ -285,16 +296,27 @@ pub async fn run(app: App, url: &DbUrl, args: MonitorArgs) -> Result<ExitCode> {
     let mut backoff = Duration::from_secs(1);
     loop {
         let now = clock.refreshed();
-        let result = async {
-            if db.is_none() {
-                db = Some(Db::open(url).await?);
+        let outcome = {
+            let result = async {
+                if db.is_none() {
+                    db = Some(Db::open(url).await?);
+                }
+                let conn = db.as_ref().expect("connected above");
+                tick(conn, &now).await
+            };
+            // A signal during a tick gives it a moment to finish, so an alert it commits is also
+            // written to the file; a tick stuck on the database is abandoned (nothing committed).
+            tokio::pin!(result);
+            tokio::select! {
+                r = &mut result => r,
+                _ = stop.notified() => match tokio::time::timeout(TICK_GRACE, &mut result).await {
+                    Ok(Ok(t)) => {
+                        publish(&t, &args, live, view.as_mut());
+                        break;
+                    }
+                    _ => break,
+                },
             }
-            let conn = db.as_ref().expect("connected above");
-            tick(conn, &now).await
-        };
-        let outcome = tokio::select! {
-            r = result => r,
-            _ = stop.notified() => break,
         };
         let wait = match outcome {
             Ok(t) => {

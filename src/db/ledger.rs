@@ -5,7 +5,7 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{Hold, HoldState, LogEntry, LoggedRequest, Store, UsageDelta};
+use super::{Hold, HoldState, InFlightCaps, LogEntry, LoggedRequest, Store, UsageDelta};
 use crate::domain::level::percentage;
 use crate::domain::prices::PriceTable;
 use crate::domain::{decide, Clock, Decision, GlobalLimits, Level, Limits, Periods, Snapshot};
@@ -73,7 +73,11 @@ pub async fn check<S: Store>(
 ) -> Result<Decision> {
     let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
-    let snap = s.snapshot(ai_type, &periods, clock.now).await?;
+    let caps = InFlightCaps {
+        ai_type: limits.max_concurrent,
+        global: global.max_concurrent,
+    };
+    let snap = s.snapshot(ai_type, &periods, clock.now, caps).await?;
     let stale = s.stale_holds(clock.now).await?;
     let snap = without_stale(snap, ai_type, &periods, &stale);
     Ok(decide(
@@ -101,7 +105,11 @@ pub async fn reserve<S: Store>(
     expire_stale_holds(s, clock.now).await?;
     let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
-    let snap = s.snapshot(ai_type, &periods, clock.now).await?;
+    let caps = InFlightCaps {
+        ai_type: limits.max_concurrent,
+        global: global.max_concurrent,
+    };
+    let snap = s.snapshot(ai_type, &periods, clock.now, caps).await?;
     let decision = decide(
         ai_type, estimated, &limits, &global, &snap, &periods, clock.now,
     );

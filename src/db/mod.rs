@@ -473,11 +473,14 @@ pub trait Store {
         at: DateTime<Utc>,
     ) -> Result<()>;
     /// Every counter a decision reads; holds past their TTL do not count as in flight.
+    /// `caps`: the concurrency limits of the AI type and of the total; requests in flight are
+    /// counted only where one applies, and only as far as it needs.
     async fn snapshot(
         &mut self,
         ai_type: &str,
         periods: &Periods,
         now: DateTime<Utc>,
+        caps: InFlightCaps,
     ) -> Result<Snapshot>;
     /// Counts a request start for the rate limits: the day and hour windows' `requests` and
     /// the minute counter and last start of the AI type and of the total.
@@ -595,6 +598,25 @@ pub trait Store {
     ) -> Result<u64>;
 }
 
+/// The concurrency limits a snapshot counts requests in flight against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InFlightCaps {
+    pub ai_type: Option<i64>,
+    pub global: Option<i64>,
+}
+
+/// (in flight, when a slot frees) from the earliest expiries of held reservations, fetched up
+/// to `limit + 1`.
+pub(crate) fn in_flight(expiries: &[DateTime<Utc>], limit: i64) -> (i64, Option<DateTime<Utc>>) {
+    let k = expiries.len() as i64;
+    let free_at = if k >= limit && limit >= 0 {
+        expiries.get((k - limit) as usize).copied()
+    } else {
+        None
+    };
+    (k, free_at)
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AlertRow {
     pub id: i64,
@@ -655,4 +677,20 @@ pub struct ArchiveRow {
     pub cost_usd: f64,
     pub archived_at: DateTime<Utc>,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_frees_when_enough_holds_expire() {
+        let t = |m: i64| DateTime::<Utc>::from_timestamp(1_800_000_000 + m * 60, 0).unwrap();
+        // limit 2, two in flight: the first expiry frees a slot
+        assert_eq!(in_flight(&[t(5), t(10)], 2), (2, Some(t(5))));
+        // limit lowered to 2 with 3 (of more) fetched: two must expire
+        assert_eq!(in_flight(&[t(5), t(10), t(15)], 2), (3, Some(t(10))));
+        // room left: nothing to wait for
+        assert_eq!(in_flight(&[t(5)], 2), (1, None));
+    }
 }

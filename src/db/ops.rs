@@ -168,19 +168,34 @@ impl Db {
 }
 
 const TIMEZONE_KEY: &str = "timezone";
+/// Reports count requests in flight up to this many.
+const REPORT_COUNT_CAP: i64 = 1_000_000;
 
 impl Db {
-    /// Applies one monitor tick's levels in one transaction: re-arms alerts of levels usage
-    /// fell below, raises those newly entered (once, whatever other monitors run), and keeps
-    /// each month row's level and status current. Returns the alerts raised now.
-    pub async fn apply_levels(
+    /// One monitor tick in one transaction under the admission lock: reads the month,
+    /// lets `levels` turn it into each scope's level (and whatever report the caller wants),
+    /// then re-arms alerts of levels usage fell below, raises those newly entered, and keeps
+    /// each month row's level and status current. Deciding and writing under one lock means two
+    /// monitors never act on each other's stale numbers. Returns the report and the alerts
+    /// raised now.
+    pub async fn monitor_tick<T>(
         &self,
-        scopes: &[ScopeLevel],
+        month: &str,
+        window_keys: &[&str],
         clock: &Clock,
-    ) -> Result<Vec<AlertRow>> {
+        levels: impl FnOnce(&UsageView) -> (T, Vec<ScopeLevel>),
+    ) -> Result<(T, Vec<AlertRow>)> {
         Ok(write_tx!(self, c => {
+            c.lock_admission().await?;
+            let view = UsageView {
+                rows: c.month_rows(month).await?,
+                limits: c.limit_rows(None).await?,
+                windows: c.window_rows(window_keys).await?,
+                stale_holds: c.stale_holds(clock.now).await?,
+            };
+            let (report, scopes) = levels(&view);
             let mut raised = Vec::new();
-            for sc in scopes {
+            for sc in &scopes {
                 c.rearm_alerts(&sc.ai_type, &sc.month, sc.level, clock.now).await?;
                 for level in levels_reached(sc.level) {
                     let d = draft(&sc.ai_type, level, &sc.month, sc.used, sc.limit, sc.burn);
@@ -194,7 +209,7 @@ impl Db {
                     }
                 }
             }
-            raised
+            (report, raised)
         }))
     }
 
@@ -229,7 +244,15 @@ impl Db {
             windows: c.month_windows(month, scope).await?,
             limits: c.limit_rows(None).await?,
             last_starts: c.last_starts().await?,
-            snapshot: c.snapshot(if scope == crate::domain::validate::GLOBAL_SCOPE { "" } else { scope }, &periods, clock.now).await?,
+            snapshot: c
+                .snapshot(
+                    if scope == crate::domain::validate::GLOBAL_SCOPE { "" } else { scope },
+                    &periods,
+                    clock.now,
+                    // a report: count every request in flight
+                    super::InFlightCaps { ai_type: Some(REPORT_COUNT_CAP), global: Some(REPORT_COUNT_CAP) },
+                )
+                .await?,
         }))
     }
 }

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    level_rank, AlertFilter, AlertRow, ArchiveRow, ArchivedRow, Hold, HoldState, LimitRows,
-    LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store, UsageDelta, WindowRow,
-    LEVEL_RANK,
+    in_flight, level_rank, AlertFilter, AlertRow, ArchiveRow, ArchivedRow, Hold, HoldState,
+    InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store,
+    UsageDelta, WindowRow, LEVEL_RANK,
 };
 use crate::domain::alert::AlertDraft;
 use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
@@ -145,6 +145,7 @@ impl Store for PgConnection {
         ai_type: &str,
         p: &Periods,
         now: DateTime<Utc>,
+        caps: InFlightCaps,
     ) -> Result<Snapshot> {
         let month = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN ai_type = $1 THEN total_tokens END), 0)::BIGINT AS ai_used,
@@ -224,22 +225,29 @@ impl Store for PgConnection {
             }
             rate.last_start_at = Some(r.try_get("last_start_at")?);
         }
-        {
-            let row = sqlx::query(
-                "SELECT COUNT(*)::BIGINT AS all_held, MIN(expires_at) AS all_next,
-                        COALESCE(SUM(CASE WHEN ai_type = $1 THEN 1 ELSE 0 END), 0)::BIGINT AS ai_held,
-                        MIN(CASE WHEN ai_type = $1 THEN expires_at END) AS ai_next
-                 FROM token_reservations WHERE state = 'held' AND expires_at > $2",
-            )
-            .bind(ai_type)
-            .bind(now)
-            .fetch_one(&mut *self)
-            .await
-            .context("cannot count requests in flight")?;
-            snap.global_rate.in_flight = row.try_get("all_held")?;
-            snap.ai_rate.in_flight = row.try_get("ai_held")?;
-            snap.global_rate.next_expiry = row.try_get("all_next")?;
-            snap.ai_rate.next_expiry = row.try_get("ai_next")?;
+        for (cap, mine) in [(caps.ai_type, true), (caps.global, false)] {
+            let Some(limit) = cap else { continue };
+            let sql = if mine {
+                "SELECT expires_at FROM token_reservations WHERE ai_type = $3 AND state = 'held' AND expires_at > $1
+                 ORDER BY expires_at LIMIT $2"
+            } else {
+                "SELECT expires_at FROM token_reservations WHERE state = 'held' AND expires_at > $1 AND $3 = $3
+                 ORDER BY expires_at LIMIT $2"
+            };
+            let q = sqlx::query_scalar(sql)
+                .bind(now)
+                .bind(limit.saturating_add(1))
+                .bind(ai_type);
+            let times: Vec<DateTime<Utc>> = q
+                .fetch_all(&mut *self)
+                .await
+                .context("cannot count requests in flight")?;
+            let rate = if mine {
+                &mut snap.ai_rate
+            } else {
+                &mut snap.global_rate
+            };
+            (rate.in_flight, rate.slot_free_at) = in_flight(&times, limit);
         }
         Ok(snap)
     }

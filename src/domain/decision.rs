@@ -395,7 +395,7 @@ fn rate_denial(
                         whose(*scope, ai_type),
                         rate.in_flight
                     ),
-                    retry_after: rate.next_expiry,
+                    retry_after: rate.slot_free_at,
                 });
             }
         }

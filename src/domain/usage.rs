@@ -34,8 +34,8 @@ pub struct Rate {
     pub minute_requests: i64,
     pub day_requests: i64,
     pub last_start_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// held reservations not yet expired
+    /// held reservations not yet expired (counted up to the limit plus one)
     pub in_flight: i64,
-    /// when the first of those expires
-    pub next_expiry: Option<chrono::DateTime<chrono::Utc>>,
+    /// when enough of them expire for one more to fit under the limit
+    pub slot_free_at: Option<chrono::DateTime<chrono::Utc>>,
 }
