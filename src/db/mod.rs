@@ -46,32 +46,7 @@ pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// commits it; an error anywhere rolls everything back.
 macro_rules! write_tx {
     ($db:expr, $conn:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite(conn) => {
-                let mut guard = conn.lock().await;
-                let mut tx = sqlx::Connection::begin_with(&mut *guard, "BEGIN IMMEDIATE")
-                    .await
-                    .context("cannot start a transaction")?;
-                let out = {
-                    let $conn = &mut *tx;
-                    $body
-                };
-                tx.commit().await.context("cannot commit")?;
-                out
-            }
-            $crate::db::Db::Postgres(conn) => {
-                let mut guard = conn.lock().await;
-                let mut tx = sqlx::Connection::begin(&mut *guard)
-                    .await
-                    .context("cannot start a transaction")?;
-                let out = {
-                    let $conn = &mut *tx;
-                    $body
-                };
-                tx.commit().await.context("cannot commit")?;
-                out
-            }
-        }
+        $crate::db::write_tx_or_rollback!($db, false, $conn => $body)
     };
 }
 

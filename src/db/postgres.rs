@@ -569,17 +569,7 @@ impl Store for PgConnection {
             .fetch_all(&mut *self)
             .await
             .context("cannot read usage windows")?;
-        rows.iter()
-            .map(|r| {
-                Ok(WindowRow {
-                    ai_type: r.try_get("ai_type")?,
-                    period: r.try_get("period")?,
-                    tokens: r.try_get("tokens")?,
-                    reserved: r.try_get("reserved")?,
-                    requests: r.try_get("requests")?,
-                })
-            })
-            .collect()
+        rows.iter().map(window_row).collect()
     }
 
     async fn price_rows(&mut self) -> Result<Vec<Price>> {
@@ -696,17 +686,7 @@ impl Store for PgConnection {
         .fetch_all(&mut *self)
         .await
         .context("cannot read the month's windows")?;
-        rows.iter()
-            .map(|r| {
-                Ok(WindowRow {
-                    ai_type: r.try_get("ai_type")?,
-                    period: r.try_get("period")?,
-                    tokens: r.try_get("tokens")?,
-                    reserved: r.try_get("reserved")?,
-                    requests: r.try_get("requests")?,
-                })
-            })
-            .collect()
+        rows.iter().map(window_row).collect()
     }
 
     async fn last_starts(&mut self) -> Result<Vec<(String, DateTime<Utc>)>> {
@@ -959,5 +939,15 @@ fn alert_row(r: &sqlx::postgres::PgRow) -> Result<AlertRow> {
         projected_exhaustion_at: r.try_get("projected_exhaustion_at")?,
         created_at: r.try_get("created_at")?,
         cleared_at: r.try_get("cleared_at")?,
+    })
+}
+
+fn window_row(r: &sqlx::postgres::PgRow) -> Result<WindowRow> {
+    Ok(WindowRow {
+        ai_type: r.try_get("ai_type")?,
+        period: r.try_get("period")?,
+        tokens: r.try_get("tokens")?,
+        reserved: r.try_get("reserved")?,
+        requests: r.try_get("requests")?,
     })
 }

@@ -591,17 +591,7 @@ impl Store for SqliteConnection {
             .fetch_all(&mut *self)
             .await
             .context("cannot read usage windows")?;
-        rows.iter()
-            .map(|r| {
-                Ok(WindowRow {
-                    ai_type: r.try_get("ai_type")?,
-                    period: r.try_get("period")?,
-                    tokens: r.try_get("tokens")?,
-                    reserved: r.try_get("reserved")?,
-                    requests: r.try_get("requests")?,
-                })
-            })
-            .collect()
+        rows.iter().map(window_row).collect()
     }
 
     async fn price_rows(&mut self) -> Result<Vec<Price>> {
@@ -719,17 +709,7 @@ impl Store for SqliteConnection {
         .fetch_all(&mut *self)
         .await
         .context("cannot read the month's windows")?;
-        rows.iter()
-            .map(|r| {
-                Ok(WindowRow {
-                    ai_type: r.try_get("ai_type")?,
-                    period: r.try_get("period")?,
-                    tokens: r.try_get("tokens")?,
-                    reserved: r.try_get("reserved")?,
-                    requests: r.try_get("requests")?,
-                })
-            })
-            .collect()
+        rows.iter().map(window_row).collect()
     }
 
     async fn last_starts(&mut self) -> Result<Vec<(String, DateTime<Utc>)>> {
@@ -964,6 +944,40 @@ fn archived_row(r: &sqlx::sqlite::SqliteRow) -> Result<ArchivedRow> {
     })
 }
 
+fn window_row(r: &sqlx::sqlite::SqliteRow) -> Result<WindowRow> {
+    Ok(WindowRow {
+        ai_type: r.try_get("ai_type")?,
+        period: r.try_get("period")?,
+        tokens: r.try_get("tokens")?,
+        reserved: r.try_get("reserved")?,
+        requests: r.try_get("requests")?,
+    })
+}
+
+fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>> {
+        Ok(r.try_get::<Option<String>, _>(name)?
+            .as_deref()
+            .and_then(parse_time))
+    };
+    Ok(AlertRow {
+        id: r.try_get("id")?,
+        ai_type: r.try_get("ai_type")?,
+        level: r.try_get("level")?,
+        month_year: r.try_get("month_year")?,
+        usage_percentage: r.try_get("usage_percentage")?,
+        total_tokens: r.try_get("total_tokens")?,
+        limit: r.try_get("limit")?,
+        message: r.try_get("message")?,
+        recommended_action: r.try_get("recommended_action")?,
+        burn_rate_per_hour: r.try_get("burn_rate_per_hour")?,
+        projected_month_total: r.try_get("projected_month_total")?,
+        projected_exhaustion_at: time("projected_exhaustion_at")?,
+        created_at: time("created_at")?.unwrap_or(DateTime::<Utc>::MIN_UTC),
+        cleared_at: time("cleared_at")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -989,28 +1003,4 @@ mod tests {
         );
         assert_eq!(parse_time("yesterday"), None);
     }
-}
-
-fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
-    let time = |name: &str| -> Result<Option<DateTime<Utc>>> {
-        Ok(r.try_get::<Option<String>, _>(name)?
-            .as_deref()
-            .and_then(parse_time))
-    };
-    Ok(AlertRow {
-        id: r.try_get("id")?,
-        ai_type: r.try_get("ai_type")?,
-        level: r.try_get("level")?,
-        month_year: r.try_get("month_year")?,
-        usage_percentage: r.try_get("usage_percentage")?,
-        total_tokens: r.try_get("total_tokens")?,
-        limit: r.try_get("limit")?,
-        message: r.try_get("message")?,
-        recommended_action: r.try_get("recommended_action")?,
-        burn_rate_per_hour: r.try_get("burn_rate_per_hour")?,
-        projected_month_total: r.try_get("projected_month_total")?,
-        projected_exhaustion_at: time("projected_exhaustion_at")?,
-        created_at: time("created_at")?.unwrap_or(DateTime::<Utc>::MIN_UTC),
-        cleared_at: time("cleared_at")?,
-    })
 }

@@ -232,6 +232,8 @@ fn first_denial(
             retry_after: None,
         });
     }
+    // (reason, whose, name, limit, usage, window end)
+    #[allow(clippy::type_complexity)]
     let windows: [(Reason, Scope, &str, i64, i64, DateTime<Utc>); 6] = [
         (
             Reason::MonthlyLimitExceeded,

@@ -82,7 +82,7 @@ pub fn model(value: &str) -> Result<String, String> {
 
 pub fn usd_per_mtok(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v <= 1_000_000.0 => Ok(v),
+        Ok(v) if v.is_finite() && (0.0..=1_000_000.0).contains(&v) => Ok(v),
         _ => Err(format!(
             "price must be a non-negative number of USD per million tokens, got '{value}'"
         )),
