@@ -54,4 +54,11 @@ else
 fi
 
 command -v cargo >/dev/null || { log "cargo is not installed (https://rustup.rs)"; exit 1; }
-cargo test --locked "$@"
+log=$(mktemp)
+status=0
+cargo test --locked "$@" 2>&1 | tee "$log" || status=$?
+# one closing line over every test binary
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit $status
