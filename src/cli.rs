@@ -472,8 +472,8 @@ pub struct LimitsSetArgs {
     /// Hourly limit, in tokens (default: 1% of monthly, at least the per-request limit)
     #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
     pub hourly: Option<i64>,
-    /// Largest single request, in tokens
-    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true, conflicts_with = "global")]
+    /// Largest single request, in tokens (with --global: a ceiling over every AI type's own)
+    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
     pub per_request: Option<i64>,
     /// Requests per minute (0 = off)
     #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
@@ -481,8 +481,8 @@ pub struct LimitsSetArgs {
     /// Requests per day (0 = off)
     #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
     pub rpd: Option<i64>,
-    /// Seconds between two requests of one AI type (0 = off)
-    #[arg(long, value_name = "SECONDS", value_parser = count, allow_negative_numbers = true, conflicts_with = "global")]
+    /// Seconds between two requests of one AI type (with --global: of any AI types; 0 = off)
+    #[arg(long, value_name = "SECONDS", value_parser = count, allow_negative_numbers = true)]
     pub cooldown: Option<i64>,
     /// Requests in flight at once (0 = off)
     #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]

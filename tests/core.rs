@@ -185,6 +185,23 @@ both!(the_1073_token_request_is_denied_with_both_numbers, |env| {
     ]);
     assert_eq!(ok["allowed"], true);
     assert_eq!(ok["reason"], "ok");
+    // a global ceiling applies to every AI type, whatever its own limit
+    env.ok(&["limits", "set", "--global", "--per-request", "800"]);
+    let d = env.json_code(
+        3,
+        &[
+            "check",
+            "--ai-type",
+            "imperium",
+            "--estimated-tokens",
+            "900",
+        ],
+    );
+    assert_eq!(
+        (d["reason"].as_str(), d["scope"].as_str(), i(&d["limit"])),
+        (Some("request_limit_exceeded"), Some("global"), 800)
+    );
+    env.ok(&["limits", "set", "--global", "--per-request", "1000000"]);
     // a larger per-request limit for one AI type lets it through
     env.ok(&[
         "limits",
@@ -755,7 +772,15 @@ both!(bad_input_exits_2_with_one_line_and_writes_nothing, |env| {
         vec!["status", "--month", "November"],
         vec!["limits", "set", "--monthly", "-1"],
         vec!["limits", "set", "--ai-type", "a"],
-        vec!["limits", "set", "--global", "--per-request", "5"],
+        vec![
+            "limits",
+            "set",
+            "--global",
+            "--ai-type",
+            "a",
+            "--monthly",
+            "5",
+        ],
         vec![
             "prices",
             "set",

@@ -169,8 +169,26 @@ both!(cooldown_between_requests, |env| {
         later.json_code(3, &["check", "--ai-type", "a", "--estimated-tokens", "10"])["reason"],
         "cooldown_active"
     );
-    let (_, err) = env.expect(2, &["limits", "set", "--global", "--cooldown", "5"]);
-    assert!(err.contains("--cooldown"), "{err}");
+    // a global cooldown spaces the requests of all AI types together
+    env.ok(&["limits", "set", "--global", "--cooldown", "60"]);
+    let g = env
+        .at("2026-11-23T10:05:30Z")
+        .json_code(3, &["check", "--ai-type", "b", "--estimated-tokens", "10"]);
+    assert_eq!(
+        (g["reason"].as_str(), g["scope"].as_str()),
+        (Some("cooldown_active"), Some("global"))
+    );
+    assert_eq!(g["retry_after"], "2026-11-23T10:06:00Z");
+    assert_eq!(
+        env.at("2026-11-23T10:06:00Z").json(&[
+            "check",
+            "--ai-type",
+            "b",
+            "--estimated-tokens",
+            "10"
+        ])["allowed"],
+        true
+    );
 });
 
 both!(requests_in_flight, |env| {

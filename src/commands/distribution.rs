@@ -287,7 +287,11 @@ pub fn build(
             } else {
                 global.rpd
             },
-            ai_cooldown_period: limits.cooldown_seconds,
+            ai_cooldown_period: if ai_type.is_some() {
+                limits.cooldown_seconds
+            } else {
+                global.cooldown_seconds
+            },
             max_concurrent_requests: if ai_type.is_some() {
                 limits.max_concurrent
             } else {

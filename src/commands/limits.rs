@@ -174,10 +174,14 @@ fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
         right(thousands(g.monthly)),
         right(thousands(g.daily)),
         right(thousands(g.hourly)),
-        right("-".into()),
+        right(g.per_request.map(thousands).unwrap_or_else(|| "-".into())),
         right(off(g.rpm)),
         right(off(g.rpd)),
-        right("-".into()),
+        right(if g.cooldown_seconds > 0 {
+            format!("{}s", g.cooldown_seconds)
+        } else {
+            "off".into()
+        }),
         right(off(g.max_concurrent)),
         Cell::new(if g.pacing { "on" } else { "off" }),
     ]);

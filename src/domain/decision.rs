@@ -232,6 +232,18 @@ fn first_denial(
             retry_after: None,
         });
     }
+    if let Some(ceiling) = global.per_request.filter(|c| est > *c) {
+        return Some(Denial {
+            reason: Reason::RequestLimitExceeded,
+            scope: Scope::Global,
+            limit: ceiling,
+            usage: est,
+            message: format!(
+                "Request token limit exceeded for {ai_type}: estimated_tokens={est} request_limit={ceiling} (global ceiling)"
+            ),
+            retry_after: None,
+        });
+    }
     // (reason, whose, name, limit, usage, window end)
     #[allow(clippy::type_complexity)]
     let windows: [(Reason, Scope, &str, i64, i64, DateTime<Utc>); 6] = [
@@ -364,23 +376,28 @@ fn rate_denial(
             }
         }
     }
-    if limits.cooldown_seconds > 0 {
-        if let Some(last) = snap.ai_rate.last_start_at {
-            let free = last + chrono::Duration::seconds(limits.cooldown_seconds);
-            if free > now {
-                return Some(Denial {
-                    reason: Reason::CooldownActive,
-                    scope: Scope::AiType,
-                    limit: limits.cooldown_seconds,
-                    usage: (now - last).num_seconds().max(0),
-                    message: format!(
-                        "Cooldown active for {ai_type}: last request started {} s ago, cooldown={} s",
-                        (now - last).num_seconds().max(0),
-                        limits.cooldown_seconds
-                    ),
-                    retry_after: Some(free),
-                });
-            }
+    let cooldowns = [
+        (Scope::AiType, limits.cooldown_seconds, &snap.ai_rate),
+        (Scope::Global, global.cooldown_seconds, &snap.global_rate),
+    ];
+    for (scope, cooldown, rate) in cooldowns {
+        let Some(last) = rate.last_start_at.filter(|_| cooldown > 0) else {
+            continue;
+        };
+        let free = last + chrono::Duration::seconds(cooldown);
+        if free > now {
+            let ago = (now - last).num_seconds().max(0);
+            return Some(Denial {
+                reason: Reason::CooldownActive,
+                scope,
+                limit: cooldown,
+                usage: ago,
+                message: format!(
+                    "Cooldown active{}: last request started {ago} s ago, cooldown={cooldown} s",
+                    whose(scope, ai_type)
+                ),
+                retry_after: Some(free),
+            });
         }
     }
     let concurrent = [limits.max_concurrent, global.max_concurrent];

@@ -69,8 +69,12 @@ pub struct GlobalLimits {
     pub monthly: i64,
     pub daily: i64,
     pub hourly: i64,
+    /// a ceiling on any single request, whatever its AI type allows (null: none)
+    pub per_request: Option<i64>,
     pub rpm: Option<i64>,
     pub rpd: Option<i64>,
+    /// seconds between two requests of any AI types (0: off)
+    pub cooldown_seconds: i64,
     pub max_concurrent: Option<i64>,
     pub pacing: bool,
 }
@@ -159,8 +163,10 @@ impl GlobalLimits {
             monthly,
             daily,
             hourly,
+            per_request: global.per_request,
             rpm: off_if_zero(global.rpm),
             rpd: off_if_zero(global.rpd),
+            cooldown_seconds: global.cooldown_seconds.unwrap_or(0).max(0),
             max_concurrent: off_if_zero(global.max_concurrent),
             pacing: global.pacing.unwrap_or(false),
         }
