@@ -21,8 +21,9 @@ Exit codes: 0 done, 1 runtime failure, 2 usage error (nothing written), 3 reques
     version,
     about = "Keep an AI backend's LLM token spend under control",
     long_about = "Keep an AI backend's LLM token spend under control: record what each LLM request used, \
-decide whether the next one may go ahead (monthly, daily, hourly and per-request limits, per AI type \
-and globally), and report usage.",
+decide whether the next one may go ahead (monthly, daily, hourly, per-request, request-rate, cooldown, \
+concurrency and pacing limits, per AI type and globally), report usage, run the month end, and raise \
+alerts before the budget is gone.",
     after_help = AFTER_HELP,
     propagate_version = true
 )]
