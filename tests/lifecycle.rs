@@ -39,6 +39,11 @@ both!(rollover_at_the_last_second_of_the_month, |env| {
     );
     assert_eq!(i(&dec.status_of("imperium")["total_tokens"]), 300);
     assert_eq!(grand_total(&env), 800);
+    // November is archived now; status still shows it, from the archive
+    let nov = dec.json(&["status", "--month", "2026-11"]);
+    assert_eq!(nov["from_archive"], true);
+    assert_eq!(i(&nov["ai_types"][0]["total_tokens"]), 500);
+    assert_eq!(i(&nov["global"]["total_tokens"]), 500);
     let a = env.json(&["archive"]);
     assert_eq!(a["archive"][0]["reason"], "monthly");
     assert_eq!(i(&a["archive"][0]["total_tokens"]), 500);

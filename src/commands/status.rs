@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::App;
 use crate::cli::StatusArgs;
 use crate::db::ops::UsageView;
+use crate::db::MonthRow;
 use crate::domain::burn::{burn, window_hours, Burn};
 use crate::domain::level::percentage;
 use crate::domain::validate::GLOBAL_SCOPE;
@@ -21,6 +22,8 @@ use crate::output::{print_json, thousands};
 pub struct StatusReport {
     pub month: String,
     pub current_month: bool,
+    /// true when the month was read from token_usage_archive (monthly-reset moved it there)
+    pub from_archive: bool,
     pub timezone: String,
     pub global: GlobalStatus,
     pub ai_types: Vec<AiTypeStatus>,
@@ -174,6 +177,7 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
     StatusReport {
         month: month.to_string(),
         current_month: current,
+        from_archive: false,
         timezone: clock.tz.name().to_string(),
         global,
         ai_types,
@@ -199,8 +203,34 @@ pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     } else {
         vec![]
     };
-    let view = app.db.usage_view(&month, &windows, &app.clock).await?;
-    let report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
+    let mut view = app.db.usage_view(&month, &windows, &app.clock).await?;
+    let mut archived = false;
+    if view.rows.is_empty() && month < periods.month {
+        // a month monthly-reset has archived: show it from the archive
+        view.rows = app
+            .db
+            .archive(None, Some(&month))
+            .await?
+            .into_iter()
+            .filter(|r| r.reason == "monthly")
+            .map(|r| MonthRow {
+                ai_type: r.ai_type,
+                month: r.month_year,
+                monthly_limit: r.monthly_limit,
+                tokens_in: r.tokens_in,
+                tokens_out: r.tokens_out,
+                total_tokens: r.total_tokens,
+                request_count: r.request_count,
+                status: String::new(),
+                last_request_at: None,
+                reserved_tokens: 0,
+                cost_usd: r.cost_usd,
+            })
+            .collect();
+        archived = !view.rows.is_empty();
+    }
+    let mut report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
+    report.from_archive = archived;
     if args.json {
         print_json(&report)?;
     } else {
@@ -214,7 +244,16 @@ fn opt(n: Option<i64>) -> String {
 }
 
 fn print_table(app: &App, r: &StatusReport) {
-    println!("Token usage for {} ({})", r.month, r.timezone);
+    println!(
+        "Token usage for {} ({}){}",
+        r.month,
+        r.timezone,
+        if r.from_archive {
+            ", from the archive"
+        } else {
+            ""
+        }
+    );
     if r.ai_types.is_empty() {
         println!("No usage recorded for {} yet.", r.month);
     } else {
