@@ -28,7 +28,7 @@ pub fn window_hours(clock: &Clock) -> Vec<(String, DateTime<Utc>)> {
     for k in 0..WINDOW_HOURS {
         let p = periods_at(clock.now - Duration::hours(k), clock.tz);
         if out.iter().all(|(key, _)| *key != p.hour) {
-            out.push((p.hour, p.hour_end - Duration::hours(1)));
+            out.push((p.hour, p.hour_start));
         }
     }
     out
@@ -48,7 +48,7 @@ pub fn burn(
         .filter(|(start, _)| *start >= periods.month_start && *start > oldest)
         .collect();
     // the oldest bucket's hour starts 23 hours before the current one
-    let current_hour_start = periods.hour_end - Duration::hours(1);
+    let current_hour_start = periods.hour_start;
     let window_start =
         (current_hour_start - Duration::hours(WINDOW_HOURS - 1)).max(periods.month_start);
     let hours = ((now - window_start).num_seconds() as f64 / 3600.0).max(1.0);

@@ -28,6 +28,9 @@ pub struct Periods {
     pub month_end: DateTime<Utc>,
     pub day_end: DateTime<Utc>,
     pub hour_end: DateTime<Utc>,
+    /// when the current local hour began, at the offset in force now (exact on the night the
+    /// clocks go back, when the same wall-clock hour happens twice)
+    pub hour_start: DateTime<Utc>,
     /// 'YYYY-MM-DDTHH:MM' in UTC (every zone's offset is whole minutes): the rpm window
     pub minute: String,
     pub minute_end: DateTime<Utc>,
@@ -95,6 +98,7 @@ pub fn periods_at(instant: DateTime<Utc>, tz: Tz) -> Periods {
         month_end: resolve(tz, next_month_first.and_hms_opt(0, 0, 0).expect("midnight")),
         day_end: resolve(tz, day_start + Duration::days(1)),
         hour_end: resolve(tz, hour_start + Duration::hours(1)),
+        hour_start: instant - (local - hour_start),
         minute: instant.format("%Y-%m-%dT%H:%M").to_string(),
         minute_end: instant
             .with_second(0)
@@ -170,6 +174,22 @@ mod tests {
         assert_eq!(p.month_start, utc("2026-11-30T23:00:00Z"));
         let ny: Tz = "America/New_York".parse().unwrap();
         assert_eq!(periods_at(utc("2026-12-01T03:00:00Z"), ny).month, "2026-11");
+    }
+
+    #[test]
+    fn the_repeated_hour_when_clocks_go_back() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 02:30 CEST (00:30 UTC) and 02:30 CET (01:30 UTC) on 2026-10-25
+        let first = periods_at(utc("2026-10-25T00:30:00Z"), berlin);
+        let second = periods_at(utc("2026-10-25T01:30:00Z"), berlin);
+        assert_eq!(first.hour, second.hour, "one wall-clock hour, one window");
+        assert_eq!(first.hour_start, utc("2026-10-25T00:00:00Z"));
+        assert_eq!(second.hour_start, utc("2026-10-25T01:00:00Z"));
+        let india: Tz = "Asia/Kolkata".parse().unwrap();
+        assert_eq!(
+            periods_at(utc("2026-11-23T10:45:00Z"), india).hour_start,
+            utc("2026-11-23T10:30:00Z")
+        );
     }
 
     #[test]
