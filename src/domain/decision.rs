@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::level::{percentage, Level, EMERGENCY_PERCENT};
+use super::usage::Rate;
 use super::{pacing, GlobalLimits, Limits, Periods, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -334,47 +335,62 @@ fn rate_denial(
     periods: &Periods,
     now: DateTime<Utc>,
 ) -> Option<Denial> {
-    let scopes = [
-        (Scope::AiType, &snap.ai_rate),
-        (Scope::Global, &snap.global_rate),
-    ];
-    let rpm = [limits.rpm, global.rpm];
-    for ((scope, rate), limit) in scopes.iter().zip(rpm) {
-        if let Some(limit) = limit {
-            if rate.minute_requests + 1 > limit {
-                return Some(Denial {
-                    reason: Reason::RpmLimitExceeded,
-                    scope: *scope,
+    // Counted limits share one shape: the AI type's first, then the total's.
+    let counted = |reason: Reason,
+                   limit_pair: [Option<i64>; 2],
+                   count: fn(&Rate) -> i64,
+                   what: (&str, &str, &str),
+                   retry: &dyn Fn(&Rate) -> Option<DateTime<Utc>>|
+     -> Option<Denial> {
+        let scopes = [
+            (Scope::AiType, &snap.ai_rate),
+            (Scope::Global, &snap.global_rate),
+        ];
+        let (title, noun, key) = what;
+        scopes
+            .into_iter()
+            .zip(limit_pair)
+            .find_map(|((scope, rate), limit)| {
+                let limit = limit?;
+                let n = count(rate);
+                (n + 1 > limit).then(|| Denial {
+                    reason,
+                    scope,
                     limit,
-                    usage: rate.minute_requests,
+                    usage: n,
                     message: format!(
-                        "Requests per minute exceeded{}: {} requests started this minute, rpm_limit={limit}",
-                        whose(*scope, ai_type),
-                        rate.minute_requests
+                        "{title}{}: {n} {noun}, {key}={limit}",
+                        whose(scope, ai_type)
                     ),
-                    retry_after: Some(periods.minute_end),
-                });
-            }
-        }
+                    retry_after: retry(rate),
+                })
+            })
+    };
+    if let Some(d) = counted(
+        Reason::RpmLimitExceeded,
+        [limits.rpm, global.rpm],
+        |r| r.minute_requests,
+        (
+            "Requests per minute exceeded",
+            "requests started this minute",
+            "rpm_limit",
+        ),
+        &|_| Some(periods.minute_end),
+    ) {
+        return Some(d);
     }
-    let rpd = [limits.rpd, global.rpd];
-    for ((scope, rate), limit) in scopes.iter().zip(rpd) {
-        if let Some(limit) = limit {
-            if rate.day_requests + 1 > limit {
-                return Some(Denial {
-                    reason: Reason::RpdLimitExceeded,
-                    scope: *scope,
-                    limit,
-                    usage: rate.day_requests,
-                    message: format!(
-                        "Requests per day exceeded{}: {} requests started today, rpd_limit={limit}",
-                        whose(*scope, ai_type),
-                        rate.day_requests
-                    ),
-                    retry_after: Some(periods.day_end),
-                });
-            }
-        }
+    if let Some(d) = counted(
+        Reason::RpdLimitExceeded,
+        [limits.rpd, global.rpd],
+        |r| r.day_requests,
+        (
+            "Requests per day exceeded",
+            "requests started today",
+            "rpd_limit",
+        ),
+        &|_| Some(periods.day_end),
+    ) {
+        return Some(d);
     }
     let cooldowns = [
         (Scope::AiType, limits.cooldown_seconds, &snap.ai_rate),
@@ -400,24 +416,14 @@ fn rate_denial(
             });
         }
     }
-    let concurrent = [limits.max_concurrent, global.max_concurrent];
-    for ((scope, rate), limit) in scopes.iter().zip(concurrent) {
-        if let Some(limit) = limit {
-            if rate.in_flight + 1 > limit {
-                return Some(Denial {
-                    reason: Reason::ConcurrencyLimitExceeded,
-                    scope: *scope,
-                    limit,
-                    usage: rate.in_flight,
-                    message: format!(
-                        "Too many requests in flight{}: {} in flight, max_concurrent={limit}",
-                        whose(*scope, ai_type),
-                        rate.in_flight
-                    ),
-                    retry_after: rate.slot_free_at,
-                });
-            }
-        }
+    if let Some(d) = counted(
+        Reason::ConcurrencyLimitExceeded,
+        [limits.max_concurrent, global.max_concurrent],
+        |r| r.in_flight,
+        ("Too many requests in flight", "in flight", "max_concurrent"),
+        &|r| r.slot_free_at,
+    ) {
+        return Some(d);
     }
     let pacing = [
         (
