@@ -10,7 +10,7 @@ use super::App;
 use crate::cli::EstimateArgs;
 use crate::domain::{estimate, Decision};
 use crate::error::{UsageError, EXIT_DENIED};
-use crate::output::{print_json, thousands};
+use crate::output::{print_json, thousands, warn};
 
 /// A request to admit: who, and how many tokens it will use at most.
 #[derive(Debug, Clone)]
@@ -91,6 +91,9 @@ pub async fn check(app: &App, req: Request) -> Result<ExitCode> {
         .db
         .check(&req.ai_type, req.estimated_tokens, &app.clock)
         .await?;
+    for w in &decision.warnings {
+        warn(w);
+    }
     if req.json {
         print_json(&decision)?;
     } else {
@@ -104,6 +107,9 @@ pub async fn reserve(app: &App, req: Request, ttl: Duration) -> Result<ExitCode>
         .db
         .reserve(&req.ai_type, req.estimated_tokens, ttl, &app.clock)
         .await?;
+    for w in &reserved.decision.warnings {
+        warn(w);
+    }
     if req.json {
         print_json(&reserved)?;
     } else if let (Some(id), Some(expires)) = (&reserved.reservation_id, reserved.expires_at) {

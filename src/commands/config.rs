@@ -10,12 +10,32 @@ use crate::cli::ConfigSetArgs;
 use crate::db::Db;
 use crate::domain::Clock;
 use crate::error::UsageError;
-use crate::output::print_json;
+use crate::output::{print_json, warn};
 
-/// The clock every host agrees on: the database's time zone when one is set (TOKENCTL_TZ may
+/// A host clock further than this from the database's is warned about on stderr.
+pub const SKEW_WARNING: chrono::Duration = chrono::Duration::seconds(5);
+
+/// The clock every host agrees on: the database server's time on PostgreSQL (unless
+/// TOKENCTL_NOW pins it), and the database's time zone when one is set (TOKENCTL_TZ may
 /// repeat it but not contradict it, or hosts would file usage under different days), else
 /// TOKENCTL_TZ, else UTC.
 pub async fn shared_clock(db: &Db, clock: Clock) -> Result<Clock> {
+    let clock = if clock.pinned {
+        clock
+    } else {
+        let before = chrono::Utc::now();
+        let db_now = db.server_now().await?;
+        let after = chrono::Utc::now();
+        clock.synced(db_now, before + (after - before) / 2)
+    };
+    if let Some(skew) = clock.host_skew().filter(|s| s.abs() > SKEW_WARNING) {
+        warn(&format!(
+            "this host's clock is {:.1} s {} the database server's; tokenctl uses the database's, \
+             but fix this host's clock (NTP) before it misleads anything else",
+            skew.num_milliseconds().abs() as f64 / 1000.0,
+            if skew > chrono::Duration::zero() { "ahead of" } else { "behind" }
+        ));
+    }
     let Some(stored) = db.timezone().await? else {
         return Ok(clock);
     };

@@ -38,6 +38,15 @@ pub async fn run(app: &App, input: RecordInput, json: bool) -> Result<ExitCode> 
              the usage was recorded without settling a hold"
         ));
     }
+    if recorded.month_closed && !recorded.duplicate {
+        warn(&format!(
+            "{} was already closed by monthly-reset (this clock is behind): the usage was added to its archived figure",
+            recorded.month
+        ));
+    }
+    for w in &recorded.warnings {
+        warn(w);
+    }
     if json {
         print_json(&recorded)?;
     } else {

@@ -11,12 +11,12 @@ use serde::Serialize;
 use super::App;
 use crate::cli::StatusArgs;
 use crate::db::ops::UsageView;
-use crate::db::MonthRow;
 use crate::domain::burn::{burn, window_hours, Burn};
+use crate::domain::count::saturating_sum;
 use crate::domain::level::percentage;
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::domain::{Clock, GlobalLimits, Level, Limits};
-use crate::output::{print_json, thousands};
+use crate::domain::{Clock, ClockSource, GlobalLimits, Level, Limits};
+use crate::output::{print_json, thousands, warn};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -25,8 +25,32 @@ pub struct StatusReport {
     /// true when the month was read from token_usage_archive (monthly-reset moved it there)
     pub from_archive: bool,
     pub timezone: String,
+    /// whose clock "now" is, and how far this host's is from the database server's
+    pub clock: ClockReport,
     pub global: GlobalStatus,
     pub ai_types: Vec<AiTypeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockReport {
+    /// `database` (PostgreSQL's server clock, shared by every host), `host` (SQLite) or
+    /// `pinned` (TOKENCTL_NOW)
+    pub source: ClockSource,
+    pub now: DateTime<Utc>,
+    /// this host's clock minus the database server's (null unless the source is the database)
+    pub host_skew_seconds: Option<f64>,
+}
+
+impl ClockReport {
+    pub fn of(clock: &Clock) -> ClockReport {
+        ClockReport {
+            source: clock.source,
+            now: clock.now,
+            host_skew_seconds: clock
+                .host_skew()
+                .map(|d| d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,13 +142,18 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
                 .iter()
                 .find(|(a, _)| *a == name)
                 .map(|(_, r)| r);
-            let limits = Limits::resolve(&view.limits.default, own);
+            let mut limits = Limits::resolve(&view.limits.default, own);
             let row = view
                 .rows
                 .iter()
                 .find(|r| r.ai_type == name)
                 .cloned()
                 .unwrap_or_default();
+            if !current {
+                // a past month is measured against the limit it had (as `archive` shows it),
+                // not today's
+                limits.monthly = row.monthly_limit.unwrap_or(limits.monthly);
+            }
             let reserved = (row.reserved_tokens - stale_for(view, &name, month)).max(0);
             AiTypeStatus {
                 tokens_in: row.tokens_in,
@@ -134,7 +163,11 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
                 request_count: row.request_count,
                 monthly_limit: limits.monthly,
                 usage_percentage: percentage(row.total_tokens, limits.monthly),
-                remaining: (limits.monthly - row.total_tokens - reserved).max(0),
+                remaining: limits
+                    .monthly
+                    .saturating_sub(row.total_tokens)
+                    .saturating_sub(reserved)
+                    .max(0),
                 today_tokens: window(&name, &periods.day),
                 hour_tokens: window(&name, &periods.hour),
                 daily_limit: limits.daily,
@@ -152,21 +185,33 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
             }
         })
         .collect();
-    let global_limits = GlobalLimits::resolve(&view.limits.global, &view.limits.default);
-    let total: i64 = view.rows.iter().map(|r| r.total_tokens).sum();
-    let reserved: i64 = view
-        .rows
-        .iter()
-        .map(|r| (r.reserved_tokens - stale_for(view, &r.ai_type, month)).max(0))
-        .sum();
+    let mut global_limits = GlobalLimits::resolve(&view.limits.global, &view.limits.default);
+    if let Some(limit) = view
+        .closed
+        .as_ref()
+        .filter(|c| c.month_year == month)
+        .and_then(|c| c.global_limit)
+    {
+        global_limits.monthly = limit;
+    }
+    let total = saturating_sum(view.rows.iter().map(|r| r.total_tokens));
+    let reserved = saturating_sum(
+        view.rows
+            .iter()
+            .map(|r| (r.reserved_tokens - stale_for(view, &r.ai_type, month)).max(0)),
+    );
     let global = GlobalStatus {
         enforced_limit: global_limits.monthly,
         total_tokens: total,
         reserved_tokens: reserved,
         usage_percentage: percentage(total, global_limits.monthly),
-        remaining: (global_limits.monthly - total - reserved).max(0),
+        remaining: global_limits
+            .monthly
+            .saturating_sub(total)
+            .saturating_sub(reserved)
+            .max(0),
         level: Level::of(total, global_limits.monthly),
-        request_count: view.rows.iter().map(|r| r.request_count).sum(),
+        request_count: saturating_sum(view.rows.iter().map(|r| r.request_count)),
         cost_usd: view.rows.iter().fold(0.0, |sum, r| sum + r.cost_usd),
         today_tokens: window(GLOBAL_SCOPE, &periods.day),
         hour_tokens: window(GLOBAL_SCOPE, &periods.hour),
@@ -177,8 +222,9 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
     StatusReport {
         month: month.to_string(),
         current_month: current,
-        from_archive: false,
+        from_archive: view.closed.is_some(),
         timezone: clock.tz.name().to_string(),
+        clock: ClockReport::of(clock),
         global,
         ai_types,
     }
@@ -203,34 +249,11 @@ pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     } else {
         vec![]
     };
-    let mut view = app.db.usage_view(&month, &windows, &app.clock).await?;
-    let mut archived = false;
-    if view.rows.is_empty() && month < periods.month {
-        // a month monthly-reset has archived: show it from the archive
-        view.rows = app
-            .db
-            .archive(None, Some(&month))
-            .await?
-            .into_iter()
-            .filter(|r| r.reason == "monthly")
-            .map(|r| MonthRow {
-                ai_type: r.ai_type,
-                month: r.month_year,
-                monthly_limit: r.monthly_limit,
-                tokens_in: r.tokens_in,
-                tokens_out: r.tokens_out,
-                total_tokens: r.total_tokens,
-                request_count: r.request_count,
-                status: String::new(),
-                last_request_at: None,
-                reserved_tokens: 0,
-                cost_usd: r.cost_usd,
-            })
-            .collect();
-        archived = !view.rows.is_empty();
+    let view = app.db.usage_view(&month, &windows, &app.clock).await?;
+    let report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
+    for w in view.rows.iter().flat_map(|r| &r.warnings) {
+        warn(w);
     }
-    let mut report = build(&view, &month, args.ai_type.as_deref(), &app.clock);
-    report.from_archive = archived;
     if args.json {
         print_json(&report)?;
     } else {

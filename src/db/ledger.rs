@@ -5,11 +5,85 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::{Hold, HoldState, InFlightCaps, LogEntry, LoggedRequest, Store, UsageDelta};
+use super::{
+    ArchiveReason, ArchivedRow, ClosedMonth, Hold, HoldState, InFlightCaps, LogEntry,
+    LoggedRequest, MonthRow, Store, UsageDelta,
+};
+use crate::domain::count::saturating_sum;
 use crate::domain::level::percentage;
 use crate::domain::prices::PriceTable;
-use crate::domain::{decide, Clock, Decision, GlobalLimits, Level, Limits, Periods, Snapshot};
+use crate::domain::{
+    decide, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Snapshot,
+};
 use crate::error::UsageError;
+
+/// Takes the admission lock, then reads the clock. In that order, a writer that waited on the
+/// lock (behind a monthly-reset, say) decides at the instant it really writes, so it cannot
+/// file usage in a month that closed while it waited; and on PostgreSQL the clock is the
+/// database server's, the same for every host.
+pub async fn lock_and_read_clock<S: Store>(s: &mut S, clock: &Clock) -> Result<Clock> {
+    s.lock_admission().await?;
+    if clock.pinned {
+        return Ok(*clock);
+    }
+    let db_now = s.server_now().await?;
+    Ok(clock.synced(db_now, chrono::Utc::now()))
+}
+
+/// A month's usage rows: for a closed month, its archived rows with any usage that arrived
+/// after (rows the existing backend wrote since), so it reads as its true total.
+#[derive(Debug, Clone, Default)]
+pub struct MonthUsage {
+    pub rows: Vec<MonthRow>,
+    pub closed: Option<ClosedMonth>,
+}
+
+impl MonthUsage {
+    /// Used and held tokens of one AI type, or of all (None); sums saturate.
+    pub fn counter(&self, ai_type: Option<&str>) -> Counter {
+        let mine = || {
+            self.rows
+                .iter()
+                .filter(move |r| ai_type.is_none_or(|a| r.ai_type == a))
+        };
+        Counter {
+            used: saturating_sum(mine().map(|r| r.total_tokens)),
+            reserved: saturating_sum(mine().map(|r| r.reserved_tokens)),
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.rows.iter().flat_map(|r| r.warnings.clone()).collect()
+    }
+}
+
+pub async fn month_usage<S: Store>(s: &mut S, month: &str) -> Result<MonthUsage> {
+    let mut rows = s.month_rows(month).await?;
+    let closed = s.closed_month(month).await?;
+    if closed.is_some() {
+        let archived = s.archive_rows(None, Some(month)).await?;
+        rows = super::merge_archived(rows, archived);
+    }
+    Ok(MonthUsage { rows, closed })
+}
+
+/// Every counter a decision reads: the month's from its rows (tolerant of odd values other
+/// programs wrote, and of a closed month's archive), the rest from `Store::snapshot`.
+pub async fn snapshot<S: Store>(
+    s: &mut S,
+    ai_type: &str,
+    periods: &Periods,
+    now: DateTime<Utc>,
+    caps: InFlightCaps,
+) -> Result<Snapshot> {
+    let mut snap = s.snapshot(ai_type, periods, now, caps).await?;
+    let usage = month_usage(s, &periods.month).await?;
+    snap.ai_month = usage.counter(Some(ai_type));
+    snap.global_month = usage.counter(None);
+    snap.month_closed = usage.closed.is_some();
+    snap.warnings = usage.warnings();
+    Ok(snap)
+}
 
 /// The limits in force for one AI type and for the total.
 pub async fn limits_for<S: Store>(s: &mut S, ai_type: &str) -> Result<(Limits, GlobalLimits)> {
@@ -77,7 +151,7 @@ pub async fn check<S: Store>(
         ai_type: limits.max_concurrent,
         global: global.max_concurrent,
     };
-    let snap = s.snapshot(ai_type, &periods, clock.now, caps).await?;
+    let snap = snapshot(s, ai_type, &periods, clock.now, caps).await?;
     let stale = s.stale_holds(clock.now).await?;
     let snap = without_stale(snap, ai_type, &periods, &stale);
     Ok(decide(
@@ -101,7 +175,7 @@ pub async fn reserve<S: Store>(
     ttl: Duration,
     clock: &Clock,
 ) -> Result<Reserved> {
-    s.lock_admission().await?;
+    let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
     let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
@@ -109,7 +183,7 @@ pub async fn reserve<S: Store>(
         ai_type: limits.max_concurrent,
         global: global.max_concurrent,
     };
-    let snap = s.snapshot(ai_type, &periods, clock.now, caps).await?;
+    let snap = snapshot(s, ai_type, &periods, clock.now, caps).await?;
     let decision = decide(
         ai_type, estimated, &limits, &global, &snap, &periods, clock.now,
     );
@@ -153,7 +227,7 @@ pub struct Released {
 }
 
 pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Released> {
-    s.lock_admission().await?;
+    let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
     let r = s
         .reservation(id)
@@ -230,12 +304,17 @@ pub struct Recorded {
     /// false when --reservation named no reservation (the usage still counts); null without one
     pub reservation_found: Option<bool>,
     pub success: bool,
+    /// true when the month was closed by monthly-reset: the usage was added to its archive row
+    pub month_closed: bool,
+    /// odd values found in rows another program wrote, and how they were read
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Records one finished request in one transaction: log row, month counters, windows, and
 /// the settling of its reservation. Idempotent by request id and by reservation.
 pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> Result<Recorded> {
-    s.lock_admission().await?;
+    let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
     let reservation = match &input.reservation {
         Some(id) => {
@@ -317,6 +396,7 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         }
         return duplicate(s, first, &limits, input, priced, reservation_found).await;
     }
+    let closed = s.closed_month(&periods.month).await?;
     if let Some(r) = &reservation {
         if r.state == HoldState::Held {
             s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now)
@@ -324,26 +404,48 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         }
         s.end_reservation(&r.hold.id, HoldState::Settled, clock.now)
             .await?;
-    } else {
+    } else if closed.is_none() {
         // a request that ran without a reservation starts (and counts for rate limits) now;
         // a reserved one was counted when it was admitted
         s.count_start(&input.ai_type, &periods, clock.now).await?;
     }
-    let month_total = s
-        .add_usage(&UsageDelta {
-            ai_type: &input.ai_type,
-            periods: &periods,
-            tokens_in: input.tokens_in,
-            tokens_out: input.tokens_out,
-            cost_usd,
-            monthly_limit: limits.monthly,
-            at: clock.now,
-        })
-        .await?;
-    let level = Level::of(month_total, limits.monthly);
-    let pct = percentage(month_total, limits.monthly);
-    s.set_month_level(&input.ai_type, &periods.month, pct, level.row_status())
-        .await?;
+    let delta = UsageDelta {
+        ai_type: &input.ai_type,
+        periods: &periods,
+        tokens_in: input.tokens_in,
+        tokens_out: input.tokens_out,
+        cost_usd,
+        monthly_limit: limits.monthly,
+        at: clock.now,
+    };
+    if closed.is_some() {
+        // Recorded late, in a month monthly-reset has closed (this clock is behind, or the
+        // request waited): the tokens were spent, so they are added to that month's archived
+        // figure; the month is never started again from zero. Its day and hour windows are
+        // gone with the archive, so they are not counted there.
+        s.archive_row(&late_usage_row(&delta), ArchiveReason::Monthly, clock.now)
+            .await?;
+    } else {
+        s.add_usage(&delta).await?;
+    }
+    let usage = month_usage(s, &periods.month).await?;
+    let month_total = usage.counter(Some(&input.ai_type)).used;
+    // a closed month is measured against the limit it was archived with
+    let monthly_limit = match &closed {
+        Some(_) => usage
+            .rows
+            .iter()
+            .find(|r| r.ai_type == input.ai_type)
+            .and_then(|r| r.monthly_limit)
+            .unwrap_or(limits.monthly),
+        None => limits.monthly,
+    };
+    let level = Level::of(month_total, monthly_limit);
+    let pct = percentage(month_total, monthly_limit);
+    if closed.is_none() {
+        s.set_month_level(&input.ai_type, &periods.month, pct, level.row_status())
+            .await?;
+    }
     Ok(Recorded {
         ai_type: input.ai_type.clone(),
         month: periods.month,
@@ -352,7 +454,7 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         total_tokens: input.tokens_in + input.tokens_out,
         cost_usd,
         month_total_tokens: month_total,
-        monthly_limit: limits.monthly,
+        monthly_limit,
         usage_percentage: pct,
         level,
         duplicate: false,
@@ -362,7 +464,26 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         reservation_was: reservation.map(|r| r.state),
         reservation_found,
         success: !input.failed,
+        month_closed: closed.is_some(),
+        warnings: usage.warnings(),
     })
+}
+
+/// One late request as a row to add to its closed month's archived figure.
+fn late_usage_row(d: &UsageDelta<'_>) -> MonthRow {
+    MonthRow {
+        ai_type: d.ai_type.to_string(),
+        month: d.periods.month.clone(),
+        monthly_limit: Some(d.monthly_limit),
+        tokens_in: d.tokens_in,
+        tokens_out: d.tokens_out,
+        total_tokens: d.tokens_in.saturating_add(d.tokens_out),
+        request_count: 1,
+        status: Level::Ok.row_status().to_string(),
+        last_request_at: Some(d.at),
+        cost_usd: d.cost_usd,
+        ..MonthRow::default()
+    }
 }
 
 /// What a repeated record reports: the first record's numbers, and nothing changed.
@@ -374,13 +495,8 @@ async fn duplicate<S: Store>(
     priced: bool,
     reservation_found: Option<bool>,
 ) -> Result<Recorded> {
-    let month_total = s
-        .month_rows(&first.month)
-        .await?
-        .into_iter()
-        .find(|r| r.ai_type == first.ai_type)
-        .map(|r| r.total_tokens)
-        .unwrap_or(0);
+    let usage = month_usage(s, &first.month).await?;
+    let month_total = usage.counter(Some(&first.ai_type)).used;
     Ok(Recorded {
         ai_type: first.ai_type,
         month: first.month,
@@ -399,6 +515,8 @@ async fn duplicate<S: Store>(
         reservation_was: None,
         reservation_found,
         success: !input.failed,
+        month_closed: usage.closed.is_some(),
+        warnings: usage.warnings(),
     })
 }
 
@@ -427,18 +545,45 @@ pub async fn monthly_reset<S: Store>(
     clock: &Clock,
     dry_run: bool,
 ) -> Result<MonthlyReset> {
-    s.lock_admission().await?;
+    let clock = &lock_and_read_clock(s, clock).await?;
     let month = clock.periods().month;
+    if let Some(closed) = s.closed_month(&month).await? {
+        // this clock is behind a monthly-reset that already ran: starting its month again
+        // would reopen a closed month
+        return Err(anyhow::anyhow!(
+            "{month} was already closed by a monthly-reset at {} (through {}): this clock ({}) is behind; nothing done",
+            closed.closed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            closed.month_year,
+            clock.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
     // before archiving: AI types known only from past months still get a fresh row
     let initialized_count = s.init_month(&month, clock.now).await?;
-    let mut archived = s.archive_before(&month, clock.now).await?;
+    let taken = s.take_months_before(&month).await?;
+    for row in &taken {
+        s.archive_row(row, ArchiveReason::Monthly, clock.now).await?;
+    }
+    let (_, global) = limits_for(s, "").await?;
+    let mut closing: Vec<String> = taken.iter().map(|r| r.month.clone()).collect();
+    closing.push(previous_month(&month));
+    closing.sort();
+    closing.dedup();
+    s.close_months(&closing, global.monthly, clock.now).await?;
+    let mut archived: Vec<ArchivedRow> = taken
+        .into_iter()
+        .map(|r| ArchivedRow {
+            ai_type: r.ai_type,
+            month_year: r.month,
+            total_tokens: r.total_tokens,
+        })
+        .collect();
     archived.sort_by(|a, b| (&a.month_year, &a.ai_type).cmp(&(&b.month_year, &b.ai_type)));
     let mut archived_months: Vec<MonthSummary> = Vec::new();
     for row in &archived {
         match archived_months.last_mut() {
             Some(m) if m.month_year == row.month_year => {
                 m.ai_types += 1;
-                m.total_tokens += row.total_tokens;
+                m.total_tokens = m.total_tokens.saturating_add(row.total_tokens);
             }
             _ => archived_months.push(MonthSummary {
                 month_year: row.month_year.clone(),
@@ -455,6 +600,17 @@ pub async fn monthly_reset<S: Store>(
         archived_months,
         initialized_count,
     })
+}
+
+/// 'YYYY-MM' of the month before `month` ('YYYY-MM').
+fn previous_month(month: &str) -> String {
+    let (y, m) = month.split_once('-').unwrap_or((month, "01"));
+    let (y, m): (i32, u32) = (y.parse().unwrap_or(0), m.parse().unwrap_or(1));
+    if m <= 1 {
+        format!("{:04}-12", y - 1)
+    } else {
+        format!("{y:04}-{:02}", m - 1)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -477,15 +633,32 @@ pub async fn reset<S: Store>(
     clock: &Clock,
     dry_run: bool,
 ) -> Result<Reset> {
-    s.lock_admission().await?;
+    let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
     let month = clock.periods().month;
-    let cleared = s.reset_month(&month, ai_type, clock.now).await?;
+    if s.closed_month(&month).await?.is_some() {
+        return Err(anyhow::anyhow!(
+            "{month} was already closed by monthly-reset: this clock ({}) is behind; nothing reset",
+            clock.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    s.lock_month_rows(&month, ai_type).await?;
+    let rows: Vec<MonthRow> = s
+        .month_rows(&month)
+        .await?
+        .into_iter()
+        .filter(|r| ai_type.is_none_or(|a| r.ai_type == a))
+        .filter(|r| r.total_tokens != 0 || r.request_count != 0 || r.reserved_tokens != 0)
+        .collect();
+    for row in &rows {
+        s.archive_row(row, ArchiveReason::Manual, clock.now).await?;
+    }
+    s.clear_month(&month, ai_type, clock.now).await?;
     Ok(Reset {
         month,
         dry_run,
-        archived_count: cleared.len(),
-        reset: cleared
+        archived_count: rows.len(),
+        reset: rows
             .into_iter()
             .map(|r| ResetEntry {
                 ai_type: r.ai_type,
@@ -493,4 +666,32 @@ pub async fn reset<S: Store>(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_months() {
+        assert_eq!(previous_month("2026-12"), "2026-11");
+        assert_eq!(previous_month("2027-01"), "2026-12");
+    }
+
+    #[test]
+    fn counters_saturate_and_filter_by_ai_type() {
+        let row = |ai: &str, total: i64, reserved: i64| MonthRow {
+            ai_type: ai.into(),
+            total_tokens: total,
+            reserved_tokens: reserved,
+            ..MonthRow::default()
+        };
+        let usage = MonthUsage {
+            rows: vec![row("a", i64::MAX - 5, 0), row("b", i64::MAX - 5, 3), row("c", 10, 4)],
+            closed: None,
+        };
+        assert_eq!(usage.counter(None).used, i64::MAX);
+        assert_eq!(usage.counter(Some("c")), Counter { used: 10, reserved: 4 });
+        assert_eq!(usage.counter(None).reserved, 7);
+    }
 }

@@ -21,10 +21,11 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::Mutex;
 
 use crate::domain::alert::AlertDraft;
+use crate::domain::count;
 use crate::domain::limits::LimitRow;
 use crate::domain::prices::Price;
 use crate::domain::{Level, Periods, Snapshot};
@@ -422,6 +423,99 @@ pub struct MonthRow {
     pub last_request_at: Option<DateTime<Utc>>,
     pub reserved_tokens: i64,
     pub cost_usd: f64,
+    /// odd values another program left in the row, and how they were read
+    pub warnings: Vec<String>,
+}
+
+/// The counts of a `token_usage` (or archive) row as text, whatever the column types of a
+/// table adopted from the existing backend: `domain::count` reads them by one rule.
+const USAGE_TEXT_COLUMNS: &str = "ai_type, month_year, CAST(monthly_limit AS TEXT) AS monthly_limit,
+    CAST(tokens_in AS TEXT) AS tokens_in, CAST(tokens_out AS TEXT) AS tokens_out,
+    CAST(total_tokens AS TEXT) AS total_tokens, CAST(request_count AS TEXT) AS request_count,
+    CAST(cost_usd AS TEXT) AS cost_usd, COALESCE(CAST(status AS TEXT), 'active') AS status";
+/// `token_usage`'s own column beside those (the archive has none: it holds nothing).
+const USAGE_RESERVED_TEXT: &str = "CAST(reserved_tokens AS TEXT) AS reserved_tokens";
+const ARCHIVE_RESERVED_TEXT: &str = "CAST(NULL AS TEXT) AS reserved_tokens";
+
+/// One usage row as selected with `USAGE_TEXT_COLUMNS`.
+#[derive(Debug, Default)]
+pub(crate) struct UsageRowText {
+    pub ai_type: String,
+    pub month_year: String,
+    pub monthly_limit: Option<String>,
+    pub tokens_in: Option<String>,
+    pub tokens_out: Option<String>,
+    pub total_tokens: Option<String>,
+    pub request_count: Option<String>,
+    pub reserved_tokens: Option<String>,
+    pub cost_usd: Option<String>,
+    pub status: String,
+    pub last_request_at: Option<DateTime<Utc>>,
+}
+
+impl UsageRowText {
+    fn read<R: Row>(r: &R, last_request_at: Option<DateTime<Utc>>) -> Result<UsageRowText>
+    where
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(UsageRowText {
+            ai_type: r.try_get("ai_type")?,
+            month_year: r.try_get("month_year")?,
+            monthly_limit: r.try_get("monthly_limit")?,
+            tokens_in: r.try_get("tokens_in")?,
+            tokens_out: r.try_get("tokens_out")?,
+            total_tokens: r.try_get("total_tokens")?,
+            request_count: r.try_get("request_count")?,
+            reserved_tokens: r.try_get("reserved_tokens")?,
+            cost_usd: r.try_get("cost_usd")?,
+            status: r.try_get("status")?,
+            last_request_at,
+        })
+    }
+
+    fn into_month_row(self) -> MonthRow {
+        let name = format!("token_usage row {} {}", self.ai_type, self.month_year);
+        let counts = count::read_row(
+            &name,
+            count::RawCounts {
+                tokens_in: self.tokens_in.as_deref(),
+                tokens_out: self.tokens_out.as_deref(),
+                total_tokens: self.total_tokens.as_deref(),
+                request_count: self.request_count.as_deref(),
+            },
+        );
+        MonthRow {
+            monthly_limit: match self.monthly_limit.as_deref() {
+                None => None,
+                some => count::read_count(some).value(),
+            },
+            tokens_in: counts.tokens_in,
+            tokens_out: counts.tokens_out,
+            total_tokens: counts.total_tokens,
+            request_count: counts.request_count,
+            status: self.status,
+            last_request_at: self.last_request_at,
+            reserved_tokens: count::read_count(self.reserved_tokens.as_deref())
+                .value()
+                .unwrap_or(0),
+            cost_usd: count::read_cost(self.cost_usd.as_deref()),
+            warnings: counts.warnings,
+            ai_type: self.ai_type,
+            month: self.month_year,
+        }
+    }
+}
+
+/// A month `monthly-reset` has closed: nothing is admitted in it any more, and usage recorded
+/// late in it is added to its archived figure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedMonth {
+    pub month_year: String,
+    /// the global limit in force when it was closed (None when closed before this was kept)
+    pub global_limit: Option<i64>,
+    pub closed_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -447,7 +541,11 @@ pub trait Store {
         changes: &LimitRow,
         at: DateTime<Utc>,
     ) -> Result<()>;
-    /// Every counter a decision reads; holds past their TTL do not count as in flight.
+    /// The database server's clock, read now; None where the database has no clock of its own
+    /// (SQLite runs in this process, on this host's clock).
+    async fn server_now(&mut self) -> Result<Option<DateTime<Utc>>>;
+    /// The day, hour and rate counters a decision reads (the month's come from `month_rows`);
+    /// holds past their TTL do not count as in flight.
     /// `caps`: the concurrency limits of the AI type and of the total; requests in flight are
     /// counted only where one applies, and only as far as it needs.
     async fn snapshot(
@@ -497,8 +595,13 @@ pub trait Store {
         request_id: Option<&str>,
         reservation_id: Option<&str>,
     ) -> Result<Option<LoggedRequest>>;
-    /// Adds a finished request to its month row and windows; returns the month's new total.
-    async fn add_usage(&mut self, delta: &UsageDelta<'_>) -> Result<i64>;
+    /// Adds a finished request to its month row and windows. Counts another program left
+    /// odd are read as `domain::count` does: NULL and negative as 0, text kept as it is.
+    async fn add_usage(&mut self, delta: &UsageDelta<'_>) -> Result<()>;
+    /// The closure of `month`, or of a later month (closing a month closes every one before).
+    async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>>;
+    /// Marks months closed (those already marked stay as they were).
+    async fn close_months(&mut self, months: &[String], global_limit: i64, at: DateTime<Utc>) -> Result<()>;
     async fn set_month_level(
         &mut self,
         ai_type: &str,
@@ -545,17 +648,18 @@ pub trait Store {
     /// Gives every known AI type (with usage in any month, or with limits of its own) a zero
     /// row for `month` if it has none; returns how many were created.
     async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64>;
-    /// Moves the rows of months before `month` to the archive (reason 'monthly') and returns
-    /// them; their window counters and reservations go too.
-    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<Vec<ArchivedRow>>;
-    /// Archives (reason 'manual') and zeroes `month` for one AI type or all: counters, holds,
-    /// day and hour windows, level. Returns what was cleared.
-    async fn reset_month(
-        &mut self,
-        month: &str,
-        ai_type: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<ArchivedRow>>;
+    /// Deletes the rows of months before `month`, with their window counters and reservations,
+    /// and returns the rows as they were (one statement: a row the existing backend updates
+    /// meanwhile goes with its update, never deleted unseen).
+    async fn take_months_before(&mut self, month: &str) -> Result<Vec<MonthRow>>;
+    /// Writes a row to the archive. `Monthly`: a month has one such row per AI type (a unique
+    /// key), so archiving a month again adds to it instead of leaving a fragment.
+    async fn archive_row(&mut self, row: &MonthRow, reason: ArchiveReason, at: DateTime<Utc>) -> Result<()>;
+    /// Keeps the existing backend from changing `month`'s rows until the transaction ends.
+    async fn lock_month_rows(&mut self, month: &str, ai_type: Option<&str>) -> Result<()>;
+    /// Zeroes `month` for one AI type or all: counters, holds, day and hour windows, request
+    /// starts, level.
+    async fn clear_month(&mut self, month: &str, ai_type: Option<&str>, at: DateTime<Utc>) -> Result<()>;
     async fn archive_rows(
         &mut self,
         ai_type: Option<&str>,
@@ -633,6 +737,21 @@ pub(crate) fn level_rank(level: Level) -> i64 {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveReason {
+    Monthly,
+    Manual,
+}
+
+impl ArchiveReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            ArchiveReason::Monthly => "monthly",
+            ArchiveReason::Manual => "manual",
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArchivedRow {
     pub ai_type: String,
@@ -654,9 +773,102 @@ pub struct ArchiveRow {
     pub reason: String,
 }
 
+/// A closed month's rows: its `monthly` archive rows plus any usage rows written since (the
+/// existing backend's late rows, until the next monthly-reset merges them). Per AI type the
+/// counts add up (saturating) and the archived limit is the month's.
+pub(crate) fn merge_archived(live: Vec<MonthRow>, archived: Vec<ArchiveRow>) -> Vec<MonthRow> {
+    let mut rows: Vec<MonthRow> = archived
+        .into_iter()
+        .filter(|a| a.reason == ArchiveReason::Monthly.as_str())
+        .map(|a| MonthRow {
+            ai_type: a.ai_type,
+            month: a.month_year,
+            monthly_limit: a.monthly_limit,
+            tokens_in: a.tokens_in,
+            tokens_out: a.tokens_out,
+            total_tokens: a.total_tokens,
+            request_count: a.request_count,
+            cost_usd: a.cost_usd,
+            ..MonthRow::default()
+        })
+        .collect();
+    for row in live {
+        match rows.iter_mut().find(|r| r.ai_type == row.ai_type) {
+            Some(r) => {
+                r.tokens_in = r.tokens_in.saturating_add(row.tokens_in);
+                r.tokens_out = r.tokens_out.saturating_add(row.tokens_out);
+                r.total_tokens = r.total_tokens.saturating_add(row.total_tokens);
+                r.request_count = r.request_count.saturating_add(row.request_count);
+                r.reserved_tokens = r.reserved_tokens.saturating_add(row.reserved_tokens);
+                r.cost_usd += row.cost_usd;
+                r.monthly_limit = r.monthly_limit.or(row.monthly_limit);
+                r.last_request_at = r.last_request_at.max(row.last_request_at);
+                r.warnings.extend(row.warnings);
+            }
+            None => rows.push(row),
+        }
+    }
+    rows.sort_by(|a, b| a.ai_type.cmp(&b.ai_type));
+    rows
+}
+
+impl ArchiveRow {
+    fn new(row: MonthRow, archived_at: DateTime<Utc>, reason: String) -> ArchiveRow {
+        ArchiveRow {
+            ai_type: row.ai_type,
+            month_year: row.month,
+            monthly_limit: row.monthly_limit,
+            tokens_in: row.tokens_in,
+            tokens_out: row.tokens_out,
+            total_tokens: row.total_tokens,
+            request_count: row.request_count,
+            cost_usd: row.cost_usd,
+            archived_at,
+            reason,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_month_reads_as_its_archive_plus_late_rows() {
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let archived = |ai: &str, total: i64, reason: &str| ArchiveRow {
+            ai_type: ai.into(),
+            month_year: "2026-11".into(),
+            monthly_limit: Some(10_000),
+            tokens_in: total,
+            tokens_out: 0,
+            total_tokens: total,
+            request_count: 1,
+            cost_usd: 0.5,
+            archived_at: at,
+            reason: reason.into(),
+        };
+        let late = MonthRow {
+            ai_type: "a".into(),
+            month: "2026-11".into(),
+            monthly_limit: Some(50_000),
+            total_tokens: 900,
+            request_count: 1,
+            ..MonthRow::default()
+        };
+        let rows = merge_archived(
+            vec![late],
+            vec![
+                archived("b", 7, "monthly"),
+                archived("a", 9_900, "monthly"),
+                archived("a", 400, "manual"),
+            ],
+        );
+        let a = &rows[0];
+        assert_eq!((a.ai_type.as_str(), a.total_tokens, a.request_count), ("a", 10_800, 2));
+        assert_eq!(a.monthly_limit, Some(10_000), "the archived month's own limit");
+        assert_eq!(rows.len(), 2, "a manual reset's archive row is not the month's usage");
+    }
 
     #[test]
     fn a_slot_frees_when_enough_holds_expire() {

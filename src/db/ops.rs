@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::ledger::{self, MonthlyReset, RecordInput, Recorded, Released, Reserved, Reset};
 use super::{
-    read_tx, write_tx, write_tx_or_rollback, AlertFilter, AlertRow, ArchiveRow, Db, Hold,
-    LimitRows, LimitScope, MonthRow, Store, WindowRow,
+    read_tx, write_tx, write_tx_or_rollback, AlertFilter, AlertRow, ArchiveRow, ClosedMonth, Db,
+    Hold, LimitRows, LimitScope, MonthRow, Store, WindowRow,
 };
 use crate::domain::alert::{draft, levels_reached};
 use crate::domain::burn::Burn;
@@ -24,6 +24,8 @@ pub struct UsageView {
     pub windows: Vec<WindowRow>,
     /// holds past their TTL that no write has swept yet: they no longer count
     pub stale_holds: Vec<Hold>,
+    /// set when monthly-reset has closed the month: `rows` are then its archived figures
+    pub closed: Option<ClosedMonth>,
 }
 
 impl Db {
@@ -56,12 +58,24 @@ impl Db {
         periods: &[&str],
         clock: &Clock,
     ) -> Result<UsageView> {
-        Ok(read_tx!(self, c => UsageView {
-            rows: c.month_rows(month).await?,
-            limits: c.limit_rows(None).await?,
-            windows: c.window_rows(periods).await?,
-            stale_holds: c.stale_holds(clock.now).await?,
+        Ok(read_tx!(self, c => {
+            let usage = ledger::month_usage(c, month).await?;
+            UsageView {
+                rows: usage.rows,
+                limits: c.limit_rows(None).await?,
+                windows: c.window_rows(periods).await?,
+                stale_holds: c.stale_holds(clock.now).await?,
+                closed: usage.closed,
+            }
         }))
+    }
+
+    /// The database server's clock (None for SQLite, which runs on this host's).
+    pub async fn server_now(&self) -> Result<Option<DateTime<Utc>>> {
+        match self {
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(conn) => conn.lock().await.server_now().await,
+        }
     }
 
     pub async fn limit_rows(&self) -> Result<LimitRows> {
@@ -187,11 +201,13 @@ impl Db {
     ) -> Result<(T, Vec<AlertRow>)> {
         Ok(write_tx!(self, c => {
             c.lock_admission().await?;
+            let usage = ledger::month_usage(c, month).await?;
             let view = UsageView {
-                rows: c.month_rows(month).await?,
+                rows: usage.rows,
                 limits: c.limit_rows(None).await?,
                 windows: c.window_rows(window_keys).await?,
                 stale_holds: c.stale_holds(clock.now).await?,
+                closed: usage.closed,
             };
             let (report, scopes) = levels(&view);
             let mut raised = Vec::new();
@@ -244,8 +260,8 @@ impl Db {
             windows: c.month_windows(month, scope).await?,
             limits: c.limit_rows(None).await?,
             last_starts: c.last_starts().await?,
-            snapshot: c
-                .snapshot(
+            snapshot: ledger::snapshot(
+                    c,
                     if scope == crate::domain::validate::GLOBAL_SCOPE { "" } else { scope },
                     &periods,
                     clock.now,

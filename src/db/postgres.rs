@@ -6,14 +6,16 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{
-    in_flight, level_rank, AlertFilter, AlertRow, ArchiveRow, ArchivedRow, Hold, HoldState,
-    InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store,
-    UsageDelta, WindowRow, LEVEL_RANK,
+    in_flight, level_rank, AlertFilter, AlertRow, ArchiveReason, ArchiveRow, ClosedMonth, Hold,
+    HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation,
+    Store, UsageDelta, UsageRowText, WindowRow, ARCHIVE_RESERVED_TEXT, LEVEL_RANK,
+    USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
 };
 use crate::domain::alert::AlertDraft;
 use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
+use crate::domain::level::percentage;
 use crate::domain::{Counter, Level, Periods, Snapshot};
 
 fn limit_row(row: &sqlx::postgres::PgRow) -> Result<LimitRow> {
@@ -48,12 +50,18 @@ const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, t
 
 const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
 
-const ARCHIVE_COLUMNS: &str =
-    "ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens, request_count,
-    usage_percentage, status, last_request_at, created_at, updated_at, cost_usd";
-const ARCHIVE_VALUES: &str = "ai_type, month_year, monthly_limit, COALESCE(tokens_in, 0), COALESCE(tokens_out, 0),
-    COALESCE(total_tokens, 0), COALESCE(request_count, 0), COALESCE(usage_percentage, 0), status, last_request_at,
-    created_at, updated_at, COALESCE(cost_usd, 0)";
+/// `{col} = {col} + excluded.{col}` for a count another program may have left odd: NULL and
+/// negative count as 0 (as `domain::count` reads them), and the sum saturates instead of
+/// failing with "bigint out of range" (which would stop every record of that AI type).
+fn add_count(col: &str) -> String {
+    format!(
+        "{col} = LEAST(GREATEST(COALESCE(token_usage.{col}, 0), 0)::NUMERIC + excluded.{col}, 9223372036854775807)::BIGINT"
+    )
+}
+
+fn usage_row(r: &sqlx::postgres::PgRow) -> Result<MonthRow> {
+    Ok(UsageRowText::read(r, r.try_get("last_request_at")?)?.into_month_row())
+}
 
 impl Store for PgConnection {
     async fn lock_admission(&mut self) -> Result<()> {
@@ -140,6 +148,16 @@ impl Store for PgConnection {
         Ok(())
     }
 
+    async fn server_now(&mut self) -> Result<Option<DateTime<Utc>>> {
+        // clock_timestamp(), not now(): now() is when the transaction began, before the
+        // admission lock was granted
+        let t = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&mut *self)
+            .await
+            .context("cannot read the database's clock")?;
+        Ok(Some(t))
+    }
+
     async fn snapshot(
         &mut self,
         ai_type: &str,
@@ -147,29 +165,7 @@ impl Store for PgConnection {
         now: DateTime<Utc>,
         caps: InFlightCaps,
     ) -> Result<Snapshot> {
-        let month = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN ai_type = $1 THEN total_tokens END), 0)::BIGINT AS ai_used,
-                    COALESCE(SUM(CASE WHEN ai_type = $1 THEN reserved_tokens END), 0)::BIGINT AS ai_reserved,
-                    COALESCE(SUM(total_tokens), 0)::BIGINT AS all_used,
-                    COALESCE(SUM(reserved_tokens), 0)::BIGINT AS all_reserved
-             FROM token_usage WHERE month_year = $2",
-        )
-        .bind(ai_type)
-        .bind(&p.month)
-        .fetch_one(&mut *self)
-        .await
-        .context("cannot read this month's usage")?;
-        let mut snap = Snapshot {
-            ai_month: Counter {
-                used: month.try_get("ai_used")?,
-                reserved: month.try_get("ai_reserved")?,
-            },
-            global_month: Counter {
-                used: month.try_get("all_used")?,
-                reserved: month.try_get("all_reserved")?,
-            },
-            ..Snapshot::default()
-        };
+        let mut snap = Snapshot::default();
         let windows = sqlx::query(
             "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
              WHERE ai_type IN ($1, $2) AND period IN ($3, $4)",
@@ -220,7 +216,9 @@ impl Store for PgConnection {
                 &mut snap.ai_rate
             };
             let minute: String = r.try_get("minute")?;
-            if minute == p.minute {
+            // a minute later than this clock's: another writer's clock is ahead; its count
+            // is the latest there is, so it counts (a writer behind cannot dodge the rpm)
+            if minute.as_str() >= p.minute.as_str() {
                 rate.minute_requests = r.try_get("minute_requests")?;
             }
             rate.last_start_at = Some(r.try_get("last_start_at")?);
@@ -270,10 +268,10 @@ impl Store for PgConnection {
             "INSERT INTO token_request_starts (ai_type, last_start_at, minute, minute_requests)
              VALUES ($1, $3, $4, 1), ($2, $3, $4, 1)
              ON CONFLICT (ai_type) DO UPDATE SET
-                 minute_requests = CASE WHEN token_request_starts.minute = excluded.minute
-                                        THEN token_request_starts.minute_requests + 1 ELSE 1 END,
-                 minute = excluded.minute,
-                 last_start_at = excluded.last_start_at",
+                 minute_requests = CASE WHEN excluded.minute > token_request_starts.minute
+                                        THEN 1 ELSE token_request_starts.minute_requests + 1 END,
+                 minute = GREATEST(token_request_starts.minute, excluded.minute),
+                 last_start_at = GREATEST(token_request_starts.last_start_at, excluded.last_start_at)",
         )
         .bind(ai_type)
         .bind(GLOBAL_SCOPE)
@@ -463,24 +461,23 @@ impl Store for PgConnection {
         .transpose()
     }
 
-    async fn add_usage(&mut self, d: &UsageDelta<'_>) -> Result<i64> {
-        let now = d.at;
-        let total = d.tokens_in + d.tokens_out;
-        let month_total: i64 = sqlx::query_scalar(
+    async fn add_usage(&mut self, d: &UsageDelta<'_>) -> Result<()> {
+        let total = d.tokens_in.saturating_add(d.tokens_out);
+        sqlx::query(&format!(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
                                       request_count, cost_usd, last_request_at, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8, $8)
              ON CONFLICT (ai_type, month_year) DO UPDATE SET
                  monthly_limit = excluded.monthly_limit,
-                 tokens_in = token_usage.tokens_in + excluded.tokens_in,
-                 tokens_out = token_usage.tokens_out + excluded.tokens_out,
-                 total_tokens = token_usage.total_tokens + excluded.total_tokens,
-                 request_count = token_usage.request_count + 1,
-                 cost_usd = token_usage.cost_usd + excluded.cost_usd,
+                 {}, {}, {}, {},
+                 cost_usd = COALESCE(token_usage.cost_usd, 0) + excluded.cost_usd,
                  last_request_at = excluded.last_request_at,
-                 updated_at = excluded.updated_at
-             RETURNING total_tokens::BIGINT",
-        )
+                 updated_at = excluded.updated_at",
+            add_count("tokens_in"),
+            add_count("tokens_out"),
+            add_count("total_tokens"),
+            add_count("request_count"),
+        ))
         .bind(d.ai_type)
         .bind(&d.periods.month)
         .bind(d.monthly_limit)
@@ -488,8 +485,8 @@ impl Store for PgConnection {
         .bind(d.tokens_out)
         .bind(total)
         .bind(d.cost_usd)
-        .bind(now)
-        .fetch_one(&mut *self)
+        .bind(d.at)
+        .execute(&mut *self)
         .await
         .context("cannot update this month's usage")?;
         sqlx::query(
@@ -506,7 +503,41 @@ impl Store for PgConnection {
         .execute(&mut *self)
         .await
         .context("cannot update today's usage")?;
-        Ok(month_total)
+        Ok(())
+    }
+
+    async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>> {
+        let row = sqlx::query(
+            "SELECT month_year, global_limit, closed_at FROM token_closed_months
+             WHERE month_year >= $1 ORDER BY month_year LIMIT 1",
+        )
+        .bind(month)
+        .fetch_optional(&mut *self)
+        .await
+        .context("cannot read closed months")?;
+        row.map(|r| -> Result<ClosedMonth> {
+            Ok(ClosedMonth {
+                month_year: r.try_get("month_year")?,
+                global_limit: r.try_get("global_limit")?,
+                closed_at: r.try_get("closed_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn close_months(&mut self, months: &[String], global_limit: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_closed_months (month_year, global_limit, closed_at)
+             SELECT m, $2, $3 FROM UNNEST($1::TEXT[]) AS m
+             ON CONFLICT (month_year) DO NOTHING",
+        )
+        .bind(months)
+        .bind(global_limit)
+        .bind(at)
+        .execute(&mut *self)
+        .await
+        .context("cannot close the month")?;
+        Ok(())
     }
 
     async fn set_month_level(
@@ -528,35 +559,15 @@ impl Store for PgConnection {
     }
 
     async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, month_year, monthly_limit::BIGINT AS monthly_limit, COALESCE(tokens_in, 0)::BIGINT AS tokens_in,
-                    COALESCE(tokens_out, 0)::BIGINT AS tokens_out, COALESCE(total_tokens, 0)::BIGINT AS total_tokens,
-                    COALESCE(request_count, 0)::BIGINT AS request_count, COALESCE(status, 'active') AS status,
-                    last_request_at::timestamptz AS last_request_at, COALESCE(reserved_tokens, 0)::BIGINT AS reserved_tokens,
-                    COALESCE(cost_usd, 0)::FLOAT8 AS cost_usd
-             FROM token_usage WHERE month_year = $1 ORDER BY ai_type",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {USAGE_TEXT_COLUMNS}, {USAGE_RESERVED_TEXT}, last_request_at::TIMESTAMPTZ AS last_request_at
+             FROM token_usage WHERE month_year = $1 ORDER BY ai_type"
+        ))
         .bind(month)
         .fetch_all(&mut *self)
         .await
         .context("cannot read usage")?;
-        rows.iter()
-            .map(|r| {
-                Ok(MonthRow {
-                    ai_type: r.try_get("ai_type")?,
-                    month: r.try_get("month_year")?,
-                    monthly_limit: r.try_get("monthly_limit")?,
-                    tokens_in: r.try_get("tokens_in")?,
-                    tokens_out: r.try_get("tokens_out")?,
-                    total_tokens: r.try_get("total_tokens")?,
-                    request_count: r.try_get("request_count")?,
-                    status: r.try_get("status")?,
-                    last_request_at: r.try_get("last_request_at")?,
-                    reserved_tokens: r.try_get("reserved_tokens")?,
-                    cost_usd: r.try_get("cost_usd")?,
-                })
-            })
-            .collect()
+        rows.iter().map(usage_row).collect()
     }
 
     async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>> {
@@ -742,17 +753,12 @@ impl Store for PgConnection {
         Ok(done.rows_affected())
     }
 
-    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<Vec<ArchivedRow>> {
-        // One statement: a row the existing backend updates meanwhile is moved with its
-        // update, never deleted without being archived.
-        let archived = sqlx::query(&format!(
-            "WITH moved AS (DELETE FROM token_usage WHERE month_year < $1 RETURNING *)
-             INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
-             SELECT {ARCHIVE_VALUES}, $2, 'monthly' FROM moved
-             RETURNING ai_type, month_year, total_tokens::BIGINT AS total_tokens"
+    async fn take_months_before(&mut self, month: &str) -> Result<Vec<MonthRow>> {
+        let rows = sqlx::query(&format!(
+            "DELETE FROM token_usage WHERE month_year < $1
+             RETURNING {USAGE_TEXT_COLUMNS}, {USAGE_RESERVED_TEXT}, last_request_at::TIMESTAMPTZ AS last_request_at"
         ))
         .bind(month)
-        .bind(at)
         .fetch_all(&mut *self)
         .await
         .context("cannot archive past months")?;
@@ -766,36 +772,60 @@ impl Store for PgConnection {
                 .await
                 .context("cannot clear past months")?;
         }
-        archived.iter().map(archived_row).collect()
+        rows.iter().map(usage_row).collect()
     }
 
-    async fn reset_month(
-        &mut self,
-        month: &str,
-        ai_type: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<ArchivedRow>> {
-        // lock the rows first: the existing backend cannot change them between the copy to
-        // the archive and the zeroing
-        sqlx::query("SELECT 1 FROM token_usage WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2) FOR UPDATE")
+    async fn archive_row(&mut self, row: &MonthRow, reason: ArchiveReason, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_usage_archive AS a (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
+                 request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $11, $13)
+             ON CONFLICT (ai_type, month_year) WHERE reason = 'monthly' DO UPDATE SET
+                 monthly_limit = COALESCE(a.monthly_limit, excluded.monthly_limit),
+                 tokens_in = LEAST(a.tokens_in::NUMERIC + excluded.tokens_in, 9223372036854775807)::BIGINT,
+                 tokens_out = LEAST(a.tokens_out::NUMERIC + excluded.tokens_out, 9223372036854775807)::BIGINT,
+                 total_tokens = LEAST(a.total_tokens::NUMERIC + excluded.total_tokens, 9223372036854775807)::BIGINT,
+                 request_count = LEAST(a.request_count::NUMERIC + excluded.request_count, 9223372036854775807)::BIGINT,
+                 usage_percentage = CASE WHEN COALESCE(a.monthly_limit, excluded.monthly_limit, 0) > 0
+                     THEN LEAST(a.total_tokens::NUMERIC + excluded.total_tokens, 9223372036854775807) * 100.0
+                          / COALESCE(a.monthly_limit, excluded.monthly_limit)
+                     ELSE 0 END,
+                 cost_usd = a.cost_usd + excluded.cost_usd,
+                 last_request_at = GREATEST(a.last_request_at, excluded.last_request_at),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&row.ai_type)
+        .bind(&row.month)
+        .bind(row.monthly_limit)
+        .bind(row.tokens_in)
+        .bind(row.tokens_out)
+        .bind(row.total_tokens)
+        .bind(row.request_count)
+        .bind(percentage(row.total_tokens, row.monthly_limit.unwrap_or(0)))
+        .bind(&row.status)
+        .bind(row.last_request_at)
+        .bind(at)
+        .bind(row.cost_usd)
+        .bind(reason.as_str())
+        .execute(&mut *self)
+        .await
+        .context("cannot write the archive")?;
+        Ok(())
+    }
+
+    async fn lock_month_rows(&mut self, month: &str, ai_type: Option<&str>) -> Result<()> {
+        // the existing backend does not take the admission lock: row locks keep it from
+        // changing a row between its copy to the archive and its zeroing
+        sqlx::query("SELECT 1 FROM token_usage WHERE month_year = $1 AND ($2::TEXT IS NULL OR ai_type = $2) FOR UPDATE")
             .bind(month)
             .bind(ai_type)
             .execute(&mut *self)
             .await
             .context("cannot lock this month's rows")?;
-        let cleared = sqlx::query(&format!(
-            "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
-             SELECT {ARCHIVE_VALUES}, $3, 'manual' FROM token_usage
-             WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)
-               AND (COALESCE(total_tokens, 0) <> 0 OR COALESCE(request_count, 0) <> 0 OR COALESCE(reserved_tokens, 0) <> 0)
-             RETURNING ai_type, month_year, total_tokens::BIGINT AS total_tokens"
-        ))
-        .bind(month)
-        .bind(ai_type)
-        .bind(at)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot archive this month")?;
+        Ok(())
+    }
+
+    async fn clear_month(&mut self, month: &str, ai_type: Option<&str>, at: DateTime<Utc>) -> Result<()> {
         for sql in [
             "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
                  status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = $3
@@ -839,7 +869,7 @@ impl Store for PgConnection {
             .execute(&mut *self)
             .await
             .context("cannot reset this month's windows")?;
-        cleared.iter().map(archived_row).collect()
+        Ok(())
     }
 
     async fn archive_rows(
@@ -847,33 +877,20 @@ impl Store for PgConnection {
         ai_type: Option<&str>,
         month: Option<&str>,
     ) -> Result<Vec<ArchiveRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens, request_count, cost_usd,
+        let rows = sqlx::query(&format!(
+            "SELECT {USAGE_TEXT_COLUMNS}, {ARCHIVE_RESERVED_TEXT}, last_request_at::TIMESTAMPTZ AS last_request_at,
                     archived_at, reason
              FROM token_usage_archive
              WHERE ($1 IS NULL OR ai_type = $1) AND ($2 IS NULL OR month_year = $2)
-             ORDER BY month_year DESC, archived_at DESC, ai_type",
-        )
+             ORDER BY month_year DESC, archived_at DESC, ai_type"
+        ))
         .bind(ai_type)
         .bind(month)
         .fetch_all(&mut *self)
         .await
         .context("cannot read the archive")?;
         rows.iter()
-            .map(|r| {
-                Ok(ArchiveRow {
-                    ai_type: r.try_get("ai_type")?,
-                    month_year: r.try_get("month_year")?,
-                    monthly_limit: r.try_get("monthly_limit")?,
-                    tokens_in: r.try_get("tokens_in")?,
-                    tokens_out: r.try_get("tokens_out")?,
-                    total_tokens: r.try_get("total_tokens")?,
-                    request_count: r.try_get("request_count")?,
-                    cost_usd: r.try_get("cost_usd")?,
-                    archived_at: r.try_get("archived_at")?,
-                    reason: r.try_get("reason")?,
-                })
-            })
+            .map(|r| Ok(ArchiveRow::new(usage_row(r)?, r.try_get("archived_at")?, r.try_get("reason")?)))
             .collect()
     }
 
@@ -913,14 +930,6 @@ impl Store for PgConnection {
         .context("cannot delete old logs")?;
         Ok(done.rows_affected())
     }
-}
-
-fn archived_row(r: &sqlx::postgres::PgRow) -> Result<ArchivedRow> {
-    Ok(ArchivedRow {
-        ai_type: r.try_get("ai_type")?,
-        month_year: r.try_get("month_year")?,
-        total_tokens: r.try_get("total_tokens")?,
-    })
 }
 
 fn alert_row(r: &sqlx::postgres::PgRow) -> Result<AlertRow> {

@@ -6,14 +6,15 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    in_flight, level_rank, AlertFilter, AlertRow, ArchiveRow, ArchivedRow, Hold, HoldState,
-    InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation, Store,
-    UsageDelta, WindowRow, LEVEL_RANK,
+    in_flight, level_rank, AlertFilter, AlertRow, ArchiveReason, ArchiveRow, ClosedMonth, Hold,
+    HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation,
+    Store, UsageDelta, UsageRowText, WindowRow, LEVEL_RANK, USAGE_TEXT_COLUMNS, USAGE_RESERVED_TEXT, ARCHIVE_RESERVED_TEXT,
 };
 use crate::domain::alert::AlertDraft;
 use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
+use crate::domain::level::percentage;
 use crate::domain::{Counter, Level, Periods, Snapshot};
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -72,12 +73,21 @@ const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, t
 
 const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
 
-const ARCHIVE_COLUMNS: &str =
-    "ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens, request_count,
-    usage_percentage, status, last_request_at, created_at, updated_at, cost_usd";
-const ARCHIVE_VALUES: &str = "ai_type, month_year, monthly_limit, COALESCE(tokens_in, 0), COALESCE(tokens_out, 0),
-    COALESCE(total_tokens, 0), COALESCE(request_count, 0), COALESCE(usage_percentage, 0), status, last_request_at,
-    created_at, updated_at, COALESCE(cost_usd, 0)";
+/// `{col} = {col} + excluded.{col}` for a count another program may have left odd: NULL and
+/// negative count as 0 (as `domain::count` reads them), text is kept rather than overwritten
+/// (the total then reads as tokens_in + tokens_out), and the sum saturates instead of wrapping.
+fn add_count(col: &str) -> String {
+    format!(
+        "{col} = CASE WHEN {col} IS NULL THEN excluded.{col}
+                      WHEN typeof({col}) IN ('integer', 'real') THEN MIN(MAX({col}, 0) + excluded.{col}, 9223372036854775807)
+                      ELSE {col} END"
+    )
+}
+
+fn usage_row(r: &sqlx::sqlite::SqliteRow) -> Result<MonthRow> {
+    let last: Option<String> = r.try_get("last_request_at")?;
+    Ok(UsageRowText::read(r, last.as_deref().and_then(parse_time))?.into_month_row())
+}
 
 impl Store for SqliteConnection {
     async fn lock_admission(&mut self) -> Result<()> {
@@ -152,6 +162,10 @@ impl Store for SqliteConnection {
         Ok(())
     }
 
+    async fn server_now(&mut self) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
+
     async fn snapshot(
         &mut self,
         ai_type: &str,
@@ -159,29 +173,7 @@ impl Store for SqliteConnection {
         now: DateTime<Utc>,
         caps: InFlightCaps,
     ) -> Result<Snapshot> {
-        let month = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN ai_type = ?1 THEN total_tokens END), 0) AS ai_used,
-                    COALESCE(SUM(CASE WHEN ai_type = ?1 THEN reserved_tokens END), 0) AS ai_reserved,
-                    COALESCE(SUM(total_tokens), 0) AS all_used,
-                    COALESCE(SUM(reserved_tokens), 0) AS all_reserved
-             FROM token_usage WHERE month_year = ?2",
-        )
-        .bind(ai_type)
-        .bind(&p.month)
-        .fetch_one(&mut *self)
-        .await
-        .context("cannot read this month's usage")?;
-        let mut snap = Snapshot {
-            ai_month: Counter {
-                used: month.try_get("ai_used")?,
-                reserved: month.try_get("ai_reserved")?,
-            },
-            global_month: Counter {
-                used: month.try_get("all_used")?,
-                reserved: month.try_get("all_reserved")?,
-            },
-            ..Snapshot::default()
-        };
+        let mut snap = Snapshot::default();
         let windows = sqlx::query(
             "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
              WHERE ai_type IN (?1, ?2) AND period IN (?3, ?4)",
@@ -232,7 +224,9 @@ impl Store for SqliteConnection {
                 &mut snap.ai_rate
             };
             let minute: String = r.try_get("minute")?;
-            if minute == p.minute {
+            // a minute later than this clock's: another writer's clock is ahead; its count
+            // is the latest there is, so it counts (a writer behind cannot dodge the rpm)
+            if minute.as_str() >= p.minute.as_str() {
                 rate.minute_requests = r.try_get("minute_requests")?;
             }
             let last: String = r.try_get("last_start_at")?;
@@ -284,10 +278,10 @@ impl Store for SqliteConnection {
             "INSERT INTO token_request_starts (ai_type, last_start_at, minute, minute_requests)
              VALUES (?1, ?3, ?4, 1), (?2, ?3, ?4, 1)
              ON CONFLICT (ai_type) DO UPDATE SET
-                 minute_requests = CASE WHEN token_request_starts.minute = excluded.minute
-                                        THEN token_request_starts.minute_requests + 1 ELSE 1 END,
-                 minute = excluded.minute,
-                 last_start_at = excluded.last_start_at",
+                 minute_requests = CASE WHEN excluded.minute > token_request_starts.minute
+                                        THEN 1 ELSE token_request_starts.minute_requests + 1 END,
+                 minute = MAX(token_request_starts.minute, excluded.minute),
+                 last_start_at = MAX(token_request_starts.last_start_at, excluded.last_start_at)",
         )
         .bind(ai_type)
         .bind(GLOBAL_SCOPE)
@@ -479,24 +473,24 @@ impl Store for SqliteConnection {
         .transpose()
     }
 
-    async fn add_usage(&mut self, d: &UsageDelta<'_>) -> Result<i64> {
+    async fn add_usage(&mut self, d: &UsageDelta<'_>) -> Result<()> {
         let now = ts(d.at);
-        let total = d.tokens_in + d.tokens_out;
-        let month_total: i64 = sqlx::query_scalar(
+        let total = d.tokens_in.saturating_add(d.tokens_out);
+        sqlx::query(&format!(
             "INSERT INTO token_usage (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
                                       request_count, cost_usd, last_request_at, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8, ?8)
              ON CONFLICT (ai_type, month_year) DO UPDATE SET
                  monthly_limit = excluded.monthly_limit,
-                 tokens_in = tokens_in + excluded.tokens_in,
-                 tokens_out = tokens_out + excluded.tokens_out,
-                 total_tokens = total_tokens + excluded.total_tokens,
-                 request_count = request_count + 1,
-                 cost_usd = cost_usd + excluded.cost_usd,
+                 {}, {}, {}, {},
+                 cost_usd = COALESCE(cost_usd, 0) + excluded.cost_usd,
                  last_request_at = excluded.last_request_at,
-                 updated_at = excluded.updated_at
-             RETURNING total_tokens",
-        )
+                 updated_at = excluded.updated_at",
+            add_count("tokens_in"),
+            add_count("tokens_out"),
+            add_count("total_tokens"),
+            add_count("request_count"),
+        ))
         .bind(d.ai_type)
         .bind(&d.periods.month)
         .bind(d.monthly_limit)
@@ -505,7 +499,7 @@ impl Store for SqliteConnection {
         .bind(total)
         .bind(d.cost_usd)
         .bind(&now)
-        .fetch_one(&mut *self)
+        .execute(&mut *self)
         .await
         .context("cannot update this month's usage")?;
         sqlx::query(
@@ -522,7 +516,43 @@ impl Store for SqliteConnection {
         .execute(&mut *self)
         .await
         .context("cannot update today's usage")?;
-        Ok(month_total)
+        Ok(())
+    }
+
+    async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>> {
+        let row = sqlx::query(
+            "SELECT month_year, global_limit, closed_at FROM token_closed_months
+             WHERE month_year >= ?1 ORDER BY month_year LIMIT 1",
+        )
+        .bind(month)
+        .fetch_optional(&mut *self)
+        .await
+        .context("cannot read closed months")?;
+        row.map(|r| -> Result<ClosedMonth> {
+            let at: String = r.try_get("closed_at")?;
+            Ok(ClosedMonth {
+                month_year: r.try_get("month_year")?,
+                global_limit: r.try_get("global_limit")?,
+                closed_at: parse_time(&at).unwrap_or(DateTime::<Utc>::MIN_UTC),
+            })
+        })
+        .transpose()
+    }
+
+    async fn close_months(&mut self, months: &[String], global_limit: i64, at: DateTime<Utc>) -> Result<()> {
+        for month in months {
+            sqlx::query(
+                "INSERT INTO token_closed_months (month_year, global_limit, closed_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (month_year) DO NOTHING",
+            )
+            .bind(month)
+            .bind(global_limit)
+            .bind(ts(at))
+            .execute(&mut *self)
+            .await
+            .context("cannot close the month")?;
+        }
+        Ok(())
     }
 
     async fn set_month_level(
@@ -544,36 +574,15 @@ impl Store for SqliteConnection {
     }
 
     async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, month_year, monthly_limit, COALESCE(tokens_in, 0) AS tokens_in,
-                    COALESCE(tokens_out, 0) AS tokens_out, COALESCE(total_tokens, 0) AS total_tokens,
-                    COALESCE(request_count, 0) AS request_count, COALESCE(status, 'active') AS status,
-                    CAST(last_request_at AS TEXT) AS last_request_at, COALESCE(reserved_tokens, 0) AS reserved_tokens,
-                    COALESCE(cost_usd, 0) AS cost_usd
-             FROM token_usage WHERE month_year = ?1 ORDER BY ai_type",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {USAGE_TEXT_COLUMNS}, {USAGE_RESERVED_TEXT}, CAST(last_request_at AS TEXT) AS last_request_at
+             FROM token_usage WHERE month_year = ?1 ORDER BY ai_type"
+        ))
         .bind(month)
         .fetch_all(&mut *self)
         .await
         .context("cannot read usage")?;
-        rows.iter()
-            .map(|r| {
-                let last: Option<String> = r.try_get("last_request_at")?;
-                Ok(MonthRow {
-                    ai_type: r.try_get("ai_type")?,
-                    month: r.try_get("month_year")?,
-                    monthly_limit: r.try_get("monthly_limit")?,
-                    tokens_in: r.try_get("tokens_in")?,
-                    tokens_out: r.try_get("tokens_out")?,
-                    total_tokens: r.try_get("total_tokens")?,
-                    request_count: r.try_get("request_count")?,
-                    status: r.try_get("status")?,
-                    last_request_at: last.as_deref().and_then(parse_time),
-                    reserved_tokens: r.try_get("reserved_tokens")?,
-                    cost_usd: r.try_get("cost_usd")?,
-                })
-            })
-            .collect()
+        rows.iter().map(usage_row).collect()
     }
 
     async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>> {
@@ -772,20 +781,17 @@ impl Store for SqliteConnection {
         Ok(done.rows_affected())
     }
 
-    async fn archive_before(&mut self, month: &str, at: DateTime<Utc>) -> Result<Vec<ArchivedRow>> {
-        // BEGIN IMMEDIATE keeps every other writer out between the copy and the delete
-        let archived = sqlx::query(&format!(
-            "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
-             SELECT {ARCHIVE_VALUES}, ?2, 'monthly' FROM token_usage WHERE month_year < ?1
-             RETURNING ai_type, month_year, total_tokens"
+    async fn take_months_before(&mut self, month: &str) -> Result<Vec<MonthRow>> {
+        // BEGIN IMMEDIATE keeps every other writer out until the archive rows are written
+        let rows = sqlx::query(&format!(
+            "DELETE FROM token_usage WHERE month_year < ?1
+             RETURNING {USAGE_TEXT_COLUMNS}, {USAGE_RESERVED_TEXT}, CAST(last_request_at AS TEXT) AS last_request_at"
         ))
         .bind(month)
-        .bind(ts(at))
         .fetch_all(&mut *self)
         .await
         .context("cannot archive past months")?;
         for sql in [
-            "DELETE FROM token_usage WHERE month_year < ?1",
             "DELETE FROM token_usage_windows WHERE month_year < ?1",
             "DELETE FROM token_reservations WHERE month_year < ?1",
         ] {
@@ -795,28 +801,52 @@ impl Store for SqliteConnection {
                 .await
                 .context("cannot clear past months")?;
         }
-        archived.iter().map(archived_row).collect()
+        rows.iter().map(usage_row).collect()
     }
 
-    async fn reset_month(
-        &mut self,
-        month: &str,
-        ai_type: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<ArchivedRow>> {
-        let cleared = sqlx::query(&format!(
-            "INSERT INTO token_usage_archive ({ARCHIVE_COLUMNS}, archived_at, reason)
-             SELECT {ARCHIVE_VALUES}, ?3, 'manual' FROM token_usage
-             WHERE month_year = ?1 AND (?2 IS NULL OR ai_type = ?2)
-               AND (COALESCE(total_tokens, 0) <> 0 OR COALESCE(request_count, 0) <> 0 OR COALESCE(reserved_tokens, 0) <> 0)
-             RETURNING ai_type, month_year, total_tokens"
-        ))
-        .bind(month)
-        .bind(ai_type)
+    async fn archive_row(&mut self, row: &MonthRow, reason: ArchiveReason, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_usage_archive (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
+                 request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?11, ?13)
+             ON CONFLICT (ai_type, month_year) WHERE reason = 'monthly' DO UPDATE SET
+                 monthly_limit = COALESCE(monthly_limit, excluded.monthly_limit),
+                 tokens_in = MIN(tokens_in + excluded.tokens_in, 9223372036854775807),
+                 tokens_out = MIN(tokens_out + excluded.tokens_out, 9223372036854775807),
+                 total_tokens = MIN(total_tokens + excluded.total_tokens, 9223372036854775807),
+                 request_count = MIN(request_count + excluded.request_count, 9223372036854775807),
+                 usage_percentage = CASE WHEN COALESCE(monthly_limit, excluded.monthly_limit, 0) > 0
+                     THEN MIN(total_tokens + excluded.total_tokens, 9223372036854775807) * 100.0 / COALESCE(monthly_limit, excluded.monthly_limit)
+                     ELSE 0 END,
+                 cost_usd = cost_usd + excluded.cost_usd,
+                 last_request_at = MAX(COALESCE(last_request_at, ''), COALESCE(excluded.last_request_at, '')),
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&row.ai_type)
+        .bind(&row.month)
+        .bind(row.monthly_limit)
+        .bind(row.tokens_in)
+        .bind(row.tokens_out)
+        .bind(row.total_tokens)
+        .bind(row.request_count)
+        .bind(percentage(row.total_tokens, row.monthly_limit.unwrap_or(0)))
+        .bind(&row.status)
+        .bind(row.last_request_at.map(ts))
         .bind(ts(at))
-        .fetch_all(&mut *self)
+        .bind(row.cost_usd)
+        .bind(reason.as_str())
+        .execute(&mut *self)
         .await
-        .context("cannot archive this month")?;
+        .context("cannot write the archive")?;
+        Ok(())
+    }
+
+    async fn lock_month_rows(&mut self, _month: &str, _ai_type: Option<&str>) -> Result<()> {
+        // BEGIN IMMEDIATE already keeps every other writer out
+        Ok(())
+    }
+
+    async fn clear_month(&mut self, month: &str, ai_type: Option<&str>, at: DateTime<Utc>) -> Result<()> {
         for sql in [
             "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
                  status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = ?3
@@ -859,7 +889,7 @@ impl Store for SqliteConnection {
             .execute(&mut *self)
             .await
             .context("cannot reset this month's windows")?;
-        cleared.iter().map(archived_row).collect()
+        Ok(())
     }
 
     async fn archive_rows(
@@ -867,13 +897,12 @@ impl Store for SqliteConnection {
         ai_type: Option<&str>,
         month: Option<&str>,
     ) -> Result<Vec<ArchiveRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens, request_count, cost_usd,
-                    archived_at, reason
+        let rows = sqlx::query(&format!(
+            "SELECT {USAGE_TEXT_COLUMNS}, {ARCHIVE_RESERVED_TEXT}, CAST(last_request_at AS TEXT) AS last_request_at, archived_at, reason
              FROM token_usage_archive
              WHERE (?1 IS NULL OR ai_type = ?1) AND (?2 IS NULL OR month_year = ?2)
-             ORDER BY month_year DESC, archived_at DESC, ai_type",
-        )
+             ORDER BY month_year DESC, archived_at DESC, ai_type"
+        ))
         .bind(ai_type)
         .bind(month)
         .fetch_all(&mut *self)
@@ -882,18 +911,11 @@ impl Store for SqliteConnection {
         rows.iter()
             .map(|r| {
                 let at: String = r.try_get("archived_at")?;
-                Ok(ArchiveRow {
-                    ai_type: r.try_get("ai_type")?,
-                    month_year: r.try_get("month_year")?,
-                    monthly_limit: r.try_get("monthly_limit")?,
-                    tokens_in: r.try_get("tokens_in")?,
-                    tokens_out: r.try_get("tokens_out")?,
-                    total_tokens: r.try_get("total_tokens")?,
-                    request_count: r.try_get("request_count")?,
-                    cost_usd: r.try_get("cost_usd")?,
-                    archived_at: parse_time(&at).unwrap_or(DateTime::<Utc>::MIN_UTC),
-                    reason: r.try_get("reason")?,
-                })
+                Ok(ArchiveRow::new(
+                    usage_row(r)?,
+                    parse_time(&at).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                    r.try_get("reason")?,
+                ))
             })
             .collect()
     }
@@ -934,14 +956,6 @@ impl Store for SqliteConnection {
         .context("cannot delete old logs")?;
         Ok(done.rows_affected())
     }
-}
-
-fn archived_row(r: &sqlx::sqlite::SqliteRow) -> Result<ArchivedRow> {
-    Ok(ArchivedRow {
-        ai_type: r.try_get("ai_type")?,
-        month_year: r.try_get("month_year")?,
-        total_tokens: r.try_get("total_tokens")?,
-    })
 }
 
 fn window_row(r: &sqlx::sqlite::SqliteRow) -> Result<WindowRow> {

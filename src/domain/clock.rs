@@ -13,6 +13,23 @@ pub struct Clock {
     pub tz: Tz,
     /// TOKENCTL_NOW fixed the time: it does not move on
     pub pinned: bool,
+    /// where "now" comes from
+    pub source: ClockSource,
+    /// the database's clock minus this host's (zero unless the source is the database)
+    pub offset: Duration,
+}
+
+/// Whose clock tokenctl reads. Hosts sharing a PostgreSQL database all use its server's
+/// clock, so a host whose clock is off cannot expire others' holds, reset the rpm counter or
+/// file usage in another month; SQLite has no server, and every process using one file runs on
+/// the same host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockSource {
+    /// TOKENCTL_NOW
+    Pinned,
+    Host,
+    Database,
 }
 
 /// The keys of the month, day and hour that contain an instant, and when each ends.
@@ -55,7 +72,17 @@ impl Clock {
             None => Tz::UTC,
         };
         let pinned = now_override.is_some_and(|s| !s.trim().is_empty());
-        Ok(Clock { now, tz, pinned })
+        Ok(Clock {
+            now,
+            tz,
+            pinned,
+            source: if pinned {
+                ClockSource::Pinned
+            } else {
+                ClockSource::Host
+            },
+            offset: Duration::zero(),
+        })
     }
 
     pub fn at(now: DateTime<Utc>) -> Clock {
@@ -63,6 +90,8 @@ impl Clock {
             now,
             tz: Tz::UTC,
             pinned: true,
+            source: ClockSource::Pinned,
+            offset: Duration::zero(),
         }
     }
 
@@ -72,10 +101,32 @@ impl Clock {
             self
         } else {
             Clock {
-                now: Utc::now().trunc_subsecs(6),
+                now: Utc::now().trunc_subsecs(6) + self.offset,
                 ..self
             }
         }
+    }
+
+    /// The clock after the database's was read (`db_now`, None where it has none), at
+    /// `host_now` by this host's clock: from then on "now" is the database's. A pinned clock
+    /// stays put.
+    pub fn synced(self, db_now: Option<DateTime<Utc>>, host_now: DateTime<Utc>) -> Clock {
+        match (self.pinned, db_now) {
+            (true, _) => self,
+            (false, Some(db)) => Clock {
+                now: db.trunc_subsecs(6),
+                source: ClockSource::Database,
+                offset: db - host_now,
+                ..self
+            },
+            (false, None) => self.refreshed(),
+        }
+    }
+
+    /// How far this host's clock is ahead of the database's (negative: behind); None unless
+    /// the database's clock is the one in use.
+    pub fn host_skew(&self) -> Option<Duration> {
+        (self.source == ClockSource::Database).then(|| -self.offset)
     }
 
     pub fn periods(&self) -> Periods {
@@ -190,6 +241,26 @@ mod tests {
             periods_at(utc("2026-11-23T10:45:00Z"), india).hour_start,
             utc("2026-11-23T10:30:00Z")
         );
+    }
+
+    #[test]
+    fn the_database_clock_replaces_the_hosts() {
+        let host = utc("2026-11-30T23:50:00Z");
+        let db = utc("2026-12-01T00:05:00Z");
+        let c = Clock::new(None, None).unwrap().synced(Some(db), host);
+        assert_eq!(c.now, db);
+        assert_eq!(c.periods().month, "2026-12", "the database's month counts");
+        assert_eq!(c.host_skew(), Some(Duration::minutes(-15)));
+        // re-read later: the host's clock plus the offset
+        let later = c.refreshed();
+        assert!((later.now - (Utc::now() + Duration::minutes(15))).num_seconds().abs() <= 1);
+        // TOKENCTL_NOW wins over every clock
+        let pinned = Clock::new(Some("2026-11-23T10:00:00Z"), None).unwrap();
+        let p = pinned.synced(Some(db), host);
+        assert_eq!((p.now, p.source, p.host_skew()), (pinned.now, ClockSource::Pinned, None));
+        // SQLite: no server clock, the host's is read again
+        let h = Clock::new(None, None).unwrap().synced(None, host);
+        assert_eq!((h.source, h.host_skew()), (ClockSource::Host, None));
     }
 
     #[test]

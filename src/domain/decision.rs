@@ -12,6 +12,8 @@ use super::{pacing, GlobalLimits, Limits, Periods, Snapshot};
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Ok,
+    /// the clock is in a month `monthly-reset` has closed (tokenctl's own, before the spec's)
+    MonthClosed,
     EmergencyShutdown,
     RequestLimitExceeded,
     MonthlyLimitExceeded,
@@ -29,6 +31,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Ok => "ok",
+            Reason::MonthClosed => "month_closed",
             Reason::EmergencyShutdown => "emergency_shutdown",
             Reason::RequestLimitExceeded => "request_limit_exceeded",
             Reason::MonthlyLimitExceeded => "monthly_limit_exceeded",
@@ -84,6 +87,9 @@ pub struct Decision {
     pub global_hourly_limit: i64,
     pub global_hourly_usage: i64,
     pub month: String,
+    /// odd values found in rows another program wrote, and how they were read
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 struct Denial {
@@ -169,6 +175,7 @@ pub fn decide(
         global_hourly_limit: global.hourly,
         global_hourly_usage: snap.global_hour.committed(),
         month: periods.month.clone(),
+        warnings: snap.warnings.clone(),
     }
 }
 
@@ -190,6 +197,22 @@ fn first_denial(
     level: Level,
     global_level: Level,
 ) -> Option<Denial> {
+    if snap.month_closed {
+        // the month's usage is archived: admitting more would spend a budget already closed
+        return Some(Denial {
+            reason: Reason::MonthClosed,
+            scope: Scope::Global,
+            limit: global.monthly,
+            usage: snap.global_month.used,
+            message: format!(
+                "{} is closed: monthly-reset archived it ({} tokens used by all AI types), so nothing more is admitted in it; this clock ({}) is behind the month the budget is in",
+                periods.month,
+                snap.global_month.used,
+                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            retry_after: Some(periods.month_end),
+        });
+    }
     if level == Level::Emergency {
         return Some(Denial {
             reason: Reason::EmergencyShutdown,

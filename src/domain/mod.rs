@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod burn;
 pub mod clock;
+pub mod count;
 pub mod decision;
 pub mod estimate;
 pub mod level;
@@ -12,7 +13,7 @@ pub mod prices;
 pub mod usage;
 pub mod validate;
 
-pub use clock::{Clock, Periods};
+pub use clock::{Clock, ClockSource, Periods};
 pub use decision::{decide, Decision, Reason};
 pub use level::Level;
 pub use limits::{GlobalLimits, LimitRow, Limits};

@@ -25,6 +25,10 @@ pub struct Snapshot {
     pub global_hour: Counter,
     pub ai_rate: Rate,
     pub global_rate: Rate,
+    /// the month was closed by monthly-reset: nothing more may be admitted in it
+    pub month_closed: bool,
+    /// odd values found in rows another program wrote, and how they were read
+    pub warnings: Vec<String>,
 }
 
 /// Request counts for the rate limits: requests started (admitted by `reserve`, or recorded
