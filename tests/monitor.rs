@@ -5,11 +5,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Env};
+use common::{Backend, Cluster, Env};
 use serde_json::Value;
 
 fn i(v: &Value) -> i64 {
@@ -330,16 +330,21 @@ fn spawn_monitor(env: &Env, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let rx = lines_of(child.stdout.take().unwrap());
+    (child, rx)
+}
+
+/// The lines written to a child's pipe, as they come.
+fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    (child, rx)
+    rx
 }
 
 fn sigterm(child: &Child) {
@@ -469,3 +474,175 @@ both!(burn_rate_and_projection_from_a_known_history, |env| {
     let table = now.ok(&["status"]);
     assert!(table.contains("2026-11-28 23:40"), "{table}");
 });
+
+/// A spawned monitor that is killed if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to `limit` for the child to exit; None while it still runs.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Collects lines for up to `limit` until one contains `wanted`; true if one did.
+fn line_within(
+    rx: &mpsc::Receiver<String>,
+    limit: Duration,
+    wanted: &str,
+    seen: &mut Vec<String>,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(wanted);
+                seen.push(line);
+                if found {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Issue point 4: a monitor started before PostgreSQL (a service at boot) waits for it.
+#[test]
+fn the_monitor_starts_before_its_database() {
+    let cluster = Cluster::new(); // initialised, not started
+                                  // trust authentication ignores the password: it is there to be kept out of every message
+    let url = cluster
+        .url("tokenctl_monitor_start")
+        .replacen("postgres@", "postgres:s3cret@", 1);
+    let env = Env::on_url(Backend::Postgres, &url);
+    let server = format!("PostgreSQL at 127.0.0.1:{}/", cluster.port);
+
+    // --once is for cron, which runs it again soon: no waiting, one line, exit 1
+    let file = env.path("alerts.jsonl");
+    let (out, err) = env.expect(
+        1,
+        &[
+            "monitor",
+            "--once",
+            "--json",
+            "--alerts-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out, "");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot connect to {server}")),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+
+    // long-running: reports and retries from the first tick instead of exiting
+    let (child, ticks) = spawn_monitor(&env, &[]);
+    let mut monitor = Running(child);
+    let errors = lines_of(monitor.0.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    assert!(
+        line_within(&errors, Duration::from_secs(10), "retrying in", &mut seen),
+        "no retry reported: {seen:?}"
+    );
+    assert!(
+        monitor.0.try_wait().unwrap().is_none(),
+        "the monitor exited: {seen:?}"
+    );
+
+    // a signal during that wait still ends it at once, exit 0
+    let (child, _) = spawn_monitor(&env, &[]);
+    let mut waiting = Running(child);
+    let waiting_errors = lines_of(waiting.0.stderr.take().unwrap());
+    let mut waiting_seen = Vec::new();
+    assert!(
+        line_within(
+            &waiting_errors,
+            Duration::from_secs(10),
+            "retrying in",
+            &mut waiting_seen
+        ),
+        "no retry reported: {waiting_seen:?}"
+    );
+    sigterm(&waiting.0);
+    let status = exit_within(&mut waiting.0, Duration::from_secs(2));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "SIGTERM while waiting for the database"
+    );
+
+    // the database comes up, usage passes 80%: the waiting monitor connects and alerts
+    cluster.start();
+    cluster.create_database("tokenctl_monitor_start");
+    env.ok(&[
+        "limits",
+        "set",
+        "--ai-type",
+        "a",
+        "--monthly",
+        "1000",
+        "--daily",
+        "1000",
+        "--hourly",
+        "1000",
+    ]);
+    env.record("a", 850, 0);
+    // the backoff has reached a few seconds at most by now
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut raised = None;
+    while raised.is_none() && Instant::now() < deadline {
+        if let Ok(line) = ticks.recv_timeout(Duration::from_secs(1)) {
+            let t: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if new_levels(&t) == vec!["a:warning"] {
+                raised = Some(t);
+            }
+        }
+    }
+    seen.extend(errors.try_iter());
+    let t = raised.unwrap_or_else(|| panic!("no warning for a; stderr: {seen:?}"));
+    assert_eq!(i(&t["new_alerts"][0]["total_tokens"]), 850);
+    assert_eq!(i(&t["new_alerts"][0]["limit"]), 1000);
+    let alerts: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["ai_type"], "a");
+    assert_eq!(alerts[0]["level"], "warning");
+
+    sigterm(&monitor.0);
+    let status = exit_within(&mut monitor.0, Duration::from_secs(2));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{seen:?}");
+    // the process has exited: its stderr ends
+    while let Ok(line) = errors.recv_timeout(Duration::from_secs(5)) {
+        seen.push(line);
+    }
+    // every report is one line naming the server, never the password
+    for line in seen.iter().chain(&waiting_seen) {
+        assert!(
+            line.starts_with(&format!("tokenctl: monitor: cannot connect to {server}")),
+            "{line}"
+        );
+        assert!(line.contains("; retrying in "), "{line}");
+        assert!(!line.contains("s3cret"), "{line}");
+    }
+}

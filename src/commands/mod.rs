@@ -65,6 +65,11 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         let db = Db::connect(&url).await?;
         return migrate::run(&db, &url, args).await;
     }
+    // The monitor opens the database itself, and again after each outage: a service started
+    // before its database waits for it instead of exiting.
+    if let Prepared::Monitor(args) = prepared {
+        return monitor::run(&url, clock, style, args).await;
+    }
     let db = Db::open(&url).await?;
     // `config set` is how a disagreement is fixed, so it must not be refused over one
     let clock = match prepared {
@@ -86,11 +91,12 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::MonthlyReset(args) => monthly_reset::run(&app, args).await,
         Prepared::Archive(args) => archive::run(&app, args).await,
         Prepared::Config(json) => config::show(&app, json).await,
-        Prepared::Monitor(args) => monitor::run(app, &url, args).await,
         Prepared::Alerts(args) => alerts::run(&app, args).await,
         Prepared::Distribution(args) => distribution::run(&app, args).await,
         Prepared::ConfigSet(args) => config::set(&app, args).await,
-        Prepared::Migrate(_) | Prepared::Completions(_) => unreachable!("handled above"),
+        Prepared::Migrate(_) | Prepared::Completions(_) | Prepared::Monitor(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

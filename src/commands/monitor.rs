@@ -15,15 +15,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{status, App};
+use super::{config, status};
 use crate::cli::MonitorArgs;
 use crate::db::ops::ScopeLevel;
 use crate::db::{AlertRow, Db, DbUrl};
 use crate::domain::burn::{window_hours, Burn};
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, Level};
-use crate::error::{one_line, redact};
-use crate::output::thousands;
+use crate::error::{one_line, redact, UsageError};
+use crate::output::{thousands, Style};
 
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const WEBHOOK_ATTEMPTS: u32 = 3;
@@ -279,10 +279,21 @@ fn watch_signals(stop: Arc<Notify>) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(app: App, url: &DbUrl, args: MonitorArgs) -> Result<ExitCode> {
+/// Opens the database and settles the clock as every other command does: the database's time
+/// zone, a contradicting TOKENCTL_TZ refused. Done on every (re)connect, so a zone set with
+/// `config set` while the monitor was away is used from its next tick.
+async fn connect(url: &DbUrl, clock: Clock) -> Result<(Db, Clock)> {
+    let db = Db::open(url).await?;
+    let clock = config::shared_clock(&db, clock).await?;
+    Ok((db, clock))
+}
+
+/// `clock` comes from the environment; the database's time zone is applied on connecting.
+pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> Result<ExitCode> {
     let secrets = url.secrets();
-    let App { db, clock, style } = app;
     if args.once {
+        // cron runs it again soon and mails the failure: no waiting, exit 1 on one line
+        let (db, clock) = connect(url, clock).await?;
         let t = tick(&db, &clock.refreshed()).await?;
         publish(&t, &args, style.terminal, None);
         deliver_all(&t, &args, None).await;
@@ -292,17 +303,20 @@ pub async fn run(app: App, url: &DbUrl, args: MonitorArgs) -> Result<ExitCode> {
     watch_signals(stop.clone())?;
     let live = style.terminal && !args.json;
     let mut view = live.then(|| LiveView::new(style.color));
-    let mut db = Some(db);
+    // Not connected yet: the first tick connects, so a monitor started before its database
+    // (a service at boot) waits for it with the same backoff as after an outage.
+    let mut conn: Option<(Db, Clock)> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let now = clock.refreshed();
         let outcome = {
             let result = async {
-                if db.is_none() {
-                    db = Some(Db::open(url).await?);
-                }
-                let conn = db.as_ref().expect("connected above");
-                tick(conn, &now).await
+                let (db, shared) = match conn.take() {
+                    Some(c) => c,
+                    None => connect(url, clock).await?,
+                };
+                let t = tick(&db, &shared.refreshed()).await;
+                conn = Some((db, shared));
+                t
             };
             // A signal during a tick gives it a moment to finish, so an alert it commits is also
             // written to the file; a tick stuck on the database is abandoned (nothing committed).
@@ -329,9 +343,14 @@ pub async fn run(app: App, url: &DbUrl, args: MonitorArgs) -> Result<ExitCode> {
                 }
                 Duration::from_secs(args.interval)
             }
+            // bad input (a TOKENCTL_TZ that contradicts the database's zone) does not get
+            // better by waiting: exit 2 as every other command does
+            Err(e) if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) => {
+                return Err(e);
+            }
             Err(e) => {
-                // a database that went away (restart, lock): report, reconnect later
-                db = None;
+                // a database not up yet or gone away (restart, lock): report, reconnect later
+                conn = None;
                 let wait = backoff;
                 eprintln!(
                     "tokenctl: monitor: {}; retrying in {} s",

@@ -58,9 +58,12 @@ fn with_database(admin: &str, db: &str) -> String {
 }
 
 fn pg_admin(sql: &str) {
-    let admin = admin_url();
+    pg_admin_at(&admin_url(), sql)
+}
+
+fn pg_admin_at(admin: &str, sql: &str) {
     runtime().block_on(async {
-        let mut c = sqlx::PgConnection::connect(&admin)
+        let mut c = sqlx::PgConnection::connect(admin)
             .await
             .unwrap_or_else(|e| {
                 panic!(
@@ -100,6 +103,18 @@ impl Env {
             dir,
             now: NOW.to_string(),
             pg_database,
+        }
+    }
+
+    /// An environment on a database the test manages itself (one in its own `Cluster`):
+    /// nothing is created here, nor dropped afterwards.
+    pub fn on_url(backend: Backend, url: &str) -> Env {
+        Env {
+            backend,
+            url: url.to_string(),
+            dir: tempfile::tempdir().unwrap(),
+            now: NOW.to_string(),
+            pg_database: None,
         }
     }
 
@@ -268,6 +283,161 @@ impl Drop for Env {
             pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
+}
+
+/// A PostgreSQL cluster of one test's own, made with initdb and pg_ctl as scripts/test.sh makes
+/// one when it finds no server: for what the shared server cannot show, such as a command
+/// started while PostgreSQL is down. `new` leaves it stopped, on a free port; dropping it stops
+/// it and deletes its folder, also when the test fails.
+pub struct Cluster {
+    pub port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    /// initdb refuses to run as root: as root, the cluster runs as the postgres system user
+    as_postgres: bool,
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        let bin = postgres_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("tokenctl-pg.")
+            .tempdir()
+            .unwrap();
+        let as_postgres = is_root();
+        if as_postgres {
+            run_ok(Command::new("chown").arg("postgres").arg(dir.path()));
+        }
+        let cluster = Cluster {
+            port: free_port(),
+            bin,
+            dir,
+            as_postgres,
+        };
+        run_ok(cluster.tool("initdb").arg("-D").arg(cluster.data()).args([
+            "--auth=trust",
+            "--username=postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]));
+        cluster
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let exe = self.bin.join(name);
+        let mut c = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        run_ok(
+            self.tool("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.path().join("log"))
+                .args(["-w", "-o", &options, "start"]),
+        );
+    }
+
+    pub fn create_database(&self, name: &str) {
+        pg_admin_at(&self.url("postgres"), &format!("CREATE DATABASE {name}"));
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // nothing in a throwaway cluster needs a clean shutdown; a cluster never started
+        // makes pg_ctl fail, which is fine
+        let _ = self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The newest installed server's bin folder (Debian keeps them in /usr/lib/postgresql/N/bin),
+/// else where pg_config says.
+fn postgres_bin() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    if let Some((_, bin)) = found.pop() {
+        return bin;
+    }
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    match from_pg_config {
+        Some(bin) if bin.join("initdb").exists() => bin,
+        _ => panic!(
+            "this test starts its own PostgreSQL and needs initdb and pg_ctl \
+             (Debian: apt-get install postgresql)"
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// A port nothing listens on now (the OS picks it; taken back at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn exists(p: &Path) -> bool {
