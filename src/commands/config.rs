@@ -33,7 +33,11 @@ pub async fn shared_clock(db: &Db, clock: Clock) -> Result<Clock> {
             "this host's clock is {:.1} s {} the database server's; tokenctl uses the database's, \
              but fix this host's clock (NTP) before it misleads anything else",
             skew.num_milliseconds().abs() as f64 / 1000.0,
-            if skew > chrono::Duration::zero() { "ahead of" } else { "behind" }
+            if skew > chrono::Duration::zero() {
+                "ahead of"
+            } else {
+                "behind"
+            }
         ));
     }
     let Some(stored) = db.timezone().await? else {

@@ -561,7 +561,8 @@ pub async fn monthly_reset<S: Store>(
     let initialized_count = s.init_month(&month, clock.now).await?;
     let taken = s.take_months_before(&month).await?;
     for row in &taken {
-        s.archive_row(row, ArchiveReason::Monthly, clock.now).await?;
+        s.archive_row(row, ArchiveReason::Monthly, clock.now)
+            .await?;
     }
     let (_, global) = limits_for(s, "").await?;
     let mut closing: Vec<String> = taken.iter().map(|r| r.month.clone()).collect();
@@ -687,11 +688,21 @@ mod tests {
             ..MonthRow::default()
         };
         let usage = MonthUsage {
-            rows: vec![row("a", i64::MAX - 5, 0), row("b", i64::MAX - 5, 3), row("c", 10, 4)],
+            rows: vec![
+                row("a", i64::MAX - 5, 0),
+                row("b", i64::MAX - 5, 3),
+                row("c", 10, 4),
+            ],
             closed: None,
         };
         assert_eq!(usage.counter(None).used, i64::MAX);
-        assert_eq!(usage.counter(Some("c")), Counter { used: 10, reserved: 4 });
+        assert_eq!(
+            usage.counter(Some("c")),
+            Counter {
+                used: 10,
+                reserved: 4
+            }
+        );
         assert_eq!(usage.counter(None).reserved, 7);
     }
 }

@@ -429,7 +429,8 @@ pub struct MonthRow {
 
 /// The counts of a `token_usage` (or archive) row as text, whatever the column types of a
 /// table adopted from the existing backend: `domain::count` reads them by one rule.
-const USAGE_TEXT_COLUMNS: &str = "ai_type, month_year, CAST(monthly_limit AS TEXT) AS monthly_limit,
+const USAGE_TEXT_COLUMNS: &str =
+    "ai_type, month_year, CAST(monthly_limit AS TEXT) AS monthly_limit,
     CAST(tokens_in AS TEXT) AS tokens_in, CAST(tokens_out AS TEXT) AS tokens_out,
     CAST(total_tokens AS TEXT) AS total_tokens, CAST(request_count AS TEXT) AS request_count,
     CAST(cost_usd AS TEXT) AS cost_usd, COALESCE(CAST(status AS TEXT), 'active') AS status";
@@ -601,7 +602,12 @@ pub trait Store {
     /// The closure of `month`, or of a later month (closing a month closes every one before).
     async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>>;
     /// Marks months closed (those already marked stay as they were).
-    async fn close_months(&mut self, months: &[String], global_limit: i64, at: DateTime<Utc>) -> Result<()>;
+    async fn close_months(
+        &mut self,
+        months: &[String],
+        global_limit: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     async fn set_month_level(
         &mut self,
         ai_type: &str,
@@ -654,12 +660,22 @@ pub trait Store {
     async fn take_months_before(&mut self, month: &str) -> Result<Vec<MonthRow>>;
     /// Writes a row to the archive. `Monthly`: a month has one such row per AI type (a unique
     /// key), so archiving a month again adds to it instead of leaving a fragment.
-    async fn archive_row(&mut self, row: &MonthRow, reason: ArchiveReason, at: DateTime<Utc>) -> Result<()>;
+    async fn archive_row(
+        &mut self,
+        row: &MonthRow,
+        reason: ArchiveReason,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Keeps the existing backend from changing `month`'s rows until the transaction ends.
     async fn lock_month_rows(&mut self, month: &str, ai_type: Option<&str>) -> Result<()>;
     /// Zeroes `month` for one AI type or all: counters, holds, day and hour windows, request
     /// starts, level.
-    async fn clear_month(&mut self, month: &str, ai_type: Option<&str>, at: DateTime<Utc>) -> Result<()>;
+    async fn clear_month(
+        &mut self,
+        month: &str,
+        ai_type: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     async fn archive_rows(
         &mut self,
         ai_type: Option<&str>,
@@ -865,9 +881,20 @@ mod tests {
             ],
         );
         let a = &rows[0];
-        assert_eq!((a.ai_type.as_str(), a.total_tokens, a.request_count), ("a", 10_800, 2));
-        assert_eq!(a.monthly_limit, Some(10_000), "the archived month's own limit");
-        assert_eq!(rows.len(), 2, "a manual reset's archive row is not the month's usage");
+        assert_eq!(
+            (a.ai_type.as_str(), a.total_tokens, a.request_count),
+            ("a", 10_800, 2)
+        );
+        assert_eq!(
+            a.monthly_limit,
+            Some(10_000),
+            "the archived month's own limit"
+        );
+        assert_eq!(
+            rows.len(),
+            2,
+            "a manual reset's archive row is not the month's usage"
+        );
     }
 
     #[test]

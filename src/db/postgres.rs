@@ -12,10 +12,10 @@ use super::{
     USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
 };
 use crate::domain::alert::AlertDraft;
+use crate::domain::level::percentage;
 use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::domain::level::percentage;
 use crate::domain::{Counter, Level, Periods, Snapshot};
 
 fn limit_row(row: &sqlx::postgres::PgRow) -> Result<LimitRow> {
@@ -525,7 +525,12 @@ impl Store for PgConnection {
         .transpose()
     }
 
-    async fn close_months(&mut self, months: &[String], global_limit: i64, at: DateTime<Utc>) -> Result<()> {
+    async fn close_months(
+        &mut self,
+        months: &[String],
+        global_limit: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO token_closed_months (month_year, global_limit, closed_at)
              SELECT m, $2, $3 FROM UNNEST($1::TEXT[]) AS m
@@ -775,7 +780,12 @@ impl Store for PgConnection {
         rows.iter().map(usage_row).collect()
     }
 
-    async fn archive_row(&mut self, row: &MonthRow, reason: ArchiveReason, at: DateTime<Utc>) -> Result<()> {
+    async fn archive_row(
+        &mut self,
+        row: &MonthRow,
+        reason: ArchiveReason,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO token_usage_archive AS a (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
                  request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason)
@@ -825,7 +835,12 @@ impl Store for PgConnection {
         Ok(())
     }
 
-    async fn clear_month(&mut self, month: &str, ai_type: Option<&str>, at: DateTime<Utc>) -> Result<()> {
+    async fn clear_month(
+        &mut self,
+        month: &str,
+        ai_type: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         for sql in [
             "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
                  status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = $3
@@ -890,7 +905,13 @@ impl Store for PgConnection {
         .await
         .context("cannot read the archive")?;
         rows.iter()
-            .map(|r| Ok(ArchiveRow::new(usage_row(r)?, r.try_get("archived_at")?, r.try_get("reason")?)))
+            .map(|r| {
+                Ok(ArchiveRow::new(
+                    usage_row(r)?,
+                    r.try_get("archived_at")?,
+                    r.try_get("reason")?,
+                ))
+            })
             .collect()
     }
 

@@ -8,13 +8,14 @@ use sqlx::{Row, SqliteConnection};
 use super::{
     in_flight, level_rank, AlertFilter, AlertRow, ArchiveReason, ArchiveRow, ClosedMonth, Hold,
     HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation,
-    Store, UsageDelta, UsageRowText, WindowRow, LEVEL_RANK, USAGE_TEXT_COLUMNS, USAGE_RESERVED_TEXT, ARCHIVE_RESERVED_TEXT,
+    Store, UsageDelta, UsageRowText, WindowRow, ARCHIVE_RESERVED_TEXT, LEVEL_RANK,
+    USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
 };
 use crate::domain::alert::AlertDraft;
+use crate::domain::level::percentage;
 use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::domain::level::percentage;
 use crate::domain::{Counter, Level, Periods, Snapshot};
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -539,7 +540,12 @@ impl Store for SqliteConnection {
         .transpose()
     }
 
-    async fn close_months(&mut self, months: &[String], global_limit: i64, at: DateTime<Utc>) -> Result<()> {
+    async fn close_months(
+        &mut self,
+        months: &[String],
+        global_limit: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         for month in months {
             sqlx::query(
                 "INSERT INTO token_closed_months (month_year, global_limit, closed_at) VALUES (?1, ?2, ?3)
@@ -804,7 +810,12 @@ impl Store for SqliteConnection {
         rows.iter().map(usage_row).collect()
     }
 
-    async fn archive_row(&mut self, row: &MonthRow, reason: ArchiveReason, at: DateTime<Utc>) -> Result<()> {
+    async fn archive_row(
+        &mut self,
+        row: &MonthRow,
+        reason: ArchiveReason,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO token_usage_archive (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
                  request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason)
@@ -846,7 +857,12 @@ impl Store for SqliteConnection {
         Ok(())
     }
 
-    async fn clear_month(&mut self, month: &str, ai_type: Option<&str>, at: DateTime<Utc>) -> Result<()> {
+    async fn clear_month(
+        &mut self,
+        month: &str,
+        ai_type: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         for sql in [
             "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
                  status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = ?3

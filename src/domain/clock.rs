@@ -253,11 +253,19 @@ mod tests {
         assert_eq!(c.host_skew(), Some(Duration::minutes(-15)));
         // re-read later: the host's clock plus the offset
         let later = c.refreshed();
-        assert!((later.now - (Utc::now() + Duration::minutes(15))).num_seconds().abs() <= 1);
+        assert!(
+            (later.now - (Utc::now() + Duration::minutes(15)))
+                .num_seconds()
+                .abs()
+                <= 1
+        );
         // TOKENCTL_NOW wins over every clock
         let pinned = Clock::new(Some("2026-11-23T10:00:00Z"), None).unwrap();
         let p = pinned.synced(Some(db), host);
-        assert_eq!((p.now, p.source, p.host_skew()), (pinned.now, ClockSource::Pinned, None));
+        assert_eq!(
+            (p.now, p.source, p.host_skew()),
+            (pinned.now, ClockSource::Pinned, None)
+        );
         // SQLite: no server clock, the host's is read again
         let h = Clock::new(None, None).unwrap().synced(None, host);
         assert_eq!((h.source, h.host_skew()), (ClockSource::Host, None));
