@@ -1,7 +1,9 @@
 //! Where output goes and how it looks: colour only on a terminal (or when asked), one JSON
 //! document per `--json` command, tables drawn with comfy-table.
 
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::io::{ErrorKind, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
@@ -82,10 +84,40 @@ impl Style {
 
 /// Prints `value` as the one JSON document of this command.
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).context("cannot write JSON")?;
-    writeln!(out).context("cannot write to stdout")?;
+    let mut text = serde_json::to_string_pretty(value).context("cannot write JSON")?;
+    text.push('\n');
+    write_stdout(format_args!("{text}"));
     Ok(())
+}
+
+/// `print!` that never panics. A reader that went away (`tokenctl status | head -3`) ends the
+/// output quietly, as cargo and rg do: the command still finishes what it was doing and keeps
+/// its exit code (`check` still exits 3 when denied).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that never panics (see `out!`).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+pub fn write_stdout(args: fmt::Arguments<'_>) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|_| out.flush()) {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != ErrorKind::BrokenPipe {
+            eprintln!("tokenctl: error: cannot write to standard output: {e}");
+        }
+    }
 }
 
 pub fn warn(message: &str) {

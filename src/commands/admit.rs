@@ -97,7 +97,7 @@ pub async fn check(app: &App, req: Request) -> Result<ExitCode> {
     if req.json {
         print_json(&decision)?;
     } else {
-        println!("{}", decision_line(&decision));
+        crate::outln!("{}", decision_line(&decision));
     }
     Ok(exit_for(&decision))
 }
@@ -113,14 +113,14 @@ pub async fn reserve(app: &App, req: Request, ttl: Duration) -> Result<ExitCode>
     if req.json {
         print_json(&reserved)?;
     } else if let (Some(id), Some(expires)) = (&reserved.reservation_id, reserved.expires_at) {
-        println!(
+        crate::outln!(
             "reserved {} tokens for {}: {id} (expires {})",
             thousands(req.estimated_tokens),
             req.ai_type,
             expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
     } else {
-        println!("{}", decision_line(&reserved.decision));
+        crate::outln!("{}", decision_line(&reserved.decision));
     }
     Ok(exit_for(&reserved.decision))
 }
@@ -130,7 +130,7 @@ pub async fn release(app: &App, id: &str, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&released)?;
     } else {
-        println!("{id}: {}", released.message);
+        crate::outln!("{id}: {}", released.message);
     }
     Ok(ExitCode::SUCCESS)
 }

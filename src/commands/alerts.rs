@@ -44,7 +44,7 @@ pub async fn run(app: &App, args: AlertsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if alerts.is_empty() {
-        println!("No alerts.");
+        crate::outln!("No alerts.");
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = app.style.table();
@@ -76,7 +76,7 @@ pub async fn run(app: &App, args: AlertsArgs) -> Result<ExitCode> {
             Cell::new(&a.message),
         ]);
     }
-    println!("{table}");
+    crate::outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,7 +162,7 @@ async fn active(app: &App, filter: &AlertFilter, json: bool) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     if out.is_empty() {
-        println!(
+        crate::outln!(
             "Nothing active: every AI type, and the total, is below 80% of its limit in {}.",
             periods.month
         );
@@ -201,6 +201,6 @@ async fn active(app: &App, filter: &AlertFilter, json: bool) -> Result<ExitCode>
             Cell::new(&a.recommended_action),
         ]);
     }
-    println!("{table}");
+    crate::outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }

@@ -26,7 +26,7 @@ pub async fn run(app: &App, args: ArchiveArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!(
+        crate::outln!(
             "The archive is empty{}.",
             if args.ai_type.is_some() || args.month.is_some() {
                 " for that selection"
@@ -65,6 +65,6 @@ pub async fn run(app: &App, args: ArchiveArgs) -> Result<ExitCode> {
             ),
         ]);
     }
-    println!("{table}");
+    crate::outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }

@@ -89,9 +89,11 @@ pub async fn show(app: &App, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&r)?;
     } else {
-        println!(
+        crate::outln!(
             "timezone: {} ({}); the current month there is {}",
-            r.timezone, r.timezone_source, r.current_month
+            r.timezone,
+            r.timezone_source,
+            r.current_month
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -111,7 +113,7 @@ pub async fn set(app: &App, args: ConfigSetArgs) -> Result<ExitCode> {
             current_month: month,
         })?;
     } else {
-        println!(
+        crate::outln!(
             "timezone set to {} for every host; the current month there is {month}",
             tz.name()
         );

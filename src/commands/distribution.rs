@@ -339,9 +339,9 @@ fn print_chart(app: &App, r: &Distribution) {
     use owo_colors::OwoColorize;
     let who = r.ai_type.clone().unwrap_or_else(|| "all AI types".into());
     let m = &r.monthly_distribution;
-    println!("Usage per day, {} ({who})", r.month);
+    crate::outln!("Usage per day, {} ({who})", r.month);
     if m.daily_usage_data.is_empty() {
-        println!("  no usage recorded");
+        crate::outln!("  no usage recorded");
     }
     let limit = r.rate_limiting_status.daily_limit;
     let scale = m.max_daily_usage.max(1);
@@ -352,7 +352,7 @@ fn print_chart(app: &App, r: &Distribution) {
         } else {
             b
         };
-        println!(
+        crate::outln!(
             "  {}  {:<41}{:>9} tokens {:>6} req",
             d.date,
             b,
@@ -360,7 +360,7 @@ fn print_chart(app: &App, r: &Distribution) {
             thousands(d.requests)
         );
     }
-    println!(
+    crate::outln!(
         "  total {}, {} day(s) with usage, average {:.0}, max {}, min {}, spread {:.2}% (0 = even, 100 = all on one day); daily limit {}",
         thousands(m.total_tokens),
         m.days_with_usage,
@@ -371,7 +371,7 @@ fn print_chart(app: &App, r: &Distribution) {
         thousands(limit)
     );
     let d = &r.daily_distribution;
-    println!("Usage per hour, {} ({who})", d.date);
+    crate::outln!("Usage per hour, {} ({who})", d.date);
     let hmax = d
         .hourly_usage_data
         .iter()
@@ -381,7 +381,7 @@ fn print_chart(app: &App, r: &Distribution) {
         .max(r.rate_limiting_status.hourly_limit)
         .max(1);
     for h in &d.hourly_usage_data {
-        println!(
+        crate::outln!(
             "  {:02}:00  {:<41}{:>9} tokens {:>6} req",
             h.hour,
             bar(h.tokens, hmax, 40),
@@ -389,7 +389,7 @@ fn print_chart(app: &App, r: &Distribution) {
             thousands(h.requests)
         );
     }
-    println!(
+    crate::outln!(
         "  total {}, {} hour(s) with usage, average {:.0}",
         thousands(d.total_tokens),
         d.hours_with_usage,
@@ -397,7 +397,7 @@ fn print_chart(app: &App, r: &Distribution) {
     );
     let s = &r.rate_limiting_status;
     let off = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "off".into());
-    println!(
+    crate::outln!(
         "Rate limits: rpm {}, rpd {}, cooldown {}, in flight {} of {}, pacing {}",
         off(s.rpm),
         off(s.rpd),
@@ -414,7 +414,7 @@ fn print_chart(app: &App, r: &Distribution) {
         }
     );
     for (ai, at) in &s.last_ai_requests {
-        println!(
+        crate::outln!(
             "  last request of {ai}: {}",
             at.with_timezone(&app.clock.tz).format("%Y-%m-%d %H:%M:%S")
         );

@@ -118,7 +118,7 @@ pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
             LimitScope::Global => "the global total".to_string(),
             LimitScope::AiType(a) => a.clone(),
         };
-        println!("updated limits for {who}");
+        crate::outln!("updated limits for {who}");
     }
     print(app, &report, args.json)
 }
@@ -185,9 +185,9 @@ fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
         right(off(g.max_concurrent)),
         Cell::new(if g.pacing { "on" } else { "off" }),
     ]);
-    println!("{table}");
+    crate::outln!("{table}");
     let t = &report.default_thresholds;
-    println!(
+    crate::outln!(
         "Levels of the enforced monthly limit: warning {}% ({}), critical {}% ({}), emergency {}% ({}: every request denied)",
         t.warning_percent,
         thousands(t.warning_tokens),

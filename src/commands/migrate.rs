@@ -27,10 +27,10 @@ pub async fn run(db: &Db, url: &DbUrl, args: &MigrateArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&report)?;
     } else if report.applied.is_empty() {
-        println!("{}: schema is up to date", report.database);
+        crate::outln!("{}: schema is up to date", report.database);
     } else {
         let list: Vec<String> = report.applied.iter().map(|v| v.to_string()).collect();
-        println!(
+        crate::outln!(
             "{}: applied migration(s) {}",
             report.database,
             list.join(", ")

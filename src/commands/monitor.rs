@@ -397,15 +397,15 @@ fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>
     }
     if args.json {
         match serde_json::to_string(t) {
-            Ok(line) => println!("{line}"),
+            Ok(line) => crate::outln!("{line}"),
             Err(e) => eprintln!("tokenctl: monitor: cannot encode the tick: {e}"),
         }
     } else if let (true, Some(v)) = (live, view) {
         v.show(t);
     } else {
-        println!("{}", plain_line(t));
+        crate::outln!("{}", plain_line(t));
         for a in &t.new_alerts {
-            println!("ALERT {}", a.message);
+            crate::outln!("ALERT {}", a.message);
         }
     }
     let _ = std::io::stdout().flush();

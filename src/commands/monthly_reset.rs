@@ -56,7 +56,7 @@ pub async fn run(app: &App, args: MonthlyResetArgs) -> Result<ExitCode> {
         } else {
             "pruned"
         };
-        println!(
+        crate::outln!(
             "{verb} {} log rows from before {}",
             thousands(n as i64),
             cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -107,13 +107,14 @@ fn print_reset(r: &MonthlyReset) {
         "archived"
     };
     if r.archived_months.is_empty() {
-        println!(
+        crate::outln!(
             "{}: nothing to archive: no month before {} is left in token_usage",
-            r.month, r.month
+            r.month,
+            r.month
         );
     }
     for m in &r.archived_months {
-        println!(
+        crate::outln!(
             "{verb} {}: {} AI type(s), {} tokens",
             m.month_year,
             m.ai_types,
@@ -121,11 +122,12 @@ fn print_reset(r: &MonthlyReset) {
         );
     }
     let init = if r.dry_run { "would start" } else { "started" };
-    println!(
+    crate::outln!(
         "{init} {} with {} new AI type row(s)",
-        r.month, r.initialized_count
+        r.month,
+        r.initialized_count
     );
     if r.dry_run {
-        println!("dry run: nothing was changed");
+        crate::outln!("dry run: nothing was changed");
     }
 }

@@ -28,7 +28,7 @@ pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
         .set_price(model, args.input_per_mtok, args.output_per_mtok, &app.clock)
         .await?;
     if !args.json {
-        println!(
+        crate::outln!(
             "{model}: ${} per million input tokens, ${} per million output tokens (stored in the database)",
             args.input_per_mtok, args.output_per_mtok
         );
@@ -62,7 +62,7 @@ fn print(app: &App, prices: &PriceTable, json: bool) -> Result<ExitCode> {
             }),
         ]);
     }
-    println!("{table}");
-    println!("A model name also matches its dated variants (claude-sonnet-4-5-20250929 → claude-sonnet-4-5).");
+    crate::outln!("{table}");
+    crate::outln!("A model name also matches its dated variants (claude-sonnet-4-5-20250929 → claude-sonnet-4-5).");
     Ok(ExitCode::SUCCESS)
 }

@@ -50,7 +50,7 @@ pub async fn run(app: &App, input: RecordInput, json: bool) -> Result<ExitCode> 
     if json {
         print_json(&recorded)?;
     } else {
-        println!("{}", line(app, &recorded));
+        crate::outln!("{}", line(app, &recorded));
     }
     Ok(ExitCode::SUCCESS)
 }

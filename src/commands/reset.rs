@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use super::App;
 use crate::cli::ResetArgs;
 use crate::db::ledger::Reset;
+use crate::domain::count::saturating_sum;
 use crate::error::{UsageError, EXIT_FAILURE};
 use crate::output::{print_json, thousands};
 
@@ -34,7 +35,12 @@ pub async fn run(app: &App, args: ResetArgs) -> Result<ExitCode> {
             .db
             .reset(args.ai_type.as_deref(), &app.clock, true)
             .await?;
-        let total: i64 = preview.reset.iter().map(|r| r.total_tokens).sum();
+        if preview.reset.is_empty() {
+            // nothing to confirm: asking "clear 0 tokens?" would only confuse
+            print_text(&preview, &who(&args));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let total = saturating_sum(preview.reset.iter().map(|r| r.total_tokens));
         eprint!(
             "Reset {} for {}: archive and clear {} tokens in {} row(s), their day and hour windows and open reservations? [y/N] ",
             preview.month,
@@ -68,14 +74,14 @@ pub async fn run(app: &App, args: ResetArgs) -> Result<ExitCode> {
 fn print_text(r: &Reset, who: &str) {
     let verb = if r.dry_run { "would reset" } else { "reset" };
     if r.reset.is_empty() {
-        println!(
+        crate::outln!(
             "{}: nothing to reset for {who} (no usage recorded)",
             r.month
         );
         return;
     }
     for e in &r.reset {
-        println!(
+        crate::outln!(
             "{}: {verb} {}: {} tokens archived (manual) and cleared",
             r.month,
             e.ai_type,
@@ -83,6 +89,6 @@ fn print_text(r: &Reset, who: &str) {
         );
     }
     if r.dry_run {
-        println!("dry run: nothing was changed");
+        crate::outln!("dry run: nothing was changed");
     }
 }

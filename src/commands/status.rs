@@ -267,7 +267,7 @@ fn opt(n: Option<i64>) -> String {
 }
 
 fn print_table(app: &App, r: &StatusReport) {
-    println!(
+    crate::outln!(
         "Token usage for {} ({}){}",
         r.month,
         r.timezone,
@@ -278,7 +278,7 @@ fn print_table(app: &App, r: &StatusReport) {
         }
     );
     if r.ai_types.is_empty() {
-        println!("No usage recorded for {} yet.", r.month);
+        crate::outln!("No usage recorded for {} yet.", r.month);
     } else {
         let mut table = app.style.table();
         table.set_header(vec![
@@ -336,7 +336,7 @@ fn print_table(app: &App, r: &StatusReport) {
                 Cell::new(last),
             ]);
         }
-        println!("{table}");
+        crate::outln!("{table}");
     }
     let g = &r.global;
     let held = if g.reserved_tokens > 0 {
@@ -344,7 +344,7 @@ fn print_table(app: &App, r: &StatusReport) {
     } else {
         String::new()
     };
-    println!(
+    crate::outln!(
         "Global: {} of {} ({:.2}%), {} remaining{held}, level {}; today {}, this hour {}; ${:.4}",
         thousands(g.total_tokens),
         thousands(g.enforced_limit),
