@@ -124,6 +124,7 @@ pub struct ResetArgs {
     /// Report what would be reset; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -137,16 +138,20 @@ pub struct MonthlyResetArgs {
     /// (0 = before the current month), in batches
     #[arg(long, value_name = "MONTHS", value_parser = months_back, allow_negative_numbers = true)]
     pub prune_logs_older_than: Option<u32>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
+    /// Only this AI type
     #[arg(long, value_name = "A", value_parser = ai_type)]
     pub ai_type: Option<String>,
+    /// Only this month (YYYY-MM)
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
     pub month: Option<String>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -241,6 +246,7 @@ pub struct DistributionArgs {
     /// Only this AI type (default: all AI types together)
     #[arg(long, value_name = "A", value_parser = ai_type)]
     pub ai_type: Option<String>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -259,6 +265,7 @@ pub struct AlertsArgs {
     /// Each AI type's current level where it is not ok, with the alert that announced it
     #[arg(long)]
     pub active: bool,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -268,6 +275,7 @@ pub struct AlertsArgs {
 pub struct ConfigArgs {
     #[command(subcommand)]
     pub action: Option<ConfigAction>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -292,12 +300,14 @@ pub struct ConfigSetArgs {
     /// IANA time zone in which months, days and hours begin (UTC, Europe/Berlin, …)
     #[arg(long, value_name = "ZONE", value_parser = zone)]
     pub timezone: String,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
@@ -323,12 +333,8 @@ fn model(s: &str) -> Result<String, String> {
 fn usd(s: &str) -> Result<f64, String> {
     validate::usd_per_mtok(s)
 }
-fn text(s: &str) -> Result<String, String> {
-    if s.chars().count() > 1000 {
-        Err("value is longer than 1000 characters".into())
-    } else {
-        Ok(s.to_string())
-    }
+fn id(s: &str) -> Result<String, String> {
+    validate::id(s)
 }
 fn on_off(s: &str) -> Result<bool, String> {
     match s {
@@ -338,6 +344,9 @@ fn on_off(s: &str) -> Result<bool, String> {
     }
 }
 fn ttl(s: &str) -> Result<std::time::Duration, String> {
+    if s.starts_with('-') {
+        return Err(format!("ttl must not be negative, got '{s}'"));
+    }
     let d = humantime::parse_duration(s)
         .map_err(|e| format!("invalid duration '{s}': {e} (examples: 30s, 10m, 1h)"))?;
     if d.is_zero() || d > std::time::Duration::from_secs(7 * 24 * 3600) {
@@ -359,17 +368,21 @@ pub struct RecordArgs {
     /// Output (completion) tokens the request used
     #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
     pub tokens_out: i64,
-    /// Model name, for the cost (see `tokenctl prices`)
-    #[arg(long, value_name = "M", value_parser = text)]
+    /// Model name, for the cost (see `tokenctl prices`; at most 255 characters)
+    #[arg(long, value_name = "M", value_parser = id)]
     pub model: Option<String>,
-    /// Makes recording idempotent: a second record with the same id changes nothing
-    #[arg(long, value_name = "ID", value_parser = text)]
+    /// Makes recording idempotent: a second record with the same id changes nothing (at most
+    /// 255 characters: provider message ids and UUIDs fit)
+    #[arg(long, value_name = "ID", value_parser = id)]
     pub request_id: Option<String>,
-    #[arg(long, value_name = "U", value_parser = text)]
+    /// The user the request was made for (at most 255 characters)
+    #[arg(long, value_name = "U", value_parser = id)]
     pub user_id: Option<String>,
-    #[arg(long, value_name = "S", value_parser = text)]
+    /// The session or conversation it belongs to (at most 255 characters)
+    #[arg(long, value_name = "S", value_parser = id)]
     pub session_id: Option<String>,
-    #[arg(long, value_name = "T", value_parser = text)]
+    /// What kind of request it was, e.g. chat or summary (at most 255 characters)
+    #[arg(long, value_name = "T", value_parser = id)]
     pub request_type: Option<String>,
     /// How long the request took, in milliseconds
     #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
@@ -377,11 +390,12 @@ pub struct RecordArgs {
     /// The request failed (its tokens, if any, still count)
     #[arg(long)]
     pub failed: bool,
-    /// The error of a failed request
-    #[arg(long, value_name = "MSG", requires = "failed", value_parser = text)]
+    /// The error of a failed request (longer than 1,000 characters: cut, with a warning; the
+    /// usage is recorded all the same)
+    #[arg(long, value_name = "MSG", requires = "failed")]
     pub error: Option<String>,
     /// Settle this reservation: the real numbers replace its estimate
-    #[arg(long, value_name = "ID", value_parser = text)]
+    #[arg(long, value_name = "ID", value_parser = id)]
     pub reservation: Option<String>,
     /// Print one JSON document
     #[arg(long)]
@@ -422,15 +436,16 @@ pub struct ReserveArgs {
     #[command(flatten)]
     pub estimate: EstimateArgs,
     /// How long the hold lasts if neither settled nor released (30s, 10m, 1h; at most 7 days)
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ttl)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ttl, allow_hyphen_values = true)]
     pub ttl: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     /// The id `reserve` printed
-    #[arg(long, value_name = "ID", value_parser = text)]
+    #[arg(long, value_name = "ID", value_parser = id)]
     pub reservation: String,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -443,6 +458,7 @@ pub struct StatusArgs {
     /// Another month than the current one
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
     pub month: Option<String>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -452,6 +468,7 @@ pub struct StatusArgs {
 pub struct LimitsArgs {
     #[command(subcommand)]
     pub action: Option<LimitsAction>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -499,6 +516,7 @@ pub struct LimitsSetArgs {
     /// Pace usage evenly over the month: on or off
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub pacing: Option<bool>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -508,6 +526,7 @@ pub struct LimitsSetArgs {
 pub struct PricesArgs {
     #[command(subcommand)]
     pub action: Option<PricesAction>,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -524,17 +543,19 @@ pub struct PricesSetArgs {
     #[arg(long, value_name = "M", value_parser = model)]
     pub model: String,
     /// USD per million input tokens
-    #[arg(long, value_name = "USD", value_parser = usd)]
+    #[arg(long, value_name = "USD", value_parser = usd, allow_negative_numbers = true)]
     pub input_per_mtok: f64,
     /// USD per million output tokens
-    #[arg(long, value_name = "USD", value_parser = usd)]
+    #[arg(long, value_name = "USD", value_parser = usd, allow_negative_numbers = true)]
     pub output_per_mtok: f64,
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
+    /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
 }

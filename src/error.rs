@@ -30,6 +30,20 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
 }
 
 /// The whole error chain as one line: "context: cause: cause".
+/// A message as it may reach a terminal: control characters (an escape sequence typed into
+/// `--ai-type`, say) are shown escaped, never obeyed.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {

@@ -1,8 +1,11 @@
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 use tokenctl::cli::{one_line_clap_error, Cli};
-use tokenctl::error::{exit_code_for, one_line, redact, redact_urls, EXIT_FAILURE, EXIT_USAGE};
+use tokenctl::error::{
+    exit_code_for, one_line, printable, redact, redact_urls, EXIT_FAILURE, EXIT_USAGE,
+};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -12,15 +15,23 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // bare `tokenctl`: the usual help, as written, on stderr
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => {
-            eprintln!("tokenctl: error: {}", redact_urls(&one_line_clap_error(&e)));
+            eprintln!(
+                "tokenctl: error: {}",
+                printable(&redact_urls(&one_line_clap_error(&e)))
+            );
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let url = match tokenctl::commands::database_url(cli.database_url.as_deref()) {
         Ok(url) => url,
         Err(e) => {
-            eprintln!("tokenctl: error: {}", one_line(&e));
+            eprintln!("tokenctl: error: {}", printable(&one_line(&e)));
             return exit_code_for(&e);
         }
     };
@@ -42,7 +53,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tokenctl: error: {}", redact(&one_line(&e), &secrets));
+            eprintln!(
+                "tokenctl: error: {}",
+                printable(&redact(&one_line(&e), &secrets))
+            );
             exit_code_for(&e)
         }
     }

@@ -121,7 +121,7 @@ pub fn write_stdout(args: fmt::Arguments<'_>) {
 }
 
 pub fn warn(message: &str) {
-    eprintln!("tokenctl: warning: {message}");
+    eprintln!("tokenctl: warning: {}", crate::error::printable(message));
 }
 
 /// 1234567 → "1,234,567"

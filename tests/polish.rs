@@ -77,3 +77,230 @@ both!(a_closed_pipe_ends_the_command_quietly, |env| {
         rounds
     );
 });
+
+#[test]
+fn bare_tokenctl_prints_the_usual_help_and_exits_2() {
+    let env = Env::new(Backend::Sqlite);
+    let (out, err) = env.expect(2, &[]);
+    assert!(out.is_empty());
+    assert!(err.contains("\nUsage: tokenctl"), "{err}");
+    assert!(
+        err.lines().count() > 10,
+        "the help as written, not one line: {err}"
+    );
+    assert!(
+        !err.contains("***"),
+        "nothing mangled by the URL redactor: {err}"
+    );
+}
+
+both!(one_rule_for_numbers_and_names, |env| {
+    env.ok(&["migrate"]);
+    for bad in ["1_000", " 12", "12 ", "1,000", "1e3", "+12", "-1"] {
+        let (_, err) = env.expect(
+            2,
+            &[
+                "record",
+                "--ai-type",
+                "a",
+                "--tokens-in",
+                bad,
+                "--tokens-out",
+                "0",
+            ],
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    for blank in ["", "   ", " imperium", "imperium "] {
+        env.expect(
+            2,
+            &[
+                "record",
+                "--ai-type",
+                blank,
+                "--tokens-in",
+                "1",
+                "--tokens-out",
+                "0",
+            ],
+        );
+    }
+    let (_, err) = env.expect(
+        2,
+        &[
+            "check",
+            "--ai-type",
+            "\u{1b}[31mred\tx",
+            "--estimated-tokens",
+            "1",
+        ],
+    );
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\t'),
+        "control characters escaped: {err:?}"
+    );
+    let (_, err) = env.expect(
+        2,
+        &[
+            "reserve",
+            "--ai-type",
+            "a",
+            "--estimated-tokens",
+            "5",
+            "--ttl",
+            "-5m",
+        ],
+    );
+    assert!(err.contains("ttl must not be negative"), "{err}");
+    let (_, err) = env.expect(
+        2,
+        &[
+            "prices",
+            "set",
+            "--model",
+            "m",
+            "--input-per-mtok",
+            "-1",
+            "--output-per-mtok",
+            "1",
+        ],
+    );
+    assert!(err.contains("price must not be negative"), "{err}");
+    let long_id = "x".repeat(256);
+    let (_, err) = env.expect(
+        2,
+        &[
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "1",
+            "--tokens-out",
+            "0",
+            "--request-id",
+            &long_id,
+        ],
+    );
+    assert!(err.contains("at most 255"), "{err}");
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
+        0,
+        "nothing written"
+    );
+});
+
+both!(a_long_error_message_is_cut_and_the_usage_recorded, |env| {
+    let msg = "overloaded ".repeat(200);
+    let (_, err) = env.expect(
+        0,
+        &[
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "120",
+            "--tokens-out",
+            "0",
+            "--failed",
+            "--error",
+            &msg,
+        ],
+    );
+    assert!(err.contains("--error is 2,200 characters long"), "{err}");
+    assert_eq!(
+        env.scalar("SELECT total_tokens FROM token_usage WHERE ai_type = 'a'"),
+        120
+    );
+    assert_eq!(
+        env.scalar("SELECT CAST(LENGTH(error_message) AS BIGINT) FROM token_usage_logs"),
+        1000
+    );
+    // a real provider id and a UUID fit
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "a",
+        "--tokens-in",
+        "1",
+        "--tokens-out",
+        "0",
+        "--request-id",
+        "msg_01XFDUDYJgAACzvnptvVoYEL",
+    ]);
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "a",
+        "--tokens-in",
+        "1",
+        "--tokens-out",
+        "0",
+        "--request-id",
+        "0b8e6a3e-4f7c-4a57-9b9f-3f0c2b7f1a44",
+    ]);
+});
+
+#[test]
+fn an_unreadable_prompt_file_is_an_io_failure() {
+    let env = Env::new(Backend::Sqlite);
+    let missing = env.path("no-such-prompt.txt");
+    let (_, err) = env.expect(
+        1,
+        &[
+            "check",
+            "--ai-type",
+            "a",
+            "--prompt-file",
+            missing.to_str().unwrap(),
+            "--max-tokens",
+            "10",
+        ],
+    );
+    assert!(err.contains("cannot read the prompt"), "{err}");
+}
+
+#[test]
+fn every_flag_has_a_line_of_help() {
+    let env = Env::new(Backend::Sqlite);
+    for cmd in [
+        "record",
+        "check",
+        "reserve",
+        "release",
+        "status",
+        "limits",
+        "prices",
+        "reset",
+        "monthly-reset",
+        "archive",
+        "monitor",
+        "alerts",
+        "distribution",
+        "config",
+        "migrate",
+        "completions",
+    ] {
+        let help = env.ok(&[cmd, "--help"]);
+        let mut in_options = false;
+        for line in help.lines() {
+            if line.starts_with("Options:") || line.starts_with("Arguments:") {
+                in_options = true;
+                continue;
+            }
+            if line.trim().is_empty() {
+                in_options = false;
+            }
+            if in_options && line.trim_start().starts_with('-')
+                || in_options && line.starts_with("  <")
+            {
+                // "  --flag <V>  What it does": a flag alone on its line has no help
+                let words: Vec<&str> = line
+                    .split("  ")
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                assert!(words.len() >= 2, "{cmd}: no help for `{}`", line.trim());
+            }
+        }
+    }
+}

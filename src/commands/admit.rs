@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::Duration;
 
 use super::App;
@@ -21,7 +21,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn from_args(args: EstimateArgs) -> Result<Request, UsageError> {
+    pub fn from_args(args: EstimateArgs) -> Result<Request> {
         let estimated_tokens = match (
             args.estimated_tokens,
             args.prompt,
@@ -34,7 +34,8 @@ impl Request {
             _ => {
                 return Err(UsageError::new(
                     "give --estimated-tokens N, or --prompt/--prompt-file with --max-tokens N",
-                ))
+                )
+                .into())
             }
         };
         Ok(Request {
@@ -45,7 +46,8 @@ impl Request {
     }
 }
 
-fn read_prompt(path: &std::path::Path) -> Result<String, UsageError> {
+/// An unreadable prompt file is an I/O failure (exit 1), not bad input.
+fn read_prompt(path: &std::path::Path) -> Result<String> {
     let mut text = String::new();
     let result = if path.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
@@ -54,12 +56,7 @@ fn read_prompt(path: &std::path::Path) -> Result<String, UsageError> {
             .and_then(|mut f| f.read_to_string(&mut text))
             .map(|_| ())
     };
-    result.map_err(|e| {
-        UsageError::new(format!(
-            "cannot read the prompt from {}: {e}",
-            path.display()
-        ))
-    })?;
+    result.with_context(|| format!("cannot read the prompt from {}", path.display()))?;
     Ok(text)
 }
 

@@ -5,6 +5,7 @@ use anyhow::Result;
 use super::App;
 use crate::cli::RecordArgs;
 use crate::db::ledger::{RecordInput, Recorded};
+use crate::domain::validate::{truncated, MAX_FREE_TEXT_CHARS};
 use crate::output::{print_json, thousands, warn};
 
 pub fn input(args: RecordArgs) -> RecordInput {
@@ -19,7 +20,17 @@ pub fn input(args: RecordArgs) -> RecordInput {
         request_type: args.request_type,
         duration_ms: args.duration_ms,
         failed: args.failed,
-        error: args.error,
+        error: args.error.map(|e| {
+            let (kept, cut) = truncated(&e, MAX_FREE_TEXT_CHARS);
+            if cut {
+                warn(&format!(
+                    "--error is {} characters long: its first {} are recorded (the usage is recorded in full)",
+                    thousands(e.chars().count() as i64),
+                    thousands(MAX_FREE_TEXT_CHARS as i64)
+                ));
+            }
+            kept
+        }),
         reservation: args.reservation,
     }
 }

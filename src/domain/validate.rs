@@ -7,9 +7,21 @@ pub const MAX_AI_TYPE_CHARS: usize = 100;
 pub const MAX_TOKENS_PER_VALUE: i64 = 1_000_000_000;
 pub const MAX_LIMIT: i64 = 1_000_000_000_000_000;
 
+/// Identifiers (request, reservation, user and session ids) fit provider message ids, UUIDs
+/// and the like with room to spare.
+pub const MAX_ID_CHARS: usize = 255;
+/// Free text (an error message) longer than this is cut, never refused: the usage still counts.
+pub const MAX_FREE_TEXT_CHARS: usize = 1000;
+
 pub fn ai_type(value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        return Err("ai_type must not be empty".into());
+    if value.trim().is_empty() {
+        return Err("ai_type must not be empty or blank".into());
+    }
+    if value.trim() != value {
+        return Err(format!(
+            "ai_type '{value}' starts or ends with spaces: it would be another AI type than '{}'",
+            value.trim()
+        ));
     }
     let chars = value.chars().count();
     if chars > MAX_AI_TYPE_CHARS {
@@ -26,17 +38,18 @@ pub fn ai_type(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// One rule for every count: digits only (no sign, spaces, separators or exponent).
 fn whole_number(value: &str, what: &str, max: i64) -> Result<i64, String> {
-    let digits = value.trim().replace('_', "");
-    if let Some(rest) = digits.strip_prefix('-') {
-        if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!("{what} must not be negative, got '{value}'"));
-        }
+    let all_digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if value.strip_prefix('-').is_some_and(all_digits) {
+        return Err(format!("{what} must not be negative, got '{value}'"));
     }
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{what} must be a whole number, got '{value}'"));
+    if !all_digits(value) {
+        return Err(format!(
+            "{what} must be a whole number written with digits only (1000, not 1,000, 1_000 or 1e3), got '{value}'"
+        ));
     }
-    match digits.parse::<i64>() {
+    match value.parse::<i64>() {
         Ok(n) if n <= max => Ok(n),
         _ => Err(format!("{what} is too large: '{value}' (at most {max})")),
     }
@@ -80,7 +93,32 @@ pub fn model(value: &str) -> Result<String, String> {
     Ok(m)
 }
 
+/// An identifier: at most `MAX_ID_CHARS` characters, no control characters.
+pub fn id(value: &str) -> Result<String, String> {
+    let chars = value.chars().count();
+    if chars > MAX_ID_CHARS {
+        return Err(format!(
+            "an id is at most {MAX_ID_CHARS} characters; this one has {chars}"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("an id must not contain control characters".into());
+    }
+    Ok(value.to_string())
+}
+
+/// Free text cut to `max` characters; the second value says whether it was cut.
+pub fn truncated(value: &str, max: usize) -> (String, bool) {
+    match value.char_indices().nth(max) {
+        Some((at, _)) => (value[..at].to_string(), true),
+        None => (value.to_string(), false),
+    }
+}
+
 pub fn usd_per_mtok(value: &str) -> Result<f64, String> {
+    if value.trim().parse::<f64>().is_ok_and(|v| v < 0.0) {
+        return Err(format!("price must not be negative, got '{value}'"));
+    }
     match value.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=1_000_000.0).contains(&v) => Ok(v),
         _ => Err(format!(
@@ -102,12 +140,17 @@ mod tests {
         assert!(ai_type(&"a".repeat(100)).is_ok());
         assert!(ai_type(&"a".repeat(101)).is_err());
         assert!(ai_type(&"é".repeat(100)).is_ok(), "characters, not bytes");
+        assert!(ai_type("   ").unwrap_err().contains("blank"));
+        assert!(ai_type(" imperium").unwrap_err().contains("spaces"));
     }
 
     #[test]
     fn token_counts() {
         assert_eq!(tokens("1073"), Ok(1073));
-        assert_eq!(tokens("1_000"), Ok(1000));
+        assert!(tokens("1_000").is_err());
+        assert!(tokens(" 12").is_err());
+        assert!(tokens("1,000").is_err());
+        assert!(tokens("1e3").is_err());
         assert!(tokens("-5").unwrap_err().contains("negative"));
         assert!(tokens("ten").unwrap_err().contains("whole number"));
         assert!(tokens("1.5").unwrap_err().contains("whole number"));
@@ -115,11 +158,20 @@ mod tests {
             .unwrap_err()
             .contains("too large"));
         assert!(tokens("1000000001").unwrap_err().contains("too large"));
-        assert!(tokens("-1_000").unwrap_err().contains("negative"));
-        assert!(tokens("-_5").unwrap_err().contains("negative"));
+        assert!(tokens("-1_000").is_err());
+        assert!(tokens("-_5").is_err());
         assert!(tokens("+5").is_err());
         assert!(tokens("").is_err());
         assert!(tokens("_").is_err());
+    }
+
+    #[test]
+    fn ids_and_free_text() {
+        assert!(id(&"x".repeat(255)).is_ok());
+        assert!(id(&"x".repeat(256)).unwrap_err().contains("255"));
+        assert!(id("msg_01XFDUDYJgAACzvnptvVoYEL").is_ok());
+        assert_eq!(truncated("héllo", 2), ("hé".to_string(), true));
+        assert_eq!(truncated("ok", 1000), ("ok".to_string(), false));
     }
 
     #[test]
