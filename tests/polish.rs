@@ -290,9 +290,7 @@ fn every_flag_has_a_line_of_help() {
             if line.trim().is_empty() {
                 in_options = false;
             }
-            if in_options && line.trim_start().starts_with('-')
-                || in_options && line.starts_with("  <")
-            {
+            if in_options && (line.trim_start().starts_with('-') || line.starts_with("  <")) {
                 // "  --flag <V>  What it does": a flag alone on its line has no help
                 let words: Vec<&str> = line
                     .split("  ")
