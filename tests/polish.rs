@@ -302,3 +302,89 @@ fn every_flag_has_a_line_of_help() {
         }
     }
 }
+
+both!(status_of_an_unknown_ai_type_warns, |env| {
+    env.record("imperium", 10, 0);
+    let (out, err) = env.expect(0, &["status", "--ai-type", "imperum", "--json"]);
+    assert!(
+        err.contains("no AI type 'imperum'") && err.contains("known: imperium"),
+        "{err}"
+    );
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["ai_types"][0]["total_tokens"], 0);
+    let (_, err) = env.expect(0, &["status", "--ai-type", "imperium"]);
+    assert!(!err.contains("no AI type"), "{err}");
+});
+
+both!(a_reused_request_id_with_other_numbers_warns, |env| {
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "a",
+        "--tokens-in",
+        "10",
+        "--tokens-out",
+        "5",
+        "--request-id",
+        "r1",
+    ]);
+    let (_, err) = env.expect(
+        0,
+        &[
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "10",
+            "--tokens-out",
+            "5",
+            "--request-id",
+            "r1",
+        ],
+    );
+    assert!(err.is_empty(), "a plain retry is quiet: {err}");
+    let (out, err) = env.expect(
+        0,
+        &[
+            "record",
+            "--ai-type",
+            "b",
+            "--tokens-in",
+            "99",
+            "--tokens-out",
+            "0",
+            "--request-id",
+            "r1",
+            "--json",
+        ],
+    );
+    assert!(
+        err.contains(
+            "request id 'r1' was recorded before with other numbers (ai_type a, 10 in, 5 out)"
+        ),
+        "{err}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["duplicate"], true);
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM token_usage WHERE ai_type = 'b'"),
+        0
+    );
+});
+
+both!(
+    distribution_of_an_archived_month_says_its_detail_is_gone,
+    |env| {
+        env.at("2026-10-10T10:00:00Z").record("a", 100, 0);
+        env.at("2026-11-01T00:01:00Z").ok(&["monthly-reset"]);
+        let (out, err) = env.expect(0, &["distribution", "--month", "2026-10", "--json"]);
+        assert!(
+            err.contains("2026-10 was archived by monthly-reset"),
+            "{err}"
+        );
+        let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(d["month_archived"], true, "{d}");
+        let (_, err) = env.expect(0, &["distribution"]);
+        assert!(err.is_empty(), "{err}");
+    }
+);

@@ -15,7 +15,7 @@ use crate::db::ops::DistributionView;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{pacing, Clock, GlobalLimits, Limits};
 use crate::error::UsageError;
-use crate::output::{print_json, thousands};
+use crate::output::{print_json, thousands, warn};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DayUsage {
@@ -84,6 +84,9 @@ pub struct Distribution {
     pub monthly_distribution: MonthlyDistribution,
     pub daily_distribution: DailyDistribution,
     pub rate_limiting_status: RateLimitingStatus,
+    /// true when monthly-reset has archived the month: its per-day and per-hour detail went
+    /// with it (only its totals are kept: `status --month`)
+    pub month_archived: bool,
 }
 
 /// The Gini coefficient of `values` (0 = all equal, (n−1)/n = all in one): the mean absolute
@@ -309,6 +312,7 @@ pub fn build(
                 .cloned()
                 .collect(),
         },
+        month_archived: false,
     }
 }
 
@@ -316,7 +320,14 @@ pub async fn run(app: &App, args: DistributionArgs) -> Result<ExitCode> {
     let (month, day) = month_and_day(&args, &app.clock);
     let scope = args.ai_type.as_deref().unwrap_or(GLOBAL_SCOPE);
     let view = app.db.distribution_view(&month, scope, &app.clock).await?;
-    let report = build(&view, &month, &day, args.ai_type.as_deref(), &app.clock);
+    let mut report = build(&view, &month, &day, args.ai_type.as_deref(), &app.clock);
+    report.month_archived = view.month_closed;
+    if view.month_closed {
+        warn(&format!(
+            "{month} was archived by monthly-reset: its per-day and per-hour detail is gone with it \
+             (its totals: tokenctl status --month {month})"
+        ));
+    }
     if args.json {
         print_json(&report)?;
     } else {

@@ -254,6 +254,21 @@ pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     for w in view.rows.iter().flat_map(|r| &r.warnings) {
         warn(w);
     }
+    if let Some(one) = &args.ai_type {
+        let known = view.rows.iter().any(|r| &r.ai_type == one)
+            || view.limits.ai_types.iter().any(|(a, _)| a == one);
+        if !known {
+            let names: Vec<&str> = view.rows.iter().map(|r| r.ai_type.as_str()).collect();
+            warn(&format!(
+                "no AI type '{one}' in {month}: nothing recorded and no limits of its own{}",
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (known: {})", names.join(", "))
+                }
+            ));
+        }
+    }
     if args.json {
         print_json(&report)?;
     } else {

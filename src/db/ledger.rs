@@ -497,6 +497,27 @@ async fn duplicate<S: Store>(
 ) -> Result<Recorded> {
     let usage = month_usage(s, &first.month).await?;
     let month_total = usage.counter(Some(&first.ai_type)).used;
+    let mut warnings = usage.warnings();
+    if (first.ai_type.as_str(), first.tokens_in, first.tokens_out)
+        != (input.ai_type.as_str(), input.tokens_in, input.tokens_out)
+    {
+        // a reused id, not a retry: say so, or the second request's usage vanishes unseen
+        warnings.push(format!(
+            "{} was recorded before with other numbers (ai_type {}, {} in, {} out); this call's \
+             (ai_type {}, {} in, {} out) were not recorded: use a new request id for a new request",
+            match (&input.request_id, &input.reservation) {
+                (Some(id), _) => format!("request id '{id}'"),
+                (None, Some(id)) => format!("reservation '{id}'"),
+                (None, None) => "this request".to_string(),
+            },
+            first.ai_type,
+            first.tokens_in,
+            first.tokens_out,
+            input.ai_type,
+            input.tokens_in,
+            input.tokens_out
+        ));
+    }
     Ok(Recorded {
         ai_type: first.ai_type,
         month: first.month,
@@ -516,7 +537,7 @@ async fn duplicate<S: Store>(
         reservation_found,
         success: !input.failed,
         month_closed: usage.closed.is_some(),
-        warnings: usage.warnings(),
+        warnings,
     })
 }
 

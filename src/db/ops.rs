@@ -257,6 +257,7 @@ impl Db {
     ) -> Result<DistributionView> {
         let periods = clock.periods();
         Ok(read_tx!(self, c => DistributionView {
+            month_closed: c.closed_month(month).await?.is_some(),
             windows: c.month_windows(month, scope).await?,
             limits: c.limit_rows(None).await?,
             last_starts: c.last_starts().await?,
@@ -280,4 +281,6 @@ pub struct DistributionView {
     pub last_starts: Vec<(String, DateTime<Utc>)>,
     /// the current counters (in flight, month usage) of the AI type, or of the total
     pub snapshot: crate::domain::Snapshot,
+    /// monthly-reset has archived the month: its windows are gone
+    pub month_closed: bool,
 }
