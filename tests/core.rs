@@ -653,8 +653,9 @@ both!(estimates_from_a_prompt, |env| {
     assert_eq!(i(&d["estimated_tokens"]), 1020);
     let (_, err) = env.expect(2, &["check", "--ai-type", "a", "--prompt", "hi"]);
     assert!(err.contains("--max-tokens"), "{err}");
+    // an I/O failure, not bad input: exit 1 (the spec's exit codes)
     let (_, err) = env.expect(
-        2,
+        1,
         &[
             "check",
             "--ai-type",

@@ -4,34 +4,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Env};
+use common::{grand_total, i, spawn, Backend, Env};
 use serde_json::Value;
-
-fn i(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-/// Sum of total_tokens over token_usage and token_usage_archive: what nothing may change
-/// but recording.
-fn grand_total(env: &Env) -> i64 {
-    env.scalar("SELECT CAST((SELECT COALESCE(SUM(total_tokens), 0) FROM token_usage) + (SELECT COALESCE(SUM(total_tokens), 0) FROM token_usage_archive) AS BIGINT)")
-}
 
 fn monthly_archive_rows(env: &Env, ai: &str, month: &str) -> i64 {
     env.scalar(&format!(
         "SELECT COUNT(*) FROM token_usage_archive WHERE ai_type = '{ai}' AND month_year = '{month}' AND reason = 'monthly'"
     ))
-}
-
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 // ---- 1. a closed month stays closed ----

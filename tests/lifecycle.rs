@@ -3,19 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 
-use common::{Backend, Env};
+use common::{grand_total, i, spawn, Backend, Env};
 use serde_json::Value;
-
-fn i(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-/// Sum of total_tokens over token_usage and token_usage_archive: what no reset may change.
-fn grand_total(env: &Env) -> i64 {
-    env.scalar("SELECT CAST((SELECT COALESCE(SUM(total_tokens), 0) FROM token_usage) + (SELECT COALESCE(SUM(total_tokens), 0) FROM token_usage_archive) AS BIGINT)")
-}
 
 both!(rollover_at_the_last_second_of_the_month, |env| {
     env.at("2026-11-30T23:59:59Z").record("imperium", 500, 0);
@@ -229,14 +220,6 @@ both!(prune_logs_in_batches, |env| {
     let (_, err) = nov.expect(2, &["monthly-reset", "--prune-logs-older-than", "-1"]);
     assert!(err.contains("months"), "{err}");
 });
-
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 both!(four_monthly_resets_at_once_archive_each_row_once, |env| {
     for m in ["2026-07", "2026-08", "2026-09", "2026-10"] {

@@ -440,6 +440,25 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
+/// An integer of a JSON document, or a panic that shows the value.
+pub fn i(v: &Value) -> i64 {
+    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// Sum of total_tokens over token_usage and token_usage_archive: what no reset may change.
+pub fn grand_total(env: &Env) -> i64 {
+    env.scalar("SELECT CAST((SELECT COALESCE(SUM(total_tokens), 0) FROM token_usage) + (SELECT COALESCE(SUM(total_tokens), 0) FROM token_usage_archive) AS BIGINT)")
+}
+
+/// Starts `tokenctl args` in the background, its output captured.
+pub fn spawn(env: &Env, args: &[&str]) -> std::process::Child {
+    env.cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
