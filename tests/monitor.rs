@@ -278,8 +278,9 @@ both!(a_dead_webhook_loses_nothing, |env| {
     isolate_global(&env);
     env.record("imperium", 112_000, 0);
     let file = env.path("alerts.jsonl");
+    // a sink that failed fails the cron run (exit 1); the alert is kept all the same
     let (out, err) = env.expect(
-        0,
+        1,
         &[
             "monitor",
             "--once",
@@ -289,7 +290,10 @@ both!(a_dead_webhook_loses_nothing, |env| {
             "http://127.0.0.1:9/down",
         ],
     );
-    assert!(err.contains("webhook failed after 3 attempts"), "{err}");
+    assert!(
+        err.contains("webhook http://127.0.0.1:9/*** failed after 3 attempts"),
+        "{err}"
+    );
     assert!(out.contains("ALERT WARNING: imperium"), "{out}");
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_alerts"), 1);
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1);
@@ -297,7 +301,7 @@ both!(a_dead_webhook_loses_nothing, |env| {
     env.record("imperium", 21_000, 0);
     let (url, _body) = webhook_server(500);
     let (_, err) = env.expect(
-        0,
+        1,
         &[
             "monitor",
             "--once",
@@ -307,7 +311,7 @@ both!(a_dead_webhook_loses_nothing, |env| {
             &url,
         ],
     );
-    assert!(err.contains("webhook failed"), "{err}");
+    assert!(err.contains("failed after 3 attempts (HTTP 500)"), "{err}");
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_alerts"), 2);
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 2);
 });

@@ -388,3 +388,56 @@ both!(
         assert!(err.is_empty(), "{err}");
     }
 );
+
+both!(
+    monitor_once_says_where_an_alert_went_and_keeps_webhook_paths_secret,
+    |env| {
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "a",
+            "--monthly",
+            "1000",
+            "--daily",
+            "1000",
+            "--hourly",
+            "1000",
+        ]);
+        env.record("a", 850, 0);
+        // an alerts file that cannot be written: the alert is in the database only, and cron hears of it
+        let (_, err) = env.expect(
+            1,
+            &["monitor", "--once", "--alerts-file", "/proc/nope/a.json"],
+        );
+        assert!(err.contains("in the database only"), "{err}");
+        assert!(!err.contains("and the alerts file"), "{err}");
+        assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_alerts"), 1);
+        // a webhook that is down: its path (Slack's token) never appears
+        env.record("a", 110, 0);
+        let file = env.path("alerts.jsonl");
+        let (_, err) = env.expect(
+            1,
+            &[
+                "monitor",
+                "--once",
+                "--alerts-file",
+                file.to_str().unwrap(),
+                "--webhook",
+                "http://127.0.0.1:9/services/T000/B000/s3cretT0ken",
+            ],
+        );
+        assert!(
+            err.contains("webhook http://127.0.0.1:9/*** failed"),
+            "{err}"
+        );
+        assert!(
+            err.contains("is in the database and the alerts file"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("s3cretT0ken") && !err.contains("/services/"),
+            "{err}"
+        );
+    }
+);

@@ -157,10 +157,25 @@ fn deliver(url: &str, body: &str) -> Result<(), String> {
         {
             Ok(_) => return Ok(()),
             Err(ureq::Error::Status(code, _)) => last = format!("HTTP {code}"),
-            Err(e) => last = e.to_string(),
+            // ureq's message quotes the URL, whose path is the secret (Slack's token)
+            Err(e) => last = e.to_string().replace(url, &webhook_shown(url)),
         }
     }
     Err(last)
+}
+
+/// A webhook URL as it may be shown: scheme and host only. Its path and query are a secret
+/// (Slack and others put the token there), like a database password.
+pub fn webhook_shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            // user info would be a secret too
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            format!("{scheme}://{host}/***")
+        }
+        None => "the webhook".to_string(),
+    }
 }
 
 fn plain_line(t: &Tick) -> String {
@@ -295,9 +310,15 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
         // cron runs it again soon and mails the failure: no waiting, exit 1 on one line
         let (db, clock) = connect(url, clock).await?;
         let t = tick(&db, &clock.refreshed()).await?;
-        publish(&t, &args, style.terminal, None);
-        deliver_all(&t, &args, None).await;
-        return Ok(ExitCode::SUCCESS);
+        let filed = publish(&t, &args, style.terminal, None);
+        let posted = deliver_all(&t, &args, None, filed).await;
+        // an alert a configured sink did not get is a failed run for cron (it is in the
+        // database either way, and `tokenctl alerts` shows it)
+        return Ok(if filed && posted {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(crate::error::EXIT_FAILURE)
+        });
     }
     let stop = Arc::new(Notify::new());
     watch_signals(stop.clone())?;
@@ -335,8 +356,8 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
         let wait = match outcome {
             Ok(t) => {
                 backoff = Duration::from_secs(1);
-                publish(&t, &args, live, view.as_mut());
-                let delivered = deliver_all(&t, &args, view.as_ref());
+                let filed = publish(&t, &args, live, view.as_mut());
+                let delivered = deliver_all(&t, &args, view.as_ref(), filed);
                 tokio::select! {
                     _ = delivered => {}
                     _ = stop.notified() => break,
@@ -390,11 +411,20 @@ async fn sleep_or_stop(wait: Duration, stop: &Notify, view: Option<&LiveView>) -
     }
 }
 
-fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>) {
+/// Shows the tick and appends its new alerts to the alerts file; false when the file could
+/// not take them.
+fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>) -> bool {
     // the database has the alerts already; the file comes next, whatever the webhook does
-    if let Err(e) = append_alerts(&args.alerts_file, &t.new_alerts) {
-        eprintln!("tokenctl: monitor: {}", one_line(&e));
-    }
+    let filed = match append_alerts(&args.alerts_file, &t.new_alerts) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!(
+                "tokenctl: monitor: {}; the alert(s) are in the database only (tokenctl alerts)",
+                one_line(&e)
+            );
+            false
+        }
+    };
     if args.json {
         match serde_json::to_string(t) {
             Ok(line) => crate::outln!("{line}"),
@@ -409,25 +439,32 @@ fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>
         }
     }
     let _ = std::io::stdout().flush();
+    filed
 }
 
-async fn deliver_all(t: &Tick, args: &MonitorArgs, view: Option<&LiveView>) {
+/// POSTs each new alert to the webhook; false when one did not get through. `filed`: whether
+/// the alerts file has them, for saying exactly where an undelivered alert is.
+async fn deliver_all(t: &Tick, args: &MonitorArgs, view: Option<&LiveView>, filed: bool) -> bool {
     let Some(url) = args.webhook.clone() else {
-        return;
+        return true;
     };
+    let mut all = true;
     for a in &t.new_alerts {
         let body = webhook_body(a);
-        let url = url.clone();
-        let result = tokio::task::spawn_blocking(move || deliver(&url, &body)).await;
+        let target = url.clone();
+        let result = tokio::task::spawn_blocking(move || deliver(&target, &body)).await;
         let failure = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
             Err(e) => Some(e.to_string()),
         };
         if let Some(e) = failure {
+            all = false;
             let line = format!(
-                "tokenctl: monitor: webhook failed after {WEBHOOK_ATTEMPTS} attempts ({e}); alert {} is in the database and the alerts file",
-                a.id
+                "tokenctl: monitor: webhook {} failed after {WEBHOOK_ATTEMPTS} attempts ({e}); alert {} is in the database{}",
+                webhook_shown(&url),
+                a.id,
+                if filed { " and the alerts file" } else { " only" }
             );
             match view {
                 Some(v) => {
@@ -437,4 +474,5 @@ async fn deliver_all(t: &Tick, args: &MonitorArgs, view: Option<&LiveView>) {
             }
         }
     }
+    all
 }
