@@ -477,6 +477,54 @@ pub struct LimitsArgs {
 pub enum LimitsAction {
     /// Change limits: for one AI type, globally, or (with neither) the default for every AI type
     Set(LimitsSetArgs),
+    /// Put limits back: an AI type's to the default, the default's and the global's to the
+    /// values tokenctl starts with (daily and hourly derived from the monthly again)
+    Unset(LimitsUnsetArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("fields").required(true).multiple(true)
+    .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing", "all"])))]
+pub struct LimitsUnsetArgs {
+    /// Put back this AI type's own values (it follows the default again)
+    #[arg(long, value_name = "A", value_parser = ai_type, conflicts_with = "global")]
+    pub ai_type: Option<String>,
+    /// Put back the limits on all AI types together
+    #[arg(long)]
+    pub global: bool,
+    /// The monthly limit
+    #[arg(long)]
+    pub monthly: bool,
+    /// The daily limit (derived from the monthly again)
+    #[arg(long)]
+    pub daily: bool,
+    /// The hourly limit (derived again)
+    #[arg(long)]
+    pub hourly: bool,
+    /// The per-request limit
+    #[arg(long)]
+    pub per_request: bool,
+    /// Requests per minute
+    #[arg(long)]
+    pub rpm: bool,
+    /// Requests per day
+    #[arg(long)]
+    pub rpd: bool,
+    /// The cooldown
+    #[arg(long)]
+    pub cooldown: bool,
+    /// Requests in flight
+    #[arg(long)]
+    pub max_concurrent: bool,
+    /// Pacing
+    #[arg(long)]
+    pub pacing: bool,
+    /// Every value of the AI type, the default or the global limits
+    #[arg(long)]
+    pub all: bool,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -535,6 +583,18 @@ pub struct PricesArgs {
 pub enum PricesAction {
     /// Set a model's price in the database (applies to every host, and to dated variants)
     Set(PricesSetArgs),
+    /// Remove a model's database price: its built-in price (if any) applies again
+    Unset(PricesUnsetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PricesUnsetArgs {
+    /// Model name
+    #[arg(long, value_name = "M", value_parser = model)]
+    pub model: String,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

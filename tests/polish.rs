@@ -441,3 +441,80 @@ both!(
         );
     }
 );
+
+both!(limits_and_prices_can_be_put_back, |env| {
+    env.ok(&[
+        "limits",
+        "set",
+        "--ai-type",
+        "imperium",
+        "--monthly",
+        "500000",
+        "--daily",
+        "12000",
+    ]);
+    let l = env.json(&["limits", "unset", "--ai-type", "imperium", "--daily"]);
+    let imp = &l["ai_types"][0];
+    assert_eq!(
+        (imp["monthly"].as_i64(), imp["daily"].as_i64()),
+        (Some(500_000), Some(35_000)),
+        "derived again: {imp}"
+    );
+    let l = env.json(&["limits", "unset", "--ai-type", "imperium", "--all"]);
+    assert_eq!(
+        l["ai_types"].as_array().unwrap().len(),
+        0,
+        "nothing of its own left: {l}"
+    );
+    env.ok(&[
+        "limits",
+        "set",
+        "--global",
+        "--max-concurrent",
+        "9",
+        "--monthly",
+        "1000000",
+    ]);
+    let l = env.json(&["limits", "unset", "--global", "--max-concurrent"]);
+    assert_eq!(
+        (
+            l["global"]["max_concurrent"].as_i64(),
+            l["global"]["monthly"].as_i64()
+        ),
+        (Some(2), Some(1_000_000)),
+        "{l}"
+    );
+    env.ok(&["limits", "set", "--rpm", "5"]);
+    let l = env.json(&["limits", "unset", "--all"]);
+    assert_eq!(l["default"]["rpm"].as_i64(), Some(42), "{l}");
+    env.expect(2, &["limits", "unset", "--ai-type", "imperium"]);
+
+    env.ok(&[
+        "prices",
+        "set",
+        "--model",
+        "gpt-4o",
+        "--input-per-mtok",
+        "9",
+        "--output-per-mtok",
+        "9",
+    ]);
+    let out = env.ok(&["prices", "unset", "--model", "gpt-4o"]);
+    assert!(
+        out.contains("database price removed") && out.contains("(built-in)"),
+        "{out}"
+    );
+    let p = env.json(&["prices"]);
+    let gpt = p["prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "gpt-4o")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (gpt["input_per_mtok"].as_f64(), gpt["source"].as_str()),
+        (Some(2.5), Some("builtin")),
+        "{gpt}"
+    );
+});

@@ -7,10 +7,10 @@ use comfy_table::{Cell, CellAlignment};
 use serde::Serialize;
 
 use super::App;
-use crate::cli::LimitsSetArgs;
+use crate::cli::{LimitsSetArgs, LimitsUnsetArgs};
 use crate::db::{LimitRows, LimitScope};
 use crate::domain::level::{Level, CRITICAL_PERCENT, EMERGENCY_PERCENT, WARNING_PERCENT};
-use crate::domain::limits::LimitRow;
+use crate::domain::limits::{LimitFields, LimitRow};
 use crate::domain::{GlobalLimits, Limits};
 use crate::output::{print_json, thousands, warn};
 
@@ -94,11 +94,7 @@ pub async fn show(app: &App, json: bool) -> Result<ExitCode> {
 }
 
 pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
-    let scope = match (&args.ai_type, args.global) {
-        (Some(a), _) => LimitScope::AiType(a.clone()),
-        (None, true) => LimitScope::Global,
-        (None, false) => LimitScope::Default,
-    };
+    let scope = scope_of(&args.ai_type, args.global);
     let changes = LimitRow {
         monthly: args.monthly,
         daily: args.daily,
@@ -113,12 +109,48 @@ pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
     let rows = app.db.set_limits(&scope, &changes, &app.clock).await?;
     let report = build(&rows);
     if !args.json {
-        let who = match &scope {
-            LimitScope::Default => "the default (every AI type without its own value)".to_string(),
-            LimitScope::Global => "the global total".to_string(),
-            LimitScope::AiType(a) => a.clone(),
+        crate::outln!("updated limits for {}", who(&scope));
+    }
+    print(app, &report, args.json)
+}
+
+fn scope_of(ai_type: &Option<String>, global: bool) -> LimitScope {
+    match (ai_type, global) {
+        (Some(a), _) => LimitScope::AiType(a.clone()),
+        (None, true) => LimitScope::Global,
+        (None, false) => LimitScope::Default,
+    }
+}
+
+fn who(scope: &LimitScope) -> String {
+    match scope {
+        LimitScope::Default => "the default (every AI type without its own value)".to_string(),
+        LimitScope::Global => "the global total".to_string(),
+        LimitScope::AiType(a) => a.clone(),
+    }
+}
+
+pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
+    let scope = scope_of(&args.ai_type, args.global);
+    let fields = LimitFields {
+        monthly: args.all || args.monthly,
+        daily: args.all || args.daily,
+        hourly: args.all || args.hourly,
+        per_request: args.all || args.per_request,
+        rpm: args.all || args.rpm,
+        rpd: args.all || args.rpd,
+        cooldown_seconds: args.all || args.cooldown,
+        max_concurrent: args.all || args.max_concurrent,
+        pacing: args.all || args.pacing,
+    };
+    let rows = app.db.unset_limits(&scope, fields, &app.clock).await?;
+    let report = build(&rows);
+    if !args.json {
+        let back_to = match scope {
+            LimitScope::AiType(_) => "the default's",
+            _ => "tokenctl's own defaults",
         };
-        crate::outln!("updated limits for {who}");
+        crate::outln!("put limits of {} back to {back_to}", who(&scope));
     }
     print(app, &report, args.json)
 }

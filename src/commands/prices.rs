@@ -7,8 +7,8 @@ use comfy_table::{Cell, CellAlignment};
 use serde::Serialize;
 
 use super::App;
-use crate::cli::PricesSetArgs;
-use crate::domain::prices::{Price, PriceTable};
+use crate::cli::{PricesSetArgs, PricesUnsetArgs};
+use crate::domain::prices::{Price, PriceSource, PriceTable};
 use crate::output::print_json;
 
 #[derive(Debug, Serialize)]
@@ -32,6 +32,32 @@ pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
             "{model}: ${} per million input tokens, ${} per million output tokens (stored in the database)",
             args.input_per_mtok, args.output_per_mtok
         );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print(app, &table, true)
+}
+
+pub async fn unset(app: &App, args: PricesUnsetArgs) -> Result<ExitCode> {
+    let model = args.model.as_str();
+    let (removed, table) = app.db.unset_price(model).await?;
+    if !args.json {
+        let now = match table.lookup(model) {
+            Some(p) => format!(
+                "${} / ${} per million input / output tokens ({})",
+                p.input_per_mtok,
+                p.output_per_mtok,
+                match p.source {
+                    PriceSource::Builtin => "built-in",
+                    PriceSource::Database => "database",
+                }
+            ),
+            None => "no price (its requests cost 0, with a warning)".to_string(),
+        };
+        if removed {
+            crate::outln!("{model}: database price removed; now {now}");
+        } else {
+            crate::outln!("{model}: had no database price; nothing changed; {now}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     print(app, &table, true)

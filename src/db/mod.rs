@@ -542,6 +542,16 @@ pub trait Store {
         changes: &LimitRow,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Writes a whole row of limits as given (None clears a value), or deletes the row when
+    /// `row` is None.
+    async fn replace_limits(
+        &mut self,
+        scope: &LimitScope,
+        row: Option<&LimitRow>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Removes a model's database price; false when it had none.
+    async fn delete_price(&mut self, model: &str) -> Result<bool>;
     /// The database server's clock, read now; None where the database has no clock of its own
     /// (SQLite runs in this process, on this host's clock).
     async fn server_now(&mut self) -> Result<Option<DateTime<Utc>>>;

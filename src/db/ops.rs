@@ -12,7 +12,7 @@ use super::{
 use crate::domain::alert::{draft, levels_reached};
 use crate::domain::burn::Burn;
 use crate::domain::level::percentage;
-use crate::domain::limits::LimitRow;
+use crate::domain::limits::{LimitFields, LimitRow};
 use crate::domain::prices::PriceTable;
 use crate::domain::{Clock, Decision, Level};
 
@@ -95,6 +95,43 @@ impl Db {
             c.update_limits(scope, changes, clock.now).await?;
             c.limit_rows(None).await?
         }))
+    }
+
+    /// Puts the chosen values of one row of limits back: an AI type's to the default's (its
+    /// row goes when nothing of its own is left), the default's and the global's to the
+    /// values tokenctl installs. Returns every row after the change.
+    pub async fn unset_limits(
+        &self,
+        scope: &LimitScope,
+        fields: LimitFields,
+        clock: &Clock,
+    ) -> Result<LimitRows> {
+        Ok(write_tx!(self, c => {
+            c.lock_admission().await?;
+            let rows = c.limit_rows(None).await?;
+            let (current, builtin) = match scope {
+                LimitScope::Default => (rows.default.clone(), LimitRow::builtin_default()),
+                LimitScope::Global => (rows.global.clone(), LimitRow::builtin_global()),
+                LimitScope::AiType(a) => (
+                    rows.ai_types.iter().find(|(name, _)| name == a).map(|(_, r)| r.clone()).unwrap_or_default(),
+                    LimitRow::default(),
+                ),
+            };
+            let new = current.with_reset(fields, &builtin);
+            let keep = !matches!(scope, LimitScope::AiType(_)) || new != LimitRow::default();
+            c.replace_limits(scope, keep.then_some(&new), clock.now).await?;
+            c.limit_rows(None).await?
+        }))
+    }
+
+    /// Removes a model's database price (back to the built-in one, if any); false when it had
+    /// none.
+    pub async fn unset_price(&self, model: &str) -> Result<(bool, PriceTable)> {
+        let (removed, rows) = write_tx!(self, c => {
+            let removed = c.delete_price(model).await?;
+            (removed, c.price_rows().await?)
+        });
+        Ok((removed, PriceTable::new(rows)))
     }
 
     pub async fn prices(&self) -> Result<PriceTable> {

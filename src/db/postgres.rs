@@ -158,6 +158,60 @@ impl Store for PgConnection {
         Ok(Some(t))
     }
 
+    async fn replace_limits(
+        &mut self,
+        scope: &LimitScope,
+        row: Option<&LimitRow>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let (scope, ai_type) = scope.key();
+        let Some(row) = row else {
+            sqlx::query("DELETE FROM token_limits WHERE scope = $1 AND ai_type = $2")
+                .bind(scope)
+                .bind(ai_type)
+                .execute(&mut *self)
+                .await
+                .context("cannot save limits")?;
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO token_limits (scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit,
+                                       rpm, rpd, cooldown_seconds, max_concurrent, pacing, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (scope, ai_type) DO UPDATE SET
+                 monthly_limit = excluded.monthly_limit, daily_limit = excluded.daily_limit,
+                 hourly_limit = excluded.hourly_limit, per_request_limit = excluded.per_request_limit,
+                 rpm = excluded.rpm, rpd = excluded.rpd, cooldown_seconds = excluded.cooldown_seconds,
+                 max_concurrent = excluded.max_concurrent, pacing = excluded.pacing,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(scope)
+        .bind(ai_type)
+        .bind(row.monthly)
+        .bind(row.daily)
+        .bind(row.hourly)
+        .bind(row.per_request)
+        .bind(row.rpm)
+        .bind(row.rpd)
+        .bind(row.cooldown_seconds)
+        .bind(row.max_concurrent)
+        .bind(row.pacing)
+        .bind(at)
+        .execute(&mut *self)
+        .await
+        .context("cannot save limits")?;
+        Ok(())
+    }
+
+    async fn delete_price(&mut self, model: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM model_prices WHERE model = $1")
+            .bind(model)
+            .execute(&mut *self)
+            .await
+            .context("cannot remove the price")?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn snapshot(
         &mut self,
         ai_type: &str,

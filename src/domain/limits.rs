@@ -28,7 +28,77 @@ pub struct LimitRow {
     pub pacing: Option<bool>,
 }
 
+/// Which values `limits unset` puts back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitFields {
+    pub monthly: bool,
+    pub daily: bool,
+    pub hourly: bool,
+    pub per_request: bool,
+    pub rpm: bool,
+    pub rpd: bool,
+    pub cooldown_seconds: bool,
+    pub max_concurrent: bool,
+    pub pacing: bool,
+}
+
 impl LimitRow {
+    /// The default row as first installed (the spec's defaults; daily and hourly derived).
+    pub fn builtin_default() -> LimitRow {
+        LimitRow {
+            monthly: Some(DEFAULT_MONTHLY),
+            per_request: Some(DEFAULT_PER_REQUEST),
+            rpm: Some(42),
+            rpd: Some(3400),
+            cooldown_seconds: Some(0),
+            max_concurrent: Some(0),
+            pacing: Some(false),
+            ..LimitRow::default()
+        }
+    }
+
+    /// The global row as first installed.
+    pub fn builtin_global() -> LimitRow {
+        LimitRow {
+            monthly: Some(DEFAULT_MONTHLY),
+            rpm: Some(42),
+            rpd: Some(3400),
+            max_concurrent: Some(2),
+            pacing: Some(false),
+            ..LimitRow::default()
+        }
+    }
+
+    /// This row with the chosen values put back to `builtin`'s (None: not set here, so
+    /// inherited or derived again).
+    pub fn with_reset(&self, f: LimitFields, builtin: &LimitRow) -> LimitRow {
+        let pick =
+            |reset: bool, ours: Option<i64>, theirs: Option<i64>| if reset { theirs } else { ours };
+        LimitRow {
+            monthly: pick(f.monthly, self.monthly, builtin.monthly),
+            daily: pick(f.daily, self.daily, builtin.daily),
+            hourly: pick(f.hourly, self.hourly, builtin.hourly),
+            per_request: pick(f.per_request, self.per_request, builtin.per_request),
+            rpm: pick(f.rpm, self.rpm, builtin.rpm),
+            rpd: pick(f.rpd, self.rpd, builtin.rpd),
+            cooldown_seconds: pick(
+                f.cooldown_seconds,
+                self.cooldown_seconds,
+                builtin.cooldown_seconds,
+            ),
+            max_concurrent: pick(
+                f.max_concurrent,
+                self.max_concurrent,
+                builtin.max_concurrent,
+            ),
+            pacing: if f.pacing {
+                builtin.pacing
+            } else {
+                self.pacing
+            },
+        }
+    }
+
     /// Values of `changes` that are set replace ours.
     pub fn merged(&self, changes: &LimitRow) -> LimitRow {
         LimitRow {
@@ -218,6 +288,37 @@ fn window_warnings(who: &str, monthly: i64, daily: i64, hourly: i64) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unset_puts_values_back() {
+        let own = LimitRow {
+            monthly: Some(500_000),
+            daily: Some(12_000),
+            ..LimitRow::default()
+        };
+        let back = own.with_reset(
+            LimitFields {
+                daily: true,
+                ..LimitFields::default()
+            },
+            &LimitRow::default(),
+        );
+        assert_eq!((back.monthly, back.daily), (Some(500_000), None));
+        let d = Limits::resolve(&LimitRow::builtin_default(), Some(&back));
+        assert_eq!(d.daily, 35_000, "derived from the monthly again");
+        let g = LimitRow {
+            max_concurrent: Some(9),
+            ..LimitRow::builtin_global()
+        }
+        .with_reset(
+            LimitFields {
+                max_concurrent: true,
+                ..LimitFields::default()
+            },
+            &LimitRow::builtin_global(),
+        );
+        assert_eq!(g.max_concurrent, Some(2));
+    }
 
     fn seeded_default() -> LimitRow {
         LimitRow {
