@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{grand_total, i, spawn, Backend, Env};
@@ -109,6 +109,10 @@ both!(
         assert_eq!(i(&s["global"]["total_tokens"]), per_ai, "{s}");
         let a = rows.iter().find(|r| r["ai_type"] == "a").unwrap();
         assert_eq!(i(&a["total_tokens"]), 10_000);
+        assert_eq!(
+            a["last_request_at"], "2026-11-30T23:59:59Z",
+            "the late request's time"
+        );
         let archive = dec.json(&["archive", "--ai-type", "a", "--month", "2026-11"]);
         assert_eq!(archive["archive"].as_array().unwrap().len(), 1, "{archive}");
         assert_eq!(archive["archive"][0]["monthly_limit"], a["monthly_limit"]);
@@ -219,20 +223,10 @@ both!(an_old_database_with_archive_fragments_is_merged, |env| {
 /// A `tokenctl` whose process clock is `offset` away from the real one (libfaketime), with no
 /// TOKENCTL_NOW: what a host with a wrong clock runs.
 fn skewed(env: &Env, offset: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("faketime");
-    c.arg("-f")
-        .arg(offset)
-        .arg(env!("CARGO_BIN_EXE_tokenctl"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("TOKENCTL_TZ")
-        .env_remove("TOKENCTL_NOW")
-        .env("TOKENCTL_DATABASE_URL", &env.url)
-        .env("XDG_DATA_HOME", env.dir.path().join("xdg"))
-        .env("NO_COLOR", "1")
+    let mut c = env.cmd_under(&["faketime", "-f", offset], args);
+    c.env_remove("TOKENCTL_NOW")
         // tokio's timers keep the real monotonic clock
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stdin(Stdio::null());
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     c
 }
 
@@ -609,6 +603,10 @@ fn postgres_fractional_counts_round_up() {
     assert!(err.contains("rounded up to 101"), "{err}");
     let s: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(i(&s["ai_types"][0]["total_tokens"]), 101);
+    let r = env.record("frac", 9, 0);
+    assert_eq!(i(&r["month_total_tokens"]), 110, "{r}");
+    // a stored fraction below .5 is still rounded up when a record adds to it
+    env.sql("UPDATE token_usage SET total_tokens = 100.3 WHERE ai_type = 'frac'");
     let r = env.record("frac", 9, 0);
     assert_eq!(i(&r["month_total_tokens"]), 110, "{r}");
     other_ai_type_still_works(&env);

@@ -58,8 +58,17 @@ impl MonthUsage {
 }
 
 pub async fn month_usage<S: Store>(s: &mut S, month: &str) -> Result<MonthUsage> {
-    let mut rows = s.month_rows(month).await?;
     let closed = s.closed_month(month).await?;
+    month_usage_given(s, month, closed).await
+}
+
+/// `month_usage` when the caller has already read whether the month is closed.
+async fn month_usage_given<S: Store>(
+    s: &mut S,
+    month: &str,
+    closed: Option<ClosedMonth>,
+) -> Result<MonthUsage> {
+    let mut rows = s.month_rows(month).await?;
     if closed.is_some() {
         let archived = s.archive_rows(None, Some(month)).await?;
         rows = super::merge_archived(rows, archived);
@@ -428,7 +437,7 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
     } else {
         s.add_usage(&delta).await?;
     }
-    let usage = month_usage(s, &periods.month).await?;
+    let usage = month_usage_given(s, &periods.month, closed.clone()).await?;
     let month_total = usage.counter(Some(&input.ai_type)).used;
     // a closed month is measured against the limit it was archived with
     let monthly_limit = match &closed {

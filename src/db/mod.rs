@@ -795,6 +795,7 @@ pub struct ArchiveRow {
     pub total_tokens: i64,
     pub request_count: i64,
     pub cost_usd: f64,
+    pub last_request_at: Option<DateTime<Utc>>,
     pub archived_at: DateTime<Utc>,
     pub reason: String,
 }
@@ -815,6 +816,7 @@ pub(crate) fn merge_archived(live: Vec<MonthRow>, archived: Vec<ArchiveRow>) -> 
             total_tokens: a.total_tokens,
             request_count: a.request_count,
             cost_usd: a.cost_usd,
+            last_request_at: a.last_request_at,
             ..MonthRow::default()
         })
         .collect();
@@ -849,6 +851,7 @@ impl ArchiveRow {
             total_tokens: row.total_tokens,
             request_count: row.request_count,
             cost_usd: row.cost_usd,
+            last_request_at: row.last_request_at,
             archived_at,
             reason,
         }
@@ -871,6 +874,7 @@ mod tests {
             total_tokens: total,
             request_count: 1,
             cost_usd: 0.5,
+            last_request_at: Some(at),
             archived_at: at,
             reason: reason.into(),
         };

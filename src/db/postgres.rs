@@ -51,11 +51,11 @@ const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, t
 const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
 
 /// `{col} = {col} + excluded.{col}` for a count another program may have left odd: NULL and
-/// negative count as 0 (as `domain::count` reads them), and the sum saturates instead of
-/// failing with "bigint out of range" (which would stop every record of that AI type).
+/// negative count as 0 and a fraction is rounded up (as `domain::count` reads them), and the
+/// sum saturates instead of failing with "bigint out of range" (which would stop every record of that AI type).
 fn add_count(col: &str) -> String {
     format!(
-        "{col} = LEAST(GREATEST(COALESCE(token_usage.{col}, 0), 0)::NUMERIC + excluded.{col}, 9223372036854775807)::BIGINT"
+        "{col} = LEAST(CEIL(GREATEST(COALESCE(token_usage.{col}, 0), 0)::NUMERIC) + excluded.{col}, 9223372036854775807)::BIGINT"
     )
 }
 

@@ -884,7 +884,7 @@ impl Store for SqliteConnection {
                      THEN MIN(total_tokens + excluded.total_tokens, 9223372036854775807) * 100.0 / COALESCE(monthly_limit, excluded.monthly_limit)
                      ELSE 0 END,
                  cost_usd = cost_usd + excluded.cost_usd,
-                 last_request_at = MAX(COALESCE(last_request_at, ''), COALESCE(excluded.last_request_at, '')),
+                 last_request_at = NULLIF(MAX(COALESCE(last_request_at, ''), COALESCE(excluded.last_request_at, '')), ''),
                  updated_at = excluded.updated_at",
         )
         .bind(&row.ai_type)

@@ -43,13 +43,14 @@ pub struct LimitFields {
 }
 
 impl LimitRow {
-    /// The default row as first installed (the spec's defaults; daily and hourly derived).
+    /// The default row as first installed by `migrations/*/0001_init.sql` (the spec's
+    /// defaults; daily and hourly derived).
     pub fn builtin_default() -> LimitRow {
         LimitRow {
             monthly: Some(DEFAULT_MONTHLY),
             per_request: Some(DEFAULT_PER_REQUEST),
-            rpm: Some(42),
-            rpd: Some(3400),
+            rpm: Some(DEFAULT_RPM),
+            rpd: Some(DEFAULT_RPD),
             cooldown_seconds: Some(0),
             max_concurrent: Some(0),
             pacing: Some(false),
@@ -57,13 +58,13 @@ impl LimitRow {
         }
     }
 
-    /// The global row as first installed.
+    /// The global row as first installed by `migrations/*/0001_init.sql`.
     pub fn builtin_global() -> LimitRow {
         LimitRow {
             monthly: Some(DEFAULT_MONTHLY),
-            rpm: Some(42),
-            rpd: Some(3400),
-            max_concurrent: Some(2),
+            rpm: Some(DEFAULT_RPM),
+            rpd: Some(DEFAULT_RPD),
+            max_concurrent: Some(DEFAULT_GLOBAL_MAX_CONCURRENT),
             pacing: Some(false),
             ..LimitRow::default()
         }
@@ -151,6 +152,11 @@ pub struct GlobalLimits {
 
 pub const DEFAULT_MONTHLY: i64 = 140_000;
 pub const DEFAULT_PER_REQUEST: i64 = 1_000;
+/// 85% of the provider's 50 requests per minute and 4,000 per day (spec)
+pub const DEFAULT_RPM: i64 = 42;
+pub const DEFAULT_RPD: i64 = 3_400;
+/// requests in flight, all AI types together (spec)
+pub const DEFAULT_GLOBAL_MAX_CONCURRENT: i64 = 2;
 
 fn off_if_zero(v: Option<i64>) -> Option<i64> {
     v.filter(|n| *n > 0)

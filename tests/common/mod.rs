@@ -124,7 +124,21 @@ impl Env {
 
     /// A `tokenctl` command with this test's database and clock, and no stray environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tokenctl"));
+        self.cmd_under(&[], args)
+    }
+
+    /// `tokenctl args` run by `wrapper` (e.g. `faketime -f +15m`), with this test's database
+    /// and clock and no stray environment.
+    pub fn cmd_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let tokenctl = env!("CARGO_BIN_EXE_tokenctl");
+        let mut c = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(tokenctl);
+                c
+            }
+            None => Command::new(tokenctl),
+        };
         c.args(args)
             .env_remove("DATABASE_URL")
             .env_remove("TOKENCTL_TZ")
