@@ -6,7 +6,7 @@
 #   2. else the local server at 127.0.0.1:5432 (user postgres);
 #   3. else a throwaway cluster started here with initdb/pg_ctl, installing Debian's
 #      postgresql package first if needed. It is stopped and deleted on exit.
-# Debian's faketime package is installed when missing (the two-clock test needs it).
+# Debian's faketime and bsdutils (script) are installed when missing (tests need them).
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh --test core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,13 +55,17 @@ else
 fi
 
 command -v cargo >/dev/null || { log "cargo is not installed (https://rustup.rs)"; exit 1; }
-# The two-clock test runs hosts whose clocks really differ (libfaketime)
-if ! command -v faketime >/dev/null; then
-  log "installing Debian's faketime package (for the two-clock test)"
+# The two-clock test runs hosts whose clocks really differ (libfaketime); the views tests run
+# tokenctl on a real pseudo-terminal with util-linux's `script` (Debian: bsdutils)
+missing=()
+command -v faketime >/dev/null || missing+=(faketime)
+command -v script >/dev/null || missing+=(bsdutils)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian's ${missing[*]} (for the two-clock and terminal tests)"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq faketime >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 log=$(mktemp)
 status=0

@@ -94,6 +94,13 @@ object with --json). SIGINT/SIGTERM end it within a second, exit 0."
     Monitor(MonitorArgs),
     /// Alerts raised, newest first
     Alerts(AlertsArgs),
+    /// The last requests, newest first, a page at a time (from token_usage_logs)
+    #[command(
+        after_help = "Pages: each page ends with the command for the next one (`--before ID`, the last id \
+shown; in JSON, next_before). A page is one range of an index, so the thousandth page of 10,000,000 \
+rows is as quick as the first."
+    )]
+    Logs(LogsArgs),
     /// How evenly usage is spread: per day of a month, per hour of a day, and the rate limits
     Distribution(DistributionArgs),
     /// Settings every host shares (the time zone months, days and hours begin in)
@@ -110,6 +117,27 @@ fn months_back(s: &str) -> Result<u32, String> {
         _ => Err(format!(
             "expected a whole number of months from 0 to 1200, got '{s}'"
         )),
+    }
+}
+
+/// How a table is shown; `into()` gives the output's `TableView`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TableArgs {
+    /// Show every column, however wide (the default view fits the terminal, or 80 columns
+    /// off a terminal, leaving out the columns of less interest when it must)
+    #[arg(long, short = 'w')]
+    pub wide: bool,
+    /// Print the rows only: no header line, title or notes (for awk and cut)
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+impl From<TableArgs> for crate::output::TableView {
+    fn from(a: TableArgs) -> Self {
+        crate::output::TableView {
+            wide: a.wide,
+            no_headers: a.no_headers,
+        }
     }
 }
 
@@ -151,8 +179,10 @@ pub struct ArchiveArgs {
     /// Only this month (YYYY-MM)
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
     pub month: Option<String>,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Print one JSON document instead of text
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
     pub json: bool,
 }
 
@@ -251,6 +281,40 @@ pub struct DistributionArgs {
     pub json: bool,
 }
 
+fn page_size(s: &str) -> Result<i64, String> {
+    match validate::count(s) {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "limit must be a whole number of requests from 1 to 10,000, got '{s}'"
+        )),
+    }
+}
+
+fn log_id(s: &str) -> Result<i64, String> {
+    validate::count(s).map_err(|_| format!("expected a request id from tokenctl logs, got '{s}'"))
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only this AI type
+    #[arg(long, value_name = "A", value_parser = ai_type)]
+    pub ai_type: Option<String>,
+    /// Only requests since then: a duration (24h, 7d) or an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since)]
+    pub since: Option<Since>,
+    /// How many requests (1 to 10,000)
+    #[arg(long, short = 'n', value_name = "N", default_value = "20", value_parser = page_size, allow_negative_numbers = true)]
+    pub limit: i64,
+    /// Only requests older than the one with this id (the last id of the page before)
+    #[arg(long, value_name = "ID", value_parser = log_id, allow_negative_numbers = true)]
+    pub before: Option<i64>,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Print one JSON document instead of text
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
     /// Only alerts raised since then: a duration (24h, 7d) or an RFC 3339 time
@@ -265,8 +329,10 @@ pub struct AlertsArgs {
     /// Each AI type's current level where it is not ok, with the alert that announced it
     #[arg(long)]
     pub active: bool,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Print one JSON document instead of text
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
     pub json: bool,
 }
 
@@ -429,6 +495,10 @@ pub struct EstimateArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub estimate: EstimateArgs,
+    /// Print nothing, warnings included: the exit code is the answer (0 allowed, 3 denied;
+    /// errors still go to standard error)
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -458,8 +528,10 @@ pub struct StatusArgs {
     /// Another month than the current one
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
     pub month: Option<String>,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Print one JSON document instead of text
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
     pub json: bool,
 }
 
@@ -468,8 +540,10 @@ pub struct StatusArgs {
 pub struct LimitsArgs {
     #[command(subcommand)]
     pub action: Option<LimitsAction>,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Print one JSON document instead of text
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
     pub json: bool,
 }
 
@@ -574,8 +648,10 @@ pub struct LimitsSetArgs {
 pub struct PricesArgs {
     #[command(subcommand)]
     pub action: Option<PricesAction>,
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Print one JSON document instead of text
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
     pub json: bool,
 }
 

@@ -159,8 +159,8 @@ both!(the_1073_token_request_is_denied_with_both_numbers, |env| {
             "1073",
         ],
     );
-    assert!(out.contains("estimated_tokens=1073"), "{out}");
-    assert!(out.contains("request_limit=1000"), "{out}");
+    assert!(out.contains("estimated_tokens=1,073"), "{out}");
+    assert!(out.contains("request_limit=1,000"), "{out}");
     let d = env.json_code(
         3,
         &[
@@ -335,7 +335,7 @@ both!(monthly_daily_hourly_limits_deny_with_retry_after, |env| {
     assert!(d["message"]
         .as_str()
         .unwrap()
-        .contains("current_usage=4800 + estimated_tokens=300 > limit=5000"));
+        .contains("current_usage=4,800 + estimated_tokens=300 > limit=5,000"));
 });
 
 both!(global_limit_counts_every_ai_type, |env| {
@@ -980,11 +980,11 @@ both!(limits_show_set_and_warn, |env| {
     );
     assert!(out.contains("updated limits for guardian"), "{out}");
     assert!(
-        err.contains("guardian: hourly limit 500 is below the per-request limit 1000"),
+        err.contains("guardian: hourly limit 500 is below the per-request limit 1,000"),
         "{err}"
     );
     assert!(
-        err.contains("guardian: daily limit 200000 is above the monthly limit 140000"),
+        err.contains("guardian: daily limit 200,000 is above the monthly limit 140,000"),
         "{err}"
     );
     let (_, err) = env.expect(0, &["limits"]);

@@ -69,7 +69,7 @@ both!(each_level_raises_exactly_one_alert, |env| {
     assert!(a["message"]
         .as_str()
         .unwrap()
-        .starts_with("EMERGENCY: imperium reached 137200 of 140000 tokens (98.00%)"));
+        .starts_with("EMERGENCY: imperium reached 137,200 of 140,000 tokens (98.00%)"));
     assert!(new_levels(&tick(&env)).is_empty());
     assert_eq!(env.status_of("imperium")["status"], "emergency");
     // database, file and `alerts` agree: three alerts, newest first
@@ -265,7 +265,7 @@ both!(a_local_webhook_receives_the_alert, |env| {
         body["text"]
             .as_str()
             .unwrap()
-            .contains("WARNING: imperium reached 133000"),
+            .contains("WARNING: imperium reached 133,000"),
         "{body}"
     );
     assert_eq!(body["tokenctl_alert"]["level"], "warning");
@@ -475,7 +475,7 @@ both!(burn_rate_and_projection_from_a_known_history, |env| {
         t["ai_types"][0]["projected_exhaustion_at"],
         "2026-11-28T23:40:00Z"
     );
-    let table = now.ok(&["status"]);
+    let table = now.ok(&["status", "--wide"]);
     assert!(table.contains("2026-11-28 23:40"), "{table}");
 });
 

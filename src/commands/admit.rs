@@ -83,11 +83,14 @@ fn decision_line(d: &Decision) -> String {
     }
 }
 
-pub async fn check(app: &App, req: Request) -> Result<ExitCode> {
+pub async fn check(app: &App, req: Request, quiet: bool) -> Result<ExitCode> {
     let decision = app
         .db
         .check(&req.ai_type, req.estimated_tokens, &app.clock)
         .await?;
+    if quiet {
+        return Ok(exit_for(&decision));
+    }
     for w in &decision.warnings {
         warn(w);
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::Duration;
-use comfy_table::{Cell, CellAlignment};
+use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
@@ -13,7 +13,7 @@ use crate::cli::{AlertsArgs, Since};
 use crate::db::{AlertFilter, AlertRow};
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::error::UsageError;
-use crate::output::{print_json, thousands};
+use crate::output::{print_json, thousands, Grid, Show, TableView};
 
 #[derive(Debug, Serialize)]
 struct AlertsReport {
@@ -36,7 +36,7 @@ pub async fn run(app: &App, args: AlertsArgs) -> Result<ExitCode> {
         active_in: args.active.then(|| app.clock.periods().month),
     };
     if args.active {
-        return active(app, &filter, args.json).await;
+        return active(app, &filter, args.json, args.table.into()).await;
     }
     let alerts = app.db.alerts(&filter).await?;
     if args.json {
@@ -47,36 +47,41 @@ pub async fn run(app: &App, args: AlertsArgs) -> Result<ExitCode> {
         crate::outln!("No alerts.");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = app.style.table();
-    table.set_header(vec![
-        "Raised", "AI type", "Level", "%", "Used", "Limit", "Message",
-    ]);
+    let view: TableView = args.table.into();
+    let mut grid = Grid::new()
+        .text("Raised", Show::Always)
+        .text("AI type", Show::Always)
+        .text("Level", Show::Always)
+        .number("%", Show::Always)
+        .number("Used", Show::Fit(1))
+        .number("Limit", Show::Fit(1))
+        .text("Message", Show::Wide);
     for a in &alerts {
         let level = match a.level.as_str() {
             "emergency" => crate::domain::Level::Emergency,
             "critical" => crate::domain::Level::Critical,
             _ => crate::domain::Level::Warning,
         };
-        table.add_row(vec![
+        grid.row(vec![
             Cell::new(
                 a.created_at
                     .with_timezone(&app.clock.tz)
                     .format("%Y-%m-%d %H:%M")
                     .to_string(),
             ),
-            Cell::new(if a.ai_type == GLOBAL_SCOPE {
-                "* (global)"
-            } else {
-                a.ai_type.as_str()
-            }),
+            Cell::new(&a.ai_type),
             app.style.level_cell(level),
-            Cell::new(format!("{:.2}", a.usage_percentage)).set_alignment(CellAlignment::Right),
-            Cell::new(thousands(a.total_tokens)).set_alignment(CellAlignment::Right),
-            Cell::new(thousands(a.limit)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", a.usage_percentage)),
+            Cell::new(thousands(a.total_tokens)),
+            Cell::new(thousands(a.limit)),
             Cell::new(&a.message),
         ]);
     }
-    crate::outln!("{table}");
+    crate::out!("{}", grid.render(&app.style, view));
+    if !view.no_headers {
+        app.style
+            .table_note(&grid, view, vec!["* is all AI types together".into()]);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -95,7 +100,7 @@ struct ActiveLevel {
     created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-async fn active(app: &App, filter: &AlertFilter, json: bool) -> Result<ExitCode> {
+async fn active(app: &App, filter: &AlertFilter, json: bool, table: TableView) -> Result<ExitCode> {
     let periods = app.clock.periods();
     let hours = crate::domain::burn::window_hours(&app.clock);
     let keys: Vec<&str> = std::iter::once(periods.day.as_str())
@@ -168,27 +173,21 @@ async fn active(app: &App, filter: &AlertFilter, json: bool) -> Result<ExitCode>
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = app.style.table();
-    table.set_header(vec![
-        "AI type",
-        "Level",
-        "%",
-        "Used",
-        "Limit",
-        "Since",
-        "Recommended action",
-    ]);
+    let mut grid = Grid::new()
+        .text("AI type", Show::Always)
+        .text("Level", Show::Always)
+        .number("%", Show::Always)
+        .number("Used", Show::Fit(1))
+        .number("Limit", Show::Fit(1))
+        .text("Since", Show::Fit(2))
+        .text("Recommended action", Show::Wide);
     for a in &out {
-        table.add_row(vec![
-            Cell::new(if a.ai_type == GLOBAL_SCOPE {
-                "* (global)"
-            } else {
-                a.ai_type.as_str()
-            }),
+        grid.row(vec![
+            Cell::new(&a.ai_type),
             app.style.level_cell(a.level),
-            Cell::new(format!("{:.2}", a.usage_percentage)).set_alignment(CellAlignment::Right),
-            Cell::new(thousands(a.total_tokens)).set_alignment(CellAlignment::Right),
-            Cell::new(thousands(a.limit)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", a.usage_percentage)),
+            Cell::new(thousands(a.total_tokens)),
+            Cell::new(thousands(a.limit)),
             Cell::new(
                 a.created_at
                     .map(|t| {
@@ -196,11 +195,25 @@ async fn active(app: &App, filter: &AlertFilter, json: bool) -> Result<ExitCode>
                             .format("%Y-%m-%d %H:%M")
                             .to_string()
                     })
-                    .unwrap_or_else(|| "(not raised yet)".into()),
+                    .unwrap_or_else(|| "not raised yet".into()),
             ),
             Cell::new(&a.recommended_action),
         ]);
     }
-    crate::outln!("{table}");
+    crate::out!("{}", grid.render(&app.style, table));
+    if table.wide && !table.no_headers {
+        app.style
+            .table_note(&grid, table, vec!["* is all AI types together".into()]);
+    }
+    if !table.no_headers && !table.wide {
+        // the actions are sentences: under the table, wrapped to the width, not in a column
+        // squeezed to a few characters
+        app.style
+            .table_note(&grid, table, vec!["* is all AI types together".into()]);
+        crate::outln!("What to do:");
+        for a in &out {
+            app.style.note(&format!("- {}", a.recommended_action), 2);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

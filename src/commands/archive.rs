@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use comfy_table::{Cell, CellAlignment};
+use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
 use crate::cli::ArchiveArgs;
 use crate::db::ArchiveRow;
-use crate::output::{print_json, thousands};
+use crate::output::{print_json, thousands, Grid, Show, TableView};
 
 #[derive(Debug, Serialize)]
 struct ArchiveReport {
@@ -25,7 +25,7 @@ pub async fn run(app: &App, args: ArchiveArgs) -> Result<ExitCode> {
         print_json(&ArchiveReport { archive: rows })?;
         return Ok(ExitCode::SUCCESS);
     }
-    if rows.is_empty() {
+    if rows.is_empty() && !args.table.no_headers {
         crate::outln!(
             "The archive is empty{}.",
             if args.ai_type.is_some() || args.month.is_some() {
@@ -36,35 +36,39 @@ pub async fn run(app: &App, args: ArchiveArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = app.style.table();
-    table.set_header(vec![
-        "Month",
-        "AI type",
-        "Used",
-        "Limit",
-        "Requests",
-        "Cost (USD)",
-        "Reason",
-        "Archived at",
-    ]);
-    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    let view: TableView = args.table.into();
+    let mut grid = Grid::new()
+        .text("Month", Show::Always)
+        .text("AI type", Show::Always)
+        .number("Used", Show::Always)
+        .number("Limit", Show::Always)
+        .number("Cost USD", Show::Fit(1))
+        .text("Reason", Show::Fit(2))
+        .number("Requests", Show::Fit(3))
+        .text("Archived at", Show::Fit(4))
+        .number("Input", Show::Wide)
+        .number("Output", Show::Wide)
+        .text("Last request", Show::Wide);
+    let when = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&app.clock.tz)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    };
     for r in &rows {
-        table.add_row(vec![
+        grid.row(vec![
             Cell::new(&r.month_year),
             Cell::new(&r.ai_type),
-            right(thousands(r.total_tokens)),
-            right(r.monthly_limit.map(thousands).unwrap_or_else(|| "-".into())),
-            right(thousands(r.request_count)),
-            right(format!("{:.4}", r.cost_usd)),
+            Cell::new(thousands(r.total_tokens)),
+            Cell::new(r.monthly_limit.map(thousands).unwrap_or_else(|| "-".into())),
+            Cell::new(format!("{:.4}", r.cost_usd)),
             Cell::new(&r.reason),
-            Cell::new(
-                r.archived_at
-                    .with_timezone(&app.clock.tz)
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string(),
-            ),
+            Cell::new(thousands(r.request_count)),
+            Cell::new(when(r.archived_at)),
+            Cell::new(thousands(r.tokens_in)),
+            Cell::new(thousands(r.tokens_out)),
+            Cell::new(r.last_request_at.map(when).unwrap_or_else(|| "-".into())),
         ]);
     }
-    crate::outln!("{table}");
+    crate::out!("{}", grid.render(&app.style, view));
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::App;
 use crate::cli::DistributionArgs;
 use crate::db::ops::DistributionView;
+use crate::domain::number::thousands_f;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{pacing, Clock, GlobalLimits, Limits};
 use crate::error::UsageError;
@@ -336,6 +337,11 @@ pub async fn run(app: &App, args: DistributionArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The columns a bar takes (its characters are one column each).
+fn bar_chars(bar: &str) -> usize {
+    bar.chars().filter(|c| !c.is_ascii()).count()
+}
+
 fn bar(value: i64, max: i64, width: usize) -> String {
     if max <= 0 || value <= 0 {
         return String::new();
@@ -356,30 +362,46 @@ fn print_chart(app: &App, r: &Distribution) {
     }
     let limit = r.rate_limiting_status.daily_limit;
     let scale = m.max_daily_usage.max(1);
+    // the bar takes what the width leaves: "  2026-11-05  " + bar + " 12,345,678 tokens 99,999 req"
+    let bar_width = app
+        .style
+        .width
+        .saturating_sub(14 + 1 + 11 + 8 + 6 + 4)
+        .clamp(8, 60);
     for d in &m.daily_usage_data {
-        let b = bar(d.tokens, scale, 40);
+        let b = bar(d.tokens, scale, bar_width);
         let b = if app.style.color && d.tokens > limit {
             b.red().to_string()
         } else {
             b
         };
+        // padded by hand: the colour codes around a red bar are not columns
+        let pad = " ".repeat((bar_width + 1).saturating_sub(bar_chars(&b)));
         crate::outln!(
-            "  {}  {:<41}{:>9} tokens {:>6} req",
+            "  {}  {b}{pad}{:>11} tokens {:>6} req",
             d.date,
-            b,
             thousands(d.tokens),
             thousands(d.requests)
         );
     }
-    crate::outln!(
-        "  total {}, {} day(s) with usage, average {:.0}, max {}, min {}, spread {:.2}% (0 = even, 100 = all on one day); daily limit {}",
-        thousands(m.total_tokens),
-        m.days_with_usage,
-        m.avg_daily_usage,
-        thousands(m.max_daily_usage),
-        thousands(m.min_daily_usage),
-        m.usage_spread_percentage,
-        thousands(limit)
+    app.style.note(
+        &format!(
+            "  total {}, {} day(s) with usage; average {}, max {}, min {}",
+            thousands(m.total_tokens),
+            m.days_with_usage,
+            thousands_f(m.avg_daily_usage),
+            thousands(m.max_daily_usage),
+            thousands(m.min_daily_usage),
+        ),
+        2,
+    );
+    app.style.note(
+        &format!(
+            "  spread {:.2}% (0 = even, 100 = all on one day); daily limit {}",
+            m.usage_spread_percentage,
+            thousands(limit)
+        ),
+        2,
     );
     let d = &r.daily_distribution;
     crate::outln!("Usage per hour, {} ({who})", d.date);
@@ -391,38 +413,47 @@ fn print_chart(app: &App, r: &Distribution) {
         .unwrap_or(0)
         .max(r.rate_limiting_status.hourly_limit)
         .max(1);
+    // "  00:00  " is 5 columns shorter than a date: the bars line up with the days'
+    let hour_bar = bar_width + 5;
     for h in &d.hourly_usage_data {
         crate::outln!(
-            "  {:02}:00  {:<41}{:>9} tokens {:>6} req",
+            "  {:02}:00  {:<width$}{:>11} tokens {:>6} req",
             h.hour,
-            bar(h.tokens, hmax, 40),
+            bar(h.tokens, hmax, hour_bar),
             thousands(h.tokens),
-            thousands(h.requests)
+            thousands(h.requests),
+            width = hour_bar + 1
         );
     }
-    crate::outln!(
-        "  total {}, {} hour(s) with usage, average {:.0}",
-        thousands(d.total_tokens),
-        d.hours_with_usage,
-        d.avg_hourly_usage
+    app.style.note(
+        &format!(
+            "  total {}, {} hour(s) with usage; average {}",
+            thousands(d.total_tokens),
+            d.hours_with_usage,
+            thousands_f(d.avg_hourly_usage)
+        ),
+        2,
     );
     let s = &r.rate_limiting_status;
     let off = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "off".into());
-    crate::outln!(
-        "Rate limits: rpm {}, rpd {}, cooldown {}, in flight {} of {}, pacing {}",
-        off(s.rpm),
-        off(s.rpd),
-        if s.ai_cooldown_period > 0 {
-            format!("{} s", s.ai_cooldown_period)
-        } else {
-            "off".into()
-        },
-        s.active_requests,
-        off(s.max_concurrent_requests),
-        match s.paced_allowance_now {
-            Some(a) => format!("on (allowed now: {})", thousands(a)),
-            None => "off".into(),
-        }
+    app.style.note(
+        &format!(
+            "Rate limits: rpm {}, rpd {}, cooldown {}, in flight {} of {}, pacing {}",
+            off(s.rpm),
+            off(s.rpd),
+            if s.ai_cooldown_period > 0 {
+                format!("{} s", s.ai_cooldown_period)
+            } else {
+                "off".into()
+            },
+            s.active_requests,
+            off(s.max_concurrent_requests),
+            match s.paced_allowance_now {
+                Some(a) => format!("on (allowed now: {})", thousands(a)),
+                None => "off".into(),
+            }
+        ),
+        2,
     );
     for (ai, at) in &s.last_ai_requests {
         crate::outln!(

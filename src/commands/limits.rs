@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use comfy_table::{Cell, CellAlignment};
+use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
@@ -11,8 +11,12 @@ use crate::cli::{LimitsSetArgs, LimitsUnsetArgs};
 use crate::db::{LimitRows, LimitScope};
 use crate::domain::level::{Level, CRITICAL_PERCENT, EMERGENCY_PERCENT, WARNING_PERCENT};
 use crate::domain::limits::{LimitFields, LimitRow};
+use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{GlobalLimits, Limits};
-use crate::output::{print_json, thousands, warn};
+use crate::output::{print_json, thousands, warn, Grid, Show, TableView};
+
+/// The row of the limits every AI type without its own follows.
+const DEFAULT_ROW: &str = "(default)";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Thresholds {
@@ -88,9 +92,9 @@ pub fn build(rows: &LimitRows) -> LimitsReport {
     }
 }
 
-pub async fn show(app: &App, json: bool) -> Result<ExitCode> {
+pub async fn show(app: &App, json: bool, view: TableView) -> Result<ExitCode> {
     let report = build(&app.db.limit_rows().await?);
-    print(app, &report, json)
+    print(app, &report, json, view)
 }
 
 pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
@@ -111,7 +115,7 @@ pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
     if !args.json {
         crate::outln!("updated limits for {}", who(&scope));
     }
-    print(app, &report, args.json)
+    print(app, &report, args.json, TableView::default())
 }
 
 fn scope_of(ai_type: &Option<String>, global: bool) -> LimitScope {
@@ -152,10 +156,10 @@ pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
         };
         crate::outln!("put limits of {} back to {back_to}", who(&scope));
     }
-    print(app, &report, args.json)
+    print(app, &report, args.json, TableView::default())
 }
 
-fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
+fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Result<ExitCode> {
     for w in &report.warnings {
         warn(w);
     }
@@ -163,70 +167,80 @@ fn print(app: &App, report: &LimitsReport, json: bool) -> Result<ExitCode> {
         print_json(report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = app.style.table();
-    table.set_header(vec![
-        "Applies to",
-        "Monthly",
-        "Daily",
-        "Hourly",
-        "Per request",
-        "RPM",
-        "RPD",
-        "Cooldown",
-        "In flight",
-        "Pacing",
-    ]);
+    let mut grid = Grid::new()
+        .text("Applies to", Show::Always)
+        .number("Monthly", Show::Always)
+        .number("Daily", Show::Always)
+        .number("Hourly", Show::Fit(1))
+        .number("Per request", Show::Fit(1))
+        .number("RPM", Show::Fit(2))
+        .number("RPD", Show::Fit(2))
+        .number("Cooldown", Show::Fit(3))
+        .number("In flight", Show::Fit(3))
+        .text("Pacing", Show::Fit(3));
     let off = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "off".into());
-    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
-    let mut add = |name: String, l: &Limits| {
-        table.add_row(vec![
-            Cell::new(name),
-            right(thousands(l.monthly)),
-            right(thousands(l.daily)),
-            right(thousands(l.hourly)),
-            right(thousands(l.per_request)),
-            right(off(l.rpm)),
-            right(off(l.rpd)),
-            right(if l.cooldown_seconds > 0 {
-                format!("{}s", l.cooldown_seconds)
-            } else {
-                "off".into()
-            }),
-            right(off(l.max_concurrent)),
-            Cell::new(if l.pacing { "on" } else { "off" }),
-        ]);
-    };
-    add("default (each AI type)".into(), &report.default);
-    for a in &report.ai_types {
-        add(a.ai_type.clone(), &a.limits);
-    }
-    let g = &report.global;
-    table.add_row(vec![
-        Cell::new("global (all AI types)"),
-        right(thousands(g.monthly)),
-        right(thousands(g.daily)),
-        right(thousands(g.hourly)),
-        right(g.per_request.map(thousands).unwrap_or_else(|| "-".into())),
-        right(off(g.rpm)),
-        right(off(g.rpd)),
-        right(if g.cooldown_seconds > 0 {
-            format!("{}s", g.cooldown_seconds)
+    let cooldown = |seconds: i64| {
+        if seconds > 0 {
+            format!("{}s", thousands(seconds))
         } else {
             "off".into()
-        }),
-        right(off(g.max_concurrent)),
-        Cell::new(if g.pacing { "on" } else { "off" }),
+        }
+    };
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    let mut add = |name: &str, l: &Limits| {
+        grid.row(vec![
+            Cell::new(name),
+            Cell::new(thousands(l.monthly)),
+            Cell::new(thousands(l.daily)),
+            Cell::new(thousands(l.hourly)),
+            Cell::new(thousands(l.per_request)),
+            Cell::new(off(l.rpm)),
+            Cell::new(off(l.rpd)),
+            Cell::new(cooldown(l.cooldown_seconds)),
+            Cell::new(off(l.max_concurrent)),
+            Cell::new(on_off(l.pacing)),
+        ]);
+    };
+    add(DEFAULT_ROW, &report.default);
+    for a in &report.ai_types {
+        add(&a.ai_type, &a.limits);
+    }
+    let g = &report.global;
+    grid.row(vec![
+        Cell::new(GLOBAL_SCOPE),
+        Cell::new(thousands(g.monthly)),
+        Cell::new(thousands(g.daily)),
+        Cell::new(thousands(g.hourly)),
+        Cell::new(g.per_request.map(thousands).unwrap_or_else(|| "-".into())),
+        Cell::new(off(g.rpm)),
+        Cell::new(off(g.rpd)),
+        Cell::new(cooldown(g.cooldown_seconds)),
+        Cell::new(off(g.max_concurrent)),
+        Cell::new(on_off(g.pacing)),
     ]);
-    crate::outln!("{table}");
+    crate::out!("{}", grid.render(&app.style, view));
+    if view.no_headers {
+        return Ok(ExitCode::SUCCESS);
+    }
+    app.style.table_note(
+        &grid,
+        view,
+        vec![format!(
+            "{DEFAULT_ROW}: each AI type without limits of its own; {GLOBAL_SCOPE}: all AI types together"
+        )],
+    );
     let t = &report.default_thresholds;
-    crate::outln!(
-        "Levels of the enforced monthly limit: warning {}% ({}), critical {}% ({}), emergency {}% ({}: every request denied)",
-        t.warning_percent,
-        thousands(t.warning_tokens),
-        t.critical_percent,
-        thousands(t.critical_tokens),
-        t.emergency_percent,
-        thousands(t.emergency_tokens)
+    app.style.note(
+        &format!(
+            "Levels of the enforced monthly limit: warning {}% ({}), critical {}% ({}), emergency {}% ({}: every request denied).",
+            t.warning_percent,
+            thousands(t.warning_tokens),
+            t.critical_percent,
+            thousands(t.critical_tokens),
+            t.emergency_percent,
+            thousands(t.emergency_tokens)
+        ),
+        0,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ pub mod completions;
 pub mod config;
 pub mod distribution;
 pub mod limits;
+pub mod logs;
 pub mod migrate;
 pub mod monitor;
 pub mod monthly_reset;
@@ -79,14 +80,14 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
     let app = App { db, clock, style };
     match prepared {
         Prepared::Record(input, json) => record::run(&app, input, json).await,
-        Prepared::Check(req) => admit::check(&app, req).await,
+        Prepared::Check(req, quiet) => admit::check(&app, req, quiet).await,
         Prepared::Reserve(req, ttl) => admit::reserve(&app, req, ttl).await,
         Prepared::Release(args) => admit::release(&app, &args.reservation, args.json).await,
         Prepared::Status(args) => status::run(&app, args).await,
-        Prepared::Limits(json) => limits::show(&app, json).await,
+        Prepared::Limits(json, view) => limits::show(&app, json, view).await,
         Prepared::LimitsSet(args) => limits::set(&app, args).await,
         Prepared::LimitsUnset(args) => limits::unset(&app, args).await,
-        Prepared::Prices(json) => prices::show(&app, json).await,
+        Prepared::Prices(json, view) => prices::show(&app, json, view).await,
         Prepared::PricesSet(args) => prices::set(&app, args).await,
         Prepared::PricesUnset(args) => prices::unset(&app, args).await,
         Prepared::Reset(args) => reset::run(&app, args).await,
@@ -94,6 +95,7 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::Archive(args) => archive::run(&app, args).await,
         Prepared::Config(json) => config::show(&app, json).await,
         Prepared::Alerts(args) => alerts::run(&app, args).await,
+        Prepared::Logs(args) => logs::run(&app, args).await,
         Prepared::Distribution(args) => distribution::run(&app, args).await,
         Prepared::ConfigSet(args) => config::set(&app, args).await,
         Prepared::Migrate(_) | Prepared::Completions(_) | Prepared::Monitor(_) => {
@@ -104,14 +106,14 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
 
 enum Prepared {
     Record(crate::db::ledger::RecordInput, bool),
-    Check(admit::Request),
+    Check(admit::Request, bool),
     Reserve(admit::Request, chrono::Duration),
     Release(crate::cli::ReleaseArgs),
     Status(crate::cli::StatusArgs),
-    Limits(bool),
+    Limits(bool, crate::output::TableView),
     LimitsSet(crate::cli::LimitsSetArgs),
     LimitsUnset(crate::cli::LimitsUnsetArgs),
-    Prices(bool),
+    Prices(bool, crate::output::TableView),
     PricesSet(crate::cli::PricesSetArgs),
     PricesUnset(crate::cli::PricesUnsetArgs),
     Migrate(crate::cli::MigrateArgs),
@@ -122,6 +124,7 @@ enum Prepared {
     Config(bool),
     Monitor(crate::cli::MonitorArgs),
     Alerts(crate::cli::AlertsArgs),
+    Logs(crate::cli::LogsArgs),
     Distribution(crate::cli::DistributionArgs),
     ConfigSet(crate::cli::ConfigSetArgs),
 }
@@ -133,7 +136,9 @@ impl Prepared {
                 let json = args.json;
                 Prepared::Record(record::input(args), json)
             }
-            Command::Check(args) => Prepared::Check(admit::Request::from_args(args.estimate)?),
+            Command::Check(args) => {
+                Prepared::Check(admit::Request::from_args(args.estimate)?, args.quiet)
+            }
             Command::Reserve(args) => {
                 let ttl = chrono::Duration::from_std(args.ttl)
                     .map_err(|_| UsageError::new("ttl is too long"))?;
@@ -142,12 +147,12 @@ impl Prepared {
             Command::Release(args) => Prepared::Release(args),
             Command::Status(args) => Prepared::Status(args),
             Command::Limits(args) => match args.action {
-                None => Prepared::Limits(args.json),
+                None => Prepared::Limits(args.json, args.table.into()),
                 Some(LimitsAction::Set(set)) => Prepared::LimitsSet(set),
                 Some(LimitsAction::Unset(unset)) => Prepared::LimitsUnset(unset),
             },
             Command::Prices(args) => match args.action {
-                None => Prepared::Prices(args.json),
+                None => Prepared::Prices(args.json, args.table.into()),
                 Some(PricesAction::Set(set)) => Prepared::PricesSet(set),
                 Some(PricesAction::Unset(unset)) => Prepared::PricesUnset(unset),
             },
@@ -158,6 +163,7 @@ impl Prepared {
             Command::Completions(args) => Prepared::Completions(args),
             Command::Monitor(args) => Prepared::Monitor(args),
             Command::Alerts(args) => Prepared::Alerts(args),
+            Command::Logs(args) => Prepared::Logs(args),
             Command::Distribution(args) => Prepared::Distribution(distribution::check_args(args)?),
             Command::Config(args) => match args.action {
                 None => Prepared::Config(args.json),

@@ -20,10 +20,11 @@ use crate::cli::MonitorArgs;
 use crate::db::ops::ScopeLevel;
 use crate::db::{AlertRow, Db, DbUrl};
 use crate::domain::burn::{window_hours, Burn};
+use crate::domain::number::thousands_f;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, Level};
 use crate::error::{one_line, redact, UsageError};
-use crate::output::{thousands, Style};
+use crate::output::{thousands, wrap, Style};
 
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const WEBHOOK_ATTEMPTS: u32 = 3;
@@ -178,30 +179,29 @@ pub fn webhook_shown(url: &str) -> String {
     }
 }
 
-fn plain_line(t: &Tick) -> String {
-    let scope = |s: &ScopeState| {
-        format!(
-            "{} {}/{} {:.2}% {}",
-            if s.ai_type == GLOBAL_SCOPE {
-                "global"
-            } else {
-                &s.ai_type
-            },
-            thousands(s.total_tokens),
-            thousands(s.limit),
-            s.usage_percentage,
-            s.level
-        )
-    };
-    let mut parts = vec![scope(&t.global)];
-    parts.extend(t.ai_types.iter().map(scope));
-    format!(
-        "{} {}: {}; new alerts: {}",
-        t.at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        t.month,
-        parts.join(" | "),
-        t.new_alerts.len()
-    )
+/// A tick off a terminal: a line per scope (the total first, as `*`), then its new alerts,
+/// each line stamped with the tick's time so a log can be grepped; an alert's message is
+/// wrapped to `width` under its first line.
+fn plain_lines(t: &Tick, width: usize) -> Vec<String> {
+    let at = t.at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut lines: Vec<String> = std::iter::once(&t.global)
+        .chain(t.ai_types.iter())
+        .map(|s| {
+            format!(
+                "{at} {} {} {}/{} {:.2}% {}",
+                t.month,
+                s.ai_type,
+                thousands(s.total_tokens),
+                thousands(s.limit),
+                s.usage_percentage,
+                s.level
+            )
+        })
+        .collect();
+    for a in &t.new_alerts {
+        lines.extend(wrap(&format!("{at} ALERT {}", a.message), width, 4));
+    }
+    lines
 }
 
 /// The live view: one bar per AI type and one for the total, and a line for the next tick.
@@ -210,10 +210,14 @@ struct LiveView {
     bars: BTreeMap<String, ProgressBar>,
     footer: ProgressBar,
     color: bool,
+    width: usize,
 }
 
+/// The narrowest bar worth drawing.
+const MIN_BAR: usize = 10;
+
 impl LiveView {
-    fn new(color: bool) -> LiveView {
+    fn new(color: bool, width: usize) -> LiveView {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let footer = multi.add(ProgressBar::new_spinner());
         LiveView {
@@ -221,10 +225,11 @@ impl LiveView {
             bars: BTreeMap::new(),
             footer,
             color,
+            width,
         }
     }
 
-    fn style(&self, level: Level) -> ProgressStyle {
+    fn style(&self, level: Level, name_width: usize, bar_width: usize) -> ProgressStyle {
         let colour = match (self.color, level) {
             (false, _) => "",
             (true, Level::Ok) => ".green",
@@ -232,43 +237,71 @@ impl LiveView {
             (true, Level::Critical) => ".red",
             (true, Level::Emergency) => ".magenta",
         };
-        ProgressStyle::with_template(&format!("{{prefix:>16}} [{{bar:30{colour}}}] {{msg}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("█▉ ")
+        ProgressStyle::with_template(&format!(
+            "{{prefix:<{name_width}}} [{{bar:{bar_width}{colour}}}] {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█▉ ")
     }
 
+    /// A bar per scope, sized to the width: the name, the bar, then the figures; the burn rate
+    /// and the projected date go first when the line would not fit with a useful bar.
     fn show(&mut self, t: &Tick) {
-        for s in std::iter::once(&t.global).chain(t.ai_types.iter()) {
-            let name = if s.ai_type == GLOBAL_SCOPE {
-                "* (global)".to_string()
-            } else {
-                s.ai_type.clone()
-            };
-            let style = self.style(s.level);
-            let bar = self.bars.entry(name.clone()).or_insert_with(|| {
+        let scopes: Vec<&ScopeState> = std::iter::once(&t.global)
+            .chain(t.ai_types.iter())
+            .collect();
+        let name_width = scopes
+            .iter()
+            .map(|s| s.ai_type.chars().count())
+            .max()
+            .unwrap_or(1)
+            .min(24);
+        let figures = |s: &ScopeState, detail: usize| {
+            let mut m = format!(
+                "{:.1}% {} {}/{}",
+                s.usage_percentage,
+                s.level,
+                thousands(s.total_tokens),
+                thousands(s.limit)
+            );
+            if detail >= 1 {
+                m.push_str(&format!(
+                    " {}/h",
+                    thousands_f(s.burn.burn_rate_per_hour.unwrap_or(0.0))
+                ));
+            }
+            if let (2, Some(at)) = (detail, s.burn.projected_exhaustion_at) {
+                m.push_str(&format!(" full {}", at.format("%m-%d %H:%M")));
+            }
+            m
+        };
+        // name, " [", bar, "] ", figures
+        let room = |detail: usize| {
+            let longest = scopes
+                .iter()
+                .map(|s| figures(s, detail).chars().count())
+                .max()
+                .unwrap_or(0);
+            self.width.saturating_sub(name_width + 4 + longest)
+        };
+        let detail = (0..=2).rev().find(|&d| room(d) >= MIN_BAR).unwrap_or(0);
+        let bar_width = room(detail).clamp(MIN_BAR, 50);
+        for s in scopes {
+            let style = self.style(s.level, name_width, bar_width);
+            let bar = self.bars.entry(s.ai_type.clone()).or_insert_with(|| {
                 let b = self.multi.insert_before(&self.footer, ProgressBar::new(1));
-                b.set_prefix(name.clone());
+                b.set_prefix(s.ai_type.clone());
                 b
             });
             bar.set_style(style);
             bar.set_length(s.limit.max(1) as u64);
             bar.set_position(s.total_tokens.clamp(0, s.limit.max(1)) as u64);
-            let exhaustion = s
-                .burn
-                .projected_exhaustion_at
-                .map(|at| format!(", limit reached {}", at.format("%m-%d %H:%M")))
-                .unwrap_or_default();
-            bar.set_message(format!(
-                "{}/{} {:.1}% {} · {:.0}/h{exhaustion}",
-                thousands(s.total_tokens),
-                thousands(s.limit),
-                s.usage_percentage,
-                s.level,
-                s.burn.burn_rate_per_hour.unwrap_or(0.0)
-            ));
+            bar.set_message(figures(s, detail));
         }
         for a in &t.new_alerts {
-            let _ = self.multi.println(format!("ALERT {}", a.message));
+            for line in wrap(&format!("ALERT {}", a.message), self.width, 4) {
+                let _ = self.multi.println(line);
+            }
         }
     }
 
@@ -310,7 +343,7 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
         // cron runs it again soon and mails the failure: no waiting, exit 1 on one line
         let (db, clock) = connect(url, clock).await?;
         let t = tick(&db, &clock.refreshed()).await?;
-        let filed = publish(&t, &args, style.terminal, None);
+        let filed = publish(&t, &args, (style.terminal, style.width), None);
         let posted = deliver_all(&t, &args, None, filed).await;
         // an alert a configured sink did not get is a failed run for cron (it is in the
         // database either way, and `tokenctl alerts` shows it)
@@ -323,7 +356,7 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
     let stop = Arc::new(Notify::new());
     watch_signals(stop.clone())?;
     let live = style.terminal && !args.json;
-    let mut view = live.then(|| LiveView::new(style.color));
+    let mut view = live.then(|| LiveView::new(style.color, style.width));
     // Not connected yet: the first tick connects, so a monitor started before its database
     // (a service at boot) waits for it with the same backoff as after an outage.
     let mut conn: Option<(Db, Clock)> = None;
@@ -346,7 +379,7 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
                 r = &mut result => r,
                 _ = stop.notified() => match tokio::time::timeout(TICK_GRACE, &mut result).await {
                     Ok(Ok(t)) => {
-                        publish(&t, &args, live, view.as_mut());
+                        publish(&t, &args, (live, style.width), view.as_mut());
                         break;
                     }
                     _ => break,
@@ -356,7 +389,7 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
         let wait = match outcome {
             Ok(t) => {
                 backoff = Duration::from_secs(1);
-                let filed = publish(&t, &args, live, view.as_mut());
+                let filed = publish(&t, &args, (live, style.width), view.as_mut());
                 let delivered = deliver_all(&t, &args, view.as_ref(), filed);
                 tokio::select! {
                     _ = delivered => {}
@@ -413,7 +446,12 @@ async fn sleep_or_stop(wait: Duration, stop: &Notify, view: Option<&LiveView>) -
 
 /// Shows the tick and appends its new alerts to the alerts file; false when the file could
 /// not take them.
-fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>) -> bool {
+fn publish(
+    t: &Tick,
+    args: &MonitorArgs,
+    (live, width): (bool, usize),
+    view: Option<&mut LiveView>,
+) -> bool {
     // the database has the alerts already; the file comes next, whatever the webhook does
     let filed = match append_alerts(&args.alerts_file, &t.new_alerts) {
         Ok(()) => true,
@@ -433,9 +471,8 @@ fn publish(t: &Tick, args: &MonitorArgs, live: bool, view: Option<&mut LiveView>
     } else if let (true, Some(v)) = (live, view) {
         v.show(t);
     } else {
-        crate::outln!("{}", plain_line(t));
-        for a in &t.new_alerts {
-            crate::outln!("ALERT {}", a.message);
+        for line in plain_lines(t, width) {
+            crate::outln!("{line}");
         }
     }
     let _ = std::io::stdout().flush();

@@ -3,22 +3,22 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use comfy_table::{Cell, CellAlignment};
+use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
 use crate::cli::{PricesSetArgs, PricesUnsetArgs};
 use crate::domain::prices::{Price, PriceSource, PriceTable};
-use crate::output::print_json;
+use crate::output::{print_json, Grid, Show, TableView};
 
 #[derive(Debug, Serialize)]
 struct PricesReport<'a> {
     prices: &'a [Price],
 }
 
-pub async fn show(app: &App, json: bool) -> Result<ExitCode> {
+pub async fn show(app: &App, json: bool, view: TableView) -> Result<ExitCode> {
     let table = app.db.prices().await?;
-    print(app, &table, json)
+    print(app, &table, json, view)
 }
 
 pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
@@ -34,7 +34,7 @@ pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    print(app, &table, true)
+    print(app, &table, true, TableView::default())
 }
 
 pub async fn unset(app: &App, args: PricesUnsetArgs) -> Result<ExitCode> {
@@ -60,35 +60,40 @@ pub async fn unset(app: &App, args: PricesUnsetArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    print(app, &table, true)
+    print(app, &table, true, TableView::default())
 }
 
-fn print(app: &App, prices: &PriceTable, json: bool) -> Result<ExitCode> {
+fn print(app: &App, prices: &PriceTable, json: bool, view: TableView) -> Result<ExitCode> {
     if json {
         print_json(&PricesReport {
             prices: prices.all(),
         })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = app.style.table();
-    table.set_header(vec![
-        "Model",
-        "Input USD / Mtok",
-        "Output USD / Mtok",
-        "Source",
-    ]);
+    let mut grid = Grid::new()
+        .text("Model", Show::Always)
+        .number("Input USD/Mtok", Show::Always)
+        .number("Output USD/Mtok", Show::Always)
+        .text("Source", Show::Fit(1));
     for p in prices.all() {
-        table.add_row(vec![
+        grid.row(vec![
             Cell::new(&p.model),
-            Cell::new(format!("{:.4}", p.input_per_mtok)).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.4}", p.output_per_mtok)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.4}", p.input_per_mtok)),
+            Cell::new(format!("{:.4}", p.output_per_mtok)),
             Cell::new(match p.source {
                 crate::domain::prices::PriceSource::Builtin => "built-in",
                 crate::domain::prices::PriceSource::Database => "database",
             }),
         ]);
     }
-    crate::outln!("{table}");
-    crate::outln!("A model name also matches its dated variants (claude-sonnet-4-5-20250929 → claude-sonnet-4-5).");
+    crate::out!("{}", grid.render(&app.style, view));
+    if view.no_headers {
+        return Ok(ExitCode::SUCCESS);
+    }
+    app.style.table_note(
+        &grid,
+        view,
+        vec!["A model name also matches its dated variants (claude-sonnet-4-5-20250929 → claude-sonnet-4-5)".into()],
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use comfy_table::{Cell, CellAlignment};
+use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
@@ -14,9 +14,10 @@ use crate::db::ops::UsageView;
 use crate::domain::burn::{burn, window_hours, Burn};
 use crate::domain::count::saturating_sum;
 use crate::domain::level::percentage;
+use crate::domain::number::thousands_f;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, ClockSource, GlobalLimits, Level, Limits};
-use crate::output::{print_json, thousands, warn};
+use crate::output::{print_json, thousands, warn, Grid, Show, TableView};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -62,6 +63,7 @@ pub struct GlobalStatus {
     pub remaining: i64,
     pub level: Level,
     pub request_count: i64,
+    #[serde(serialize_with = "crate::domain::number::usd")]
     pub cost_usd: f64,
     pub today_tokens: Option<i64>,
     pub hour_tokens: Option<i64>,
@@ -92,6 +94,7 @@ pub struct AiTypeStatus {
     /// the `token_usage.status` column as stored
     pub status: String,
     pub last_request_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::domain::number::usd")]
     pub cost_usd: f64,
     /// burn_rate_per_hour, projected_month_total, projected_exhaustion_at
     #[serde(flatten)]
@@ -272,7 +275,7 @@ pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&report)?;
     } else {
-        print_table(app, &report);
+        print_table(app, &report, args.table.into());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -281,93 +284,125 @@ fn opt(n: Option<i64>) -> String {
     n.map(thousands).unwrap_or_else(|| "-".into())
 }
 
-fn print_table(app: &App, r: &StatusReport) {
-    crate::outln!(
-        "Token usage for {} ({}){}",
-        r.month,
-        r.timezone,
-        if r.from_archive {
-            ", from the archive"
-        } else {
-            ""
-        }
-    );
-    if r.ai_types.is_empty() {
-        crate::outln!("No usage recorded for {} yet.", r.month);
-    } else {
-        let mut table = app.style.table();
-        table.set_header(vec![
-            "AI type",
-            "Used",
-            "Limit",
-            "%",
-            "Remaining",
-            "Today",
-            "This hour",
-            "Requests",
-            "Cost (USD)",
-            "Level",
-            "Burn/h",
-            "Limit reached",
-            "Last request",
-        ]);
-        for a in &r.ai_types {
-            let last = a
-                .last_request_at
-                .map(|t| {
-                    t.with_timezone(&app.clock.tz)
-                        .format("%Y-%m-%d %H:%M")
-                        .to_string()
-                })
-                .unwrap_or_else(|| "-".into());
-            table.add_row(vec![
-                Cell::new(&a.ai_type),
-                Cell::new(thousands(a.total_tokens)).set_alignment(CellAlignment::Right),
-                Cell::new(thousands(a.monthly_limit)).set_alignment(CellAlignment::Right),
-                Cell::new(format!("{:.2}", a.usage_percentage)).set_alignment(CellAlignment::Right),
-                Cell::new(thousands(a.remaining)).set_alignment(CellAlignment::Right),
-                Cell::new(opt(a.today_tokens)).set_alignment(CellAlignment::Right),
-                Cell::new(opt(a.hour_tokens)).set_alignment(CellAlignment::Right),
-                Cell::new(thousands(a.request_count)).set_alignment(CellAlignment::Right),
-                Cell::new(format!("{:.4}", a.cost_usd)).set_alignment(CellAlignment::Right),
-                app.style.level_cell(a.level),
-                Cell::new(
-                    a.burn
-                        .burn_rate_per_hour
-                        .map(|r| format!("{r:.0}"))
-                        .unwrap_or_else(|| "-".into()),
-                )
-                .set_alignment(CellAlignment::Right),
-                Cell::new(
-                    a.burn
-                        .projected_exhaustion_at
-                        .map(|t| {
-                            t.with_timezone(&app.clock.tz)
-                                .format("%Y-%m-%d %H:%M")
-                                .to_string()
-                        })
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                Cell::new(last),
-            ]);
-        }
-        crate::outln!("{table}");
-    }
-    let g = &r.global;
-    let held = if g.reserved_tokens > 0 {
-        format!(", {} held by reservations", thousands(g.reserved_tokens))
-    } else {
-        String::new()
+/// One row of the status table: an AI type's, or the total's (`*`).
+struct StatusRow<'a> {
+    name: &'a str,
+    level: Level,
+    used: i64,
+    limit: i64,
+    percentage: f64,
+    remaining: i64,
+    today: Option<i64>,
+    hour: Option<i64>,
+    held: i64,
+    requests: i64,
+    cost_usd: f64,
+    burn: &'a Burn,
+    last_request_at: Option<DateTime<Utc>>,
+}
+
+fn print_table(app: &App, r: &StatusReport, view: TableView) {
+    let when = |t: Option<DateTime<Utc>>| {
+        t.map(|t| {
+            t.with_timezone(&app.clock.tz)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
     };
-    crate::outln!(
-        "Global: {} of {} ({:.2}%), {} remaining{held}, level {}; today {}, this hour {}; ${:.4}",
-        thousands(g.total_tokens),
-        thousands(g.enforced_limit),
-        g.usage_percentage,
-        thousands(g.remaining),
-        app.style.level_word(g.level),
-        opt(g.today_tokens),
-        opt(g.hour_tokens),
-        g.cost_usd
-    );
+    if !view.no_headers {
+        crate::outln!(
+            "Token usage for {} ({}){}",
+            r.month,
+            r.timezone,
+            if r.from_archive {
+                ", from the archive"
+            } else {
+                ""
+            }
+        );
+    }
+    if r.ai_types.is_empty() && !view.no_headers {
+        crate::outln!("No usage recorded for {} yet.", r.month);
+    }
+    let mut grid = Grid::new()
+        .text("AI type", Show::Always)
+        .text("Level", Show::Always)
+        .number("Used", Show::Always)
+        .number("Limit", Show::Always)
+        .number("%", Show::Always)
+        .number("Remaining", Show::Fit(1))
+        .number("Today", Show::Fit(3))
+        .number("Cost USD", Show::Fit(2))
+        .number("Requests", Show::Fit(4))
+        .number("This hour", Show::Wide)
+        .number("Held", Show::Wide)
+        .number("Burn/h", Show::Wide)
+        .text("Limit reached", Show::Wide)
+        .text("Last request", Show::Wide);
+    let g = &r.global;
+    let total = StatusRow {
+        name: GLOBAL_SCOPE,
+        level: g.level,
+        used: g.total_tokens,
+        limit: g.enforced_limit,
+        percentage: g.usage_percentage,
+        remaining: g.remaining,
+        today: g.today_tokens,
+        hour: g.hour_tokens,
+        held: g.reserved_tokens,
+        requests: g.request_count,
+        cost_usd: g.cost_usd,
+        burn: &g.burn,
+        last_request_at: r.ai_types.iter().filter_map(|a| a.last_request_at).max(),
+    };
+    let rows = r.ai_types.iter().map(|a| StatusRow {
+        name: &a.ai_type,
+        level: a.level,
+        used: a.total_tokens,
+        limit: a.monthly_limit,
+        percentage: a.usage_percentage,
+        remaining: a.remaining,
+        today: a.today_tokens,
+        hour: a.hour_tokens,
+        held: a.reserved_tokens,
+        requests: a.request_count,
+        cost_usd: a.cost_usd,
+        burn: &a.burn,
+        last_request_at: a.last_request_at,
+    });
+    for row in rows.chain(std::iter::once(total)) {
+        grid.row(vec![
+            Cell::new(row.name),
+            app.style.level_cell(row.level),
+            Cell::new(thousands(row.used)),
+            Cell::new(thousands(row.limit)),
+            Cell::new(format!("{:.2}", row.percentage)),
+            Cell::new(thousands(row.remaining)),
+            Cell::new(opt(row.today)),
+            Cell::new(format!("{:.4}", row.cost_usd)),
+            Cell::new(thousands(row.requests)),
+            Cell::new(opt(row.hour)),
+            Cell::new(thousands(row.held)),
+            Cell::new(
+                row.burn
+                    .burn_rate_per_hour
+                    .map(thousands_f)
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            Cell::new(when(row.burn.projected_exhaustion_at)),
+            Cell::new(when(row.last_request_at)),
+        ]);
+    }
+    crate::out!("{}", grid.render(&app.style, view));
+    if !view.no_headers {
+        let mut notes = vec!["* is all AI types together".to_string()];
+        if g.reserved_tokens > 0 {
+            notes.push(format!(
+                "{} tokens held by reservations",
+                thousands(g.reserved_tokens)
+            ));
+        }
+        app.style.table_note(&grid, view, notes);
+    }
 }

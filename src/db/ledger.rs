@@ -13,7 +13,7 @@ use crate::domain::count::saturating_sum;
 use crate::domain::level::percentage;
 use crate::domain::prices::PriceTable;
 use crate::domain::{
-    decide, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Snapshot,
+    decide, thousands, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Snapshot,
 };
 use crate::error::UsageError;
 
@@ -252,7 +252,8 @@ pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Rel
                 .await?;
             format!(
                 "released {} tokens held for {}",
-                r.hold.estimated_tokens, r.hold.ai_type
+                thousands(r.hold.estimated_tokens),
+                r.hold.ai_type
             )
         }
         HoldState::Released => "already released: nothing to give back".to_string(),
@@ -296,6 +297,7 @@ pub struct Recorded {
     pub tokens_in: i64,
     pub tokens_out: i64,
     pub total_tokens: i64,
+    #[serde(serialize_with = "crate::domain::number::usd")]
     pub cost_usd: f64,
     /// the month's total for this AI type after this request
     pub month_total_tokens: i64,
@@ -520,11 +522,11 @@ async fn duplicate<S: Store>(
                 (None, None) => "this request".to_string(),
             },
             first.ai_type,
-            first.tokens_in,
-            first.tokens_out,
+            thousands(first.tokens_in),
+            thousands(first.tokens_out),
             input.ai_type,
-            input.tokens_in,
-            input.tokens_out
+            thousands(input.tokens_in),
+            thousands(input.tokens_out)
         ));
     }
     Ok(Recorded {

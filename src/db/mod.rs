@@ -694,6 +694,10 @@ pub trait Store {
     async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64>;
     /// The lowest and highest id of the log rows older than `cutoff`.
     async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>>;
+    /// When the log row `id` was written (None: no such row).
+    async fn log_time(&mut self, id: i64) -> Result<Option<DateTime<Utc>>>;
+    /// A page of the log (see `log_page_sql`).
+    async fn log_page(&mut self, q: &LogQuery<'_>) -> Result<Vec<LogRow>>;
     /// Deletes the log rows older than `cutoff` with `from <= id < to`.
     async fn delete_logs_between(
         &mut self,
@@ -750,6 +754,148 @@ pub struct AlertFilter {
     pub active_in: Option<String>,
 }
 
+/// Which requests `logs` shows: `limit` of them, newest first, older than the request `before`
+/// (an id from the page before), since a time, of one AI type.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub ai_type: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// One page of the log, and the id to pass as `before` for the next (None: no more).
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub rows: Vec<LogRow>,
+    pub next_before: Option<i64>,
+}
+
+/// One request of the log. Counts are read by `domain::count`'s rule, so a row another
+/// program wrote with odd values shows as it is read everywhere else.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub ai_type: String,
+    pub model: Option<String>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub total_tokens: i64,
+    #[serde(serialize_with = "crate::domain::number::usd")]
+    pub cost_usd: f64,
+    pub success: bool,
+    pub error_message: Option<String>,
+    pub request_id: Option<String>,
+    pub reservation_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub request_type: Option<String>,
+    pub processing_time_ms: Option<i64>,
+    pub month_year: Option<String>,
+}
+
+/// A page of the log as a backend runs it: the position of `before` already looked up.
+pub struct LogQuery<'a> {
+    pub ai_type: Option<&'a str>,
+    pub since: Option<DateTime<Utc>>,
+    /// (created_at, id) of the last row of the page before
+    pub after_row: Option<(DateTime<Utc>, i64)>,
+    pub limit: i64,
+}
+
+/// The statement of a page of the log, written once: the backends differ only in how a
+/// placeholder is spelled (`p(1)` = `?1` or `$1`). Binds, in order: ai_type, since, the page
+/// before's (created_at, id), limit — each only when the query has it. Newest first by
+/// (created_at, id): every page is one range of the index on (created_at) or on
+/// (ai_type, created_at), so the 1,000th page costs what the first does.
+pub(crate) fn log_page_sql(q: &LogQuery<'_>, p: impl Fn(usize) -> String) -> String {
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        p(n)
+    };
+    let mut conditions = Vec::new();
+    if q.ai_type.is_some() {
+        conditions.push(format!("ai_type = {}", next()));
+    }
+    if q.since.is_some() {
+        conditions.push(format!("created_at >= {}", next()));
+    }
+    if q.after_row.is_some() {
+        let (at, id) = (next(), next());
+        conditions.push(format!(
+            "created_at <= {at} AND (created_at < {at} OR id < {id})"
+        ));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!(
+        "SELECT id, created_at, ai_type, model, CAST(tokens_in AS TEXT) AS tokens_in,
+                CAST(tokens_out AS TEXT) AS tokens_out, CAST(total_tokens AS TEXT) AS total_tokens,
+                CAST(cost_usd AS TEXT) AS cost_usd, CAST(success AS TEXT) AS success,
+                error_message, request_id, reservation_id, user_id, session_id, request_type,
+                CAST(processing_time_ms AS TEXT) AS processing_time_ms, month_year
+         FROM token_usage_logs {filter}
+         ORDER BY created_at DESC, id DESC LIMIT {}",
+        next()
+    )
+}
+
+/// A row of `log_page_sql` with its time already read (each backend stores time its way).
+pub(crate) fn log_row<R: Row>(r: &R, created_at: Option<DateTime<Utc>>) -> Result<LogRow>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |name: &str| -> Result<Option<String>> { Ok(r.try_get(name)?) };
+    let number = |name: &str| -> Result<i64> {
+        Ok(count::read_count(text(name)?.as_deref())
+            .value()
+            .unwrap_or(0))
+    };
+    let tokens_in = number("tokens_in")?;
+    let tokens_out = number("tokens_out")?;
+    Ok(LogRow {
+        id: r.try_get("id")?,
+        created_at,
+        ai_type: r.try_get("ai_type")?,
+        model: text("model")?,
+        tokens_in,
+        tokens_out,
+        // what an old row left blank is what it adds up to
+        total_tokens: match text("total_tokens")? {
+            Some(t) => count::read_count(Some(&t))
+                .value()
+                .unwrap_or(tokens_in.saturating_add(tokens_out)),
+            None => tokens_in.saturating_add(tokens_out),
+        },
+        cost_usd: text("cost_usd")?
+            .and_then(|c| c.trim().parse::<f64>().ok())
+            .filter(|c| c.is_finite())
+            .unwrap_or(0.0),
+        // SQLite stores 1/0, PostgreSQL true/false; NULL (an old row) is the column's default
+        success: !matches!(
+            text("success")?.as_deref().map(str::trim),
+            Some("0" | "false" | "f")
+        ),
+        error_message: text("error_message")?,
+        request_id: text("request_id")?,
+        reservation_id: text("reservation_id")?,
+        user_id: text("user_id")?,
+        session_id: text("session_id")?,
+        request_type: text("request_type")?,
+        processing_time_ms: text("processing_time_ms")?
+            .and_then(|v| count::read_count(Some(&v)).value()),
+        month_year: text("month_year")?,
+    })
+}
+
 /// SQL giving a level's rank (ok 0 … emergency 3), for "levels above".
 const LEVEL_RANK: &str =
     "CASE level WHEN 'warning' THEN 1 WHEN 'critical' THEN 2 WHEN 'emergency' THEN 3 ELSE 0 END";
@@ -794,6 +940,7 @@ pub struct ArchiveRow {
     pub tokens_out: i64,
     pub total_tokens: i64,
     pub request_count: i64,
+    #[serde(serialize_with = "crate::domain::number::usd")]
     pub cost_usd: f64,
     pub last_request_at: Option<DateTime<Utc>>,
     pub archived_at: DateTime<Utc>,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::ledger::{self, MonthlyReset, RecordInput, Recorded, Released, Reserved, Reset};
 use super::{
     read_tx, write_tx, write_tx_or_rollback, AlertFilter, AlertRow, ArchiveRow, ClosedMonth, Db,
-    Hold, LimitRows, LimitScope, MonthRow, Store, WindowRow,
+    Hold, LimitRows, LimitScope, LogFilter, LogPage, LogQuery, MonthRow, Store, WindowRow,
 };
 use crate::domain::alert::{draft, levels_reached};
 use crate::domain::burn::Burn;
@@ -15,6 +15,7 @@ use crate::domain::level::percentage;
 use crate::domain::limits::{LimitFields, LimitRow};
 use crate::domain::prices::PriceTable;
 use crate::domain::{Clock, Decision, Level};
+use crate::error::UsageError;
 
 /// What `status` reads: the month's rows, the limits, and the current day and hour windows.
 #[derive(Debug, Clone, Default)]
@@ -202,6 +203,41 @@ impl Db {
             from = to;
         }
         Ok(deleted)
+    }
+
+    /// A page of the request log, newest first. `before` is the last id of the page before;
+    /// an id that is not (or no longer) in the log is an error, not an empty page.
+    pub async fn logs(&self, f: &LogFilter) -> Result<LogPage> {
+        let mut rows = read_tx!(self, c => {
+            let after_row = match f.before {
+                None => None,
+                Some(id) => match c.log_time(id).await? {
+                    Some(at) => Some((at, id)),
+                    None => {
+                        return Err(UsageError::new(format!(
+                            "no request with id {id} in the log (pruned by monthly-reset, or mistyped)"
+                        ))
+                        .into())
+                    }
+                },
+            };
+            c.log_page(&LogQuery {
+                ai_type: f.ai_type.as_deref(),
+                since: f.since,
+                after_row,
+                limit: f.limit.saturating_add(1),
+            })
+            .await?
+        });
+        // one row more than asked says whether there is another page
+        let more = rows.len() as i64 > f.limit;
+        rows.truncate(f.limit.max(0) as usize);
+        let next_before = if more {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(LogPage { rows, next_before })
     }
 
     /// The time zone stored for every host, if one was set.

@@ -6,10 +6,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    in_flight, level_rank, AlertFilter, AlertRow, ArchiveReason, ArchiveRow, ClosedMonth, Hold,
-    HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LoggedRequest, MonthRow, Reservation,
-    Store, UsageDelta, UsageRowText, WindowRow, ARCHIVE_RESERVED_TEXT, LEVEL_RANK,
-    USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
+    in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason, ArchiveRow,
+    ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LogQuery, LogRow,
+    LoggedRequest, MonthRow, Reservation, Store, UsageDelta, UsageRowText, WindowRow,
+    ARCHIVE_RESERVED_TEXT, LEVEL_RANK, USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
 };
 use crate::domain::alert::AlertDraft;
 use crate::domain::level::percentage;
@@ -1007,6 +1007,41 @@ impl Store for SqliteConnection {
                 .await
                 .context("cannot find old logs")?;
         Ok(low.zip(high))
+    }
+
+    async fn log_time(&mut self, id: i64) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT created_at FROM token_usage_logs WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&mut *self)
+                .await
+                .context("cannot read the request log")?;
+        Ok(at.flatten().as_deref().and_then(parse_time))
+    }
+
+    async fn log_page(&mut self, q: &LogQuery<'_>) -> Result<Vec<LogRow>> {
+        let sql = log_page_sql(q, |n| format!("?{n}"));
+        let mut query = sqlx::query(&sql);
+        if let Some(a) = q.ai_type {
+            query = query.bind(a);
+        }
+        if let Some(since) = q.since {
+            query = query.bind(ts(since));
+        }
+        if let Some((at, id)) = q.after_row {
+            query = query.bind(ts(at)).bind(id);
+        }
+        let rows = query
+            .bind(q.limit)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the request log")?;
+        rows.iter()
+            .map(|r| {
+                let at: Option<String> = r.try_get("created_at")?;
+                log_row(r, at.as_deref().and_then(parse_time))
+            })
+            .collect()
     }
 
     async fn delete_logs_between(

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::burn::Burn;
 use super::level::{percentage, Level};
+use super::number::{thousands, thousands_f};
 use super::validate::GLOBAL_SCOPE;
 
 /// An alert about to be raised (the database gives it its id and time).
@@ -70,12 +71,14 @@ pub fn draft(
     let pct = percentage(used, limit);
     let projection = match (burn.burn_rate_per_hour, burn.projected_exhaustion_at) {
         (Some(rate), Some(at)) => format!(
-            "; at {rate:.0} tokens/hour the limit is reached {}",
+            "; at {} tokens/hour the limit is reached {}",
+            thousands_f(rate),
             at.to_rfc3339_opts(SecondsFormat::Secs, true)
         ),
         (Some(rate), None) => format!(
-            "; at {rate:.0} tokens/hour the month ends at about {} tokens",
-            burn.projected_month_total.unwrap_or(used)
+            "; at {} tokens/hour the month ends at about {} tokens",
+            thousands_f(rate),
+            thousands(burn.projected_month_total.unwrap_or(used))
         ),
         _ => String::new(),
     };
@@ -87,7 +90,7 @@ pub fn draft(
         total_tokens: used,
         limit,
         message: format!(
-            "{}{}: {} reached {used} of {limit} tokens ({pct:.2}%) in {month}{projection}",
+            "{}{}: {} reached {} of {} tokens ({pct:.2}%) in {month}{projection}",
             level.as_str().to_uppercase(),
             if ai_type == GLOBAL_SCOPE {
                 " (global)"
@@ -95,6 +98,8 @@ pub fn draft(
                 ""
             },
             who(ai_type),
+            thousands(used),
+            thousands(limit),
         ),
         recommended_action: recommended_action(ai_type, level),
         burn,
@@ -126,7 +131,7 @@ mod tests {
         );
         assert_eq!(
             d.message,
-            "WARNING: imperium reached 112000 of 140000 tokens (80.00%) in 2026-11"
+            "WARNING: imperium reached 112,000 of 140,000 tokens (80.00%) in 2026-11"
         );
         assert!(d.recommended_action.starts_with("Watch imperium"));
         let g = draft(
@@ -139,7 +144,7 @@ mod tests {
         );
         assert!(
             g.message
-                .starts_with("EMERGENCY (global): all AI types together reached 137200"),
+                .starts_with("EMERGENCY (global): all AI types together reached 137,200"),
             "{}",
             g.message
         );

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::level::{percentage, Level, EMERGENCY_PERCENT};
+use super::number::thousands;
 use super::usage::Rate;
 use super::{pacing, GlobalLimits, Limits, Periods, Snapshot};
 
@@ -128,9 +129,10 @@ pub fn decide(
             true,
             Reason::Ok,
             format!(
-                "allowed: {ai_type} may use {estimated_tokens} tokens ({} of {} used this month)",
-                snap.ai_month.committed(),
-                limits.monthly
+                "allowed: {ai_type} may use {} tokens ({} of {} used this month)",
+                thousands(estimated_tokens),
+                thousands(snap.ai_month.committed()),
+                thousands(limits.monthly)
             ),
             None,
             None,
@@ -207,7 +209,7 @@ fn first_denial(
             message: format!(
                 "{} is closed: monthly-reset archived it ({} tokens used by all AI types), so nothing more is admitted in it; this clock ({}) is behind the month the budget is in",
                 periods.month,
-                snap.global_month.used,
+                thousands(snap.global_month.used),
                 now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             retry_after: Some(periods.month_end),
@@ -221,8 +223,8 @@ fn first_denial(
             usage: snap.ai_month.used,
             message: format!(
                 "Emergency shutdown for {ai_type}: {} of {} tokens used this month ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
-                snap.ai_month.used,
-                limits.monthly,
+                thousands(snap.ai_month.used),
+                thousands(limits.monthly),
                 percentage(snap.ai_month.used, limits.monthly)
             ),
             retry_after: Some(periods.month_end),
@@ -236,8 +238,8 @@ fn first_denial(
             usage: snap.global_month.used,
             message: format!(
                 "Global emergency shutdown: {} of {} tokens used this month by all AI types ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
-                snap.global_month.used,
-                global.monthly,
+                thousands(snap.global_month.used),
+                thousands(global.monthly),
                 percentage(snap.global_month.used, global.monthly)
             ),
             retry_after: Some(periods.month_end),
@@ -250,8 +252,9 @@ fn first_denial(
             limit: limits.per_request,
             usage: est,
             message: format!(
-                "Request token limit exceeded for {ai_type}: estimated_tokens={est} request_limit={}",
-                limits.per_request
+                "Request token limit exceeded for {ai_type}: estimated_tokens={} request_limit={}",
+                thousands(est),
+                thousands(limits.per_request)
             ),
             retry_after: None,
         });
@@ -263,7 +266,9 @@ fn first_denial(
             limit: ceiling,
             usage: est,
             message: format!(
-                "Request token limit exceeded for {ai_type}: estimated_tokens={est} request_limit={ceiling} (global ceiling)"
+                "Request token limit exceeded for {ai_type}: estimated_tokens={} request_limit={} (global ceiling)",
+                thousands(est),
+                thousands(ceiling)
             ),
             retry_after: None,
         });
@@ -332,7 +337,10 @@ fn first_denial(
                 limit,
                 usage,
                 message: format!(
-                    "{name} token limit exceeded{whose}: current_usage={usage} + estimated_tokens={est} > limit={limit}"
+                    "{name} token limit exceeded{whose}: current_usage={} + estimated_tokens={} > limit={}",
+                    thousands(usage),
+                    thousands(est),
+                    thousands(limit)
                 ),
                 retry_after: retry_at(end, est, limit),
             });
@@ -382,8 +390,10 @@ fn rate_denial(
                     limit,
                     usage: n,
                     message: format!(
-                        "{title}{}: {n} {noun}, {key}={limit}",
-                        whose(scope, ai_type)
+                        "{title}{}: {} {noun}, {key}={}",
+                        whose(scope, ai_type),
+                        thousands(n),
+                        thousands(limit)
                     ),
                     retry_after: retry(rate),
                 })
@@ -432,8 +442,10 @@ fn rate_denial(
                 limit: cooldown,
                 usage: ago,
                 message: format!(
-                    "Cooldown active{}: last request started {ago} s ago, cooldown={cooldown} s",
-                    whose(scope, ai_type)
+                    "Cooldown active{}: last request started {} s ago, cooldown={} s",
+                    whose(scope, ai_type),
+                    thousands(ago),
+                    thousands(cooldown)
                 ),
                 retry_after: Some(free),
             });
@@ -475,8 +487,11 @@ fn rate_denial(
                 limit: allowed,
                 usage: committed,
                 message: format!(
-                    "Pacing limit exceeded{}: current_usage={committed} + estimated_tokens={est} > paced allowance={allowed} at this point of the month",
-                    whose(scope, ai_type)
+                    "Pacing limit exceeded{}: current_usage={} + estimated_tokens={} > paced allowance={} at this point of the month",
+                    whose(scope, ai_type),
+                    thousands(committed),
+                    thousands(est),
+                    thousands(allowed)
                 ),
                 retry_after: Some(pacing::fits_at(monthly, periods, need).unwrap_or(periods.month_end)),
             });
@@ -529,8 +544,12 @@ mod tests {
         );
         assert!(!d.allowed);
         assert_eq!(d.reason, Reason::RequestLimitExceeded);
-        assert!(d.message.contains("estimated_tokens=1073"), "{}", d.message);
-        assert!(d.message.contains("request_limit=1000"), "{}", d.message);
+        assert!(
+            d.message.contains("estimated_tokens=1,073"),
+            "{}",
+            d.message
+        );
+        assert!(d.message.contains("request_limit=1,000"), "{}", d.message);
         assert_eq!(d.retry_after, None);
     }
 
@@ -594,7 +613,7 @@ mod tests {
         assert_eq!(d.current_usage, 139_500);
         assert!(
             d.message
-                .contains("current_usage=139500 + estimated_tokens=600 > limit=140000"),
+                .contains("current_usage=139,500 + estimated_tokens=600 > limit=140,000"),
             "{}",
             d.message
         );

@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use super::number::thousands;
+
 /// Default daily cap as a percentage of the monthly limit: about twice the even daily share
 /// (100% / 30 days ≈ 3.3%), so a quiet day can be caught up but the month cannot be spent in
 /// fewer than 15 days.
@@ -207,19 +209,22 @@ impl Limits {
         if self.per_request > self.hourly {
             out.push(format!(
                 "{who}: hourly limit {} is below the per-request limit {}: a full-size request can never run",
-                self.hourly, self.per_request
+                thousands(self.hourly),
+                thousands(self.per_request)
             ));
         }
         if self.per_request > self.daily {
             out.push(format!(
                 "{who}: daily limit {} is below the per-request limit {}",
-                self.daily, self.per_request
+                thousands(self.daily),
+                thousands(self.per_request)
             ));
         }
         if self.per_request > self.monthly {
             out.push(format!(
                 "{who}: monthly limit {} is below the per-request limit {}",
-                self.monthly, self.per_request
+                thousands(self.monthly),
+                thousands(self.per_request)
             ));
         }
         out.extend(window_warnings(who, self.monthly, self.daily, self.hourly));
@@ -253,7 +258,8 @@ impl GlobalLimits {
         if per_request > self.hourly {
             out.push(format!(
                 "global: hourly limit {} is below the per-request limit {}: a full-size request can never run",
-                self.hourly, per_request
+                thousands(self.hourly),
+                thousands(per_request)
             ));
         }
         out.extend(window_warnings(
@@ -267,23 +273,25 @@ impl GlobalLimits {
 }
 
 fn window_warnings(who: &str, monthly: i64, daily: i64, hourly: i64) -> Vec<String> {
+    let (monthly_n, daily_n, hourly_n) = (monthly, daily, hourly);
+    let (monthly, daily, hourly) = (thousands(monthly), thousands(daily), thousands(hourly));
     let mut out = Vec::new();
-    if daily > monthly {
+    if daily_n > monthly_n {
         out.push(format!(
             "{who}: daily limit {daily} is above the monthly limit {monthly}"
         ));
     }
-    if hourly > daily {
+    if hourly_n > daily_n {
         out.push(format!(
             "{who}: hourly limit {hourly} is above the daily limit {daily}"
         ));
     }
-    if (hourly as i128) * 24 < daily as i128 {
+    if (hourly_n as i128) * 24 < daily_n as i128 {
         out.push(format!(
             "{who}: daily limit {daily} can never be reached at {hourly} tokens per hour"
         ));
     }
-    if (daily as i128) * 28 < monthly as i128 {
+    if (daily_n as i128) * 28 < monthly_n as i128 {
         out.push(format!(
             "{who}: monthly limit {monthly} cannot be reached in a 28-day month at {daily} tokens per day"
         ));
@@ -385,12 +393,12 @@ mod tests {
         let w = Limits::resolve(&seeded_default(), Some(&own)).warnings("imperium");
         assert!(
             w.iter()
-                .any(|s| s.contains("hourly limit 500 is below the per-request limit 1000")),
+                .any(|s| s.contains("hourly limit 500 is below the per-request limit 1,000")),
             "{w:?}"
         );
         assert!(
             w.iter()
-                .any(|s| s.contains("daily limit 200000 is above the monthly limit 140000")),
+                .any(|s| s.contains("daily limit 200,000 is above the monthly limit 140,000")),
             "{w:?}"
         );
     }

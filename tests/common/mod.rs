@@ -143,6 +143,7 @@ impl Env {
             .env_remove("DATABASE_URL")
             .env_remove("TOKENCTL_TZ")
             .env_remove("PGPASSWORD")
+            .env_remove("COLUMNS")
             .env("TOKENCTL_DATABASE_URL", &self.url)
             .env("TOKENCTL_NOW", &self.now)
             .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
