@@ -144,7 +144,7 @@ impl From<TableArgs> for crate::output::TableView {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// Only this AI type (default: every AI type)
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: Option<String>,
     /// Do not ask for confirmation (needed when standard input is not a terminal)
     #[arg(long)]
@@ -174,7 +174,7 @@ pub struct MonthlyResetArgs {
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
     /// Only this AI type
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: Option<String>,
     /// Only this month (YYYY-MM)
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]
@@ -274,7 +274,7 @@ pub struct DistributionArgs {
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
     pub day: Option<String>,
     /// Only this AI type (default: all AI types together)
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: Option<String>,
     /// Print one JSON document instead of text
     #[arg(long)]
@@ -297,7 +297,7 @@ fn log_id(s: &str) -> Result<i64, String> {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Only this AI type
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: Option<String>,
     /// Only requests since then: a duration (24h, 7d) or an RFC 3339 time
     #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since)]
@@ -324,7 +324,7 @@ pub struct AlertsArgs {
     #[arg(long, value_name = "LEVEL", value_parser = level)]
     pub level: Option<String>,
     /// Only this AI type ('*' for the total)
-    #[arg(long, value_name = "A", value_parser = ai_type_or_global)]
+    #[arg(long, value_name = "A", value_parser = ai_type_or_global, add = ai_types())]
     pub ai_type: Option<String>,
     /// Each AI type's current level where it is not ok, with the alert that announced it
     #[arg(long)]
@@ -378,6 +378,11 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Dynamic completion of `--ai-type` with the database's names (`COMPLETE=bash tokenctl`).
+fn ai_types() -> clap_complete::ArgValueCandidates {
+    clap_complete::ArgValueCandidates::new(crate::commands::completions::ai_type_candidates)
+}
+
 fn ai_type(s: &str) -> Result<String, String> {
     validate::ai_type(s)
 }
@@ -426,7 +431,7 @@ fn ttl(s: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// The AI type (agent, user or key name) that made the request
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: String,
     /// Input (prompt) tokens the request used
     #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
@@ -472,7 +477,7 @@ pub struct RecordArgs {
 #[command(group(ArgGroup::new("estimate").required(true).args(["estimated_tokens", "prompt", "prompt_file"])))]
 pub struct EstimateArgs {
     /// The AI type asking
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: String,
     /// Tokens the request will use, input and output together
     #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
@@ -523,7 +528,7 @@ pub struct ReleaseArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this AI type
-    #[arg(long, value_name = "A", value_parser = ai_type)]
+    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
     pub ai_type: Option<String>,
     /// Another month than the current one
     #[arg(long, value_name = "YYYY-MM", value_parser = month)]

@@ -1,13 +1,16 @@
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tokenctl::cli::{one_line_clap_error, Cli};
 use tokenctl::error::{
     exit_code_for, one_line, printable, redact, redact_urls, EXIT_FAILURE, EXIT_USAGE,
 };
 
 fn main() -> ExitCode {
+    // COMPLETE=bash tokenctl: the shell asking for completions (AI type names included);
+    // answers and exits, or does nothing when COMPLETE is not set
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -588,3 +588,71 @@ both!(logs_pages_through_every_request_once_newest_first, |env| {
         assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
     }
 });
+
+/// Runs `script` in bash with this test's environment; returns its standard output.
+fn bash(env: &Env, script: &str) -> String {
+    let base = env.cmd(&[]);
+    let mut c = Command::new("bash");
+    c.args(["-c", script]);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// What bash offers at `tokenctl <words…><Tab>`, through the script `COMPLETE=bash tokenctl`
+/// registers (the function a real shell calls).
+fn bash_completions(env: &Env, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        r#"source <(COMPLETE=bash {bin})
+COMP_WORDS=(tokenctl {words}); COMP_CWORD={cword}; COMP_TYPE=9
+COMP_LINE="tokenctl {line}"; COMP_POINT=${{#COMP_LINE}}
+_clap_complete_tokenctl tokenctl '{last}' '{prev}'
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        bin = env!("CARGO_BIN_EXE_tokenctl"),
+        words = quoted.join(" "),
+        cword = words.len(),
+        line = words.join(" "),
+        last = words.last().unwrap(),
+        prev = words[words.len().saturating_sub(2)],
+    );
+    bash(env, &script)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+both!(bash_completes_the_ai_types_the_database_knows, |env| {
+    env.record("imperium", 10, 1);
+    env.record("guardian", 10, 1);
+    env.ok(&["limits", "set", "--ai-type", "oracle", "--daily", "5000"]);
+    assert_eq!(
+        bash_completions(&env, &["status", "--ai-type", ""]),
+        ["guardian", "imperium", "oracle"]
+    );
+    assert_eq!(
+        bash_completions(&env, &["reserve", "--ai-type", "im"]),
+        ["imperium"]
+    );
+    assert_eq!(bash_completions(&env, &["sta"]), ["status"]);
+    // a database that is not there yet offers nothing, and is not created by a Tab
+    let nowhere = env.path("nowhere.db");
+    let script = format!(
+        "TOKENCTL_DATABASE_URL=sqlite://{} COMPLETE=fish {} -- tokenctl status --ai-type ''",
+        nowhere.display(),
+        env!("CARGO_BIN_EXE_tokenctl")
+    );
+    assert_eq!(bash(&env, &script), "");
+    assert!(!nowhere.exists());
+});

@@ -694,6 +694,8 @@ pub trait Store {
     async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64>;
     /// The lowest and highest id of the log rows older than `cutoff`.
     async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>>;
+    /// Every AI type with usage in any month or limits of its own, sorted.
+    async fn known_ai_types(&mut self) -> Result<Vec<String>>;
     /// When the log row `id` was written (None: no such row).
     async fn log_time(&mut self, id: i64) -> Result<Option<DateTime<Utc>>>;
     /// A page of the log (see `log_page_sql`).
@@ -753,6 +755,11 @@ pub struct AlertFilter {
     /// only alerts still active in this month
     pub active_in: Option<String>,
 }
+
+/// Every AI type with usage in any month or limits of its own: the same in both backends.
+const KNOWN_AI_TYPES: &str = "SELECT ai_type FROM token_usage
+     UNION SELECT ai_type FROM token_limits WHERE scope = 'ai_type'
+     ORDER BY 1";
 
 /// Which requests `logs` shows: `limit` of them, newest first, older than the request `before`
 /// (an id from the page before), since a time, of one AI type.

@@ -205,6 +205,11 @@ impl Db {
         Ok(deleted)
     }
 
+    /// Every AI type with usage in any month or limits of its own, sorted.
+    pub async fn known_ai_types(&self) -> Result<Vec<String>> {
+        Ok(read_tx!(self, c => c.known_ai_types().await?))
+    }
+
     /// A page of the request log, newest first. `before` is the last id of the page before;
     /// an id that is not (or no longer) in the log is an error, not an empty page.
     pub async fn logs(&self, f: &LogFilter) -> Result<LogPage> {

@@ -9,7 +9,7 @@ use super::{
     in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason, ArchiveRow,
     ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LogQuery, LogRow,
     LoggedRequest, MonthRow, Reservation, Store, UsageDelta, UsageRowText, WindowRow,
-    ARCHIVE_RESERVED_TEXT, LEVEL_RANK, USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
+    ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
 };
 use crate::domain::alert::AlertDraft;
 use crate::domain::level::percentage;
@@ -986,6 +986,13 @@ impl Store for PgConnection {
                 .await
                 .context("cannot find old logs")?;
         Ok(low.zip(high))
+    }
+
+    async fn known_ai_types(&mut self) -> Result<Vec<String>> {
+        sqlx::query_scalar(KNOWN_AI_TYPES)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the AI types")
     }
 
     async fn log_time(&mut self, id: i64) -> Result<Option<DateTime<Utc>>> {
