@@ -230,6 +230,22 @@ pub enum Since {
     At(chrono::DateTime<chrono::Utc>),
 }
 
+impl Since {
+    /// The instant this names, counting back from `now`.
+    pub fn resolve(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, crate::error::UsageError> {
+        match self {
+            Since::At(t) => Ok(t),
+            Since::Ago(d) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .ok_or_else(|| crate::error::UsageError::new("--since is too long ago")),
+        }
+    }
+}
+
 fn since(s: &str) -> Result<Since, String> {
     if let Ok(d) = humantime::parse_duration(s.trim()) {
         return Ok(Since::Ago(d));

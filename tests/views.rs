@@ -436,18 +436,19 @@ both!(
             "{out}"
         );
         // seven requests whose costs add up to binary noise in a float
+        let gpt4o = [
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "1237",
+            "--tokens-out",
+            "333",
+            "--model",
+            "gpt-4o",
+        ];
         for _ in 0..7 {
-            env.ok(&[
-                "record",
-                "--ai-type",
-                "a",
-                "--tokens-in",
-                "1237",
-                "--tokens-out",
-                "333",
-                "--model",
-                "gpt-4o",
-            ]);
+            env.ok(&gpt4o);
         }
         let status: Value = env.json(&["status"]);
         for cost in [
@@ -459,17 +460,7 @@ both!(
             assert!(decimals <= 6, "cost {text} is rounded to 6 decimals");
             assert!((cost.as_f64().unwrap() - 0.044958).abs() < 1e-9, "{text}");
         }
-        let recorded = env.json(&[
-            "record",
-            "--ai-type",
-            "a",
-            "--tokens-in",
-            "1237",
-            "--tokens-out",
-            "333",
-            "--model",
-            "gpt-4o",
-        ]);
+        let recorded = env.json(&gpt4o);
         assert_eq!(recorded["cost_usd"].to_string(), "0.006423");
         let distribution = env.ok(&["distribution"]);
         assert!(

@@ -4,15 +4,13 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chrono::Duration;
 use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
-use crate::cli::{AlertsArgs, Since};
+use crate::cli::AlertsArgs;
 use crate::db::{AlertFilter, AlertRow};
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::error::UsageError;
 use crate::output::{print_json, thousands, Grid, Show, TableView};
 
 #[derive(Debug, Serialize)]
@@ -21,14 +19,7 @@ struct AlertsReport {
 }
 
 pub async fn run(app: &App, args: AlertsArgs) -> Result<ExitCode> {
-    let since = match args.since {
-        None => None,
-        Some(Since::At(t)) => Some(t),
-        Some(Since::Ago(d)) => Some(
-            app.clock.now
-                - Duration::from_std(d).map_err(|_| UsageError::new("--since is too long ago"))?,
-        ),
-    };
+    let since = args.since.map(|s| s.resolve(app.clock.now)).transpose()?;
     let filter = AlertFilter {
         since,
         level: args.level.clone(),

@@ -3,14 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chrono::Duration;
 use comfy_table::Cell;
 use serde::Serialize;
 
 use super::App;
-use crate::cli::{LogsArgs, Since};
+use crate::cli::LogsArgs;
 use crate::db::{LogFilter, LogRow};
-use crate::error::UsageError;
 use crate::output::{print_json, thousands, Grid, Show, TableView};
 
 #[derive(Debug, Serialize)]
@@ -21,14 +19,7 @@ struct LogsReport {
 }
 
 pub async fn run(app: &App, args: LogsArgs) -> Result<ExitCode> {
-    let since = match args.since {
-        None => None,
-        Some(Since::At(t)) => Some(t),
-        Some(Since::Ago(d)) => Some(
-            app.clock.now
-                - Duration::from_std(d).map_err(|_| UsageError::new("--since is too long ago"))?,
-        ),
-    };
+    let since = args.since.map(|s| s.resolve(app.clock.now)).transpose()?;
     let filter = LogFilter {
         ai_type: args.ai_type.clone(),
         since,
