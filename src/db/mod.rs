@@ -19,10 +19,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Row};
-use tokio::sync::Mutex;
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
 
 use crate::domain::alert::AlertDraft;
 use crate::domain::count;
@@ -33,9 +36,37 @@ pub use url::DbUrl;
 
 /// One connection: a CLI invocation runs its operations one after another, and a single
 /// connection reports why it could not connect (a pool only says it timed out).
-pub enum Db {
-    Sqlite(Mutex<SqliteConnection>),
-    Postgres(Mutex<PgConnection>),
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    /// where the database is, for errors: host, port, database and user, never a password
+    place: Arc<str>,
+}
+
+/// The connections, one pool per backend. The admission lock stays in the database
+/// (`BEGIN IMMEDIATE`, a transaction-scoped advisory lock), so what one process with many
+/// connections does is as atomic as what many processes do.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// `Db` is shared between tasks and threads (an HTTP server's handlers): checked here, at
+/// compile time.
+const _: () = {
+    const fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Db>();
+};
+
+/// A connection from `pool`, or an error that says which database did not answer.
+pub(crate) async fn acquire<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    place: &str,
+) -> Result<sqlx::pool::PoolConnection<DB>> {
+    pool.acquire()
+        .await
+        .with_context(|| format!("cannot connect to {place}"))
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,11 +85,12 @@ macro_rules! write_tx {
 /// Like `write_tx`, but rolls back instead of committing when `$dry_run` is true: a dry run
 /// does exactly what the real run would, and keeps none of it.
 macro_rules! write_tx_or_rollback {
-    ($db:expr, $dry_run:expr, $conn:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite(conn) => {
-                let mut guard = conn.lock().await;
-                let mut tx = sqlx::Connection::begin_with(&mut *guard, "BEGIN IMMEDIATE")
+    ($db:expr, $dry_run:expr, $conn:ident => $body:expr) => {{
+        let db: &$crate::db::Db = $db;
+        match db.pool() {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut conn = $crate::db::acquire(pool, db.place()).await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
                     .await
                     .context("cannot start a transaction")?;
                 let out = {
@@ -72,9 +104,9 @@ macro_rules! write_tx_or_rollback {
                 }
                 out
             }
-            $crate::db::Db::Postgres(conn) => {
-                let mut guard = conn.lock().await;
-                let mut tx = sqlx::Connection::begin(&mut *guard)
+            $crate::db::Pool::Postgres(pool) => {
+                let mut conn = $crate::db::acquire(pool, db.place()).await?;
+                let mut tx = sqlx::Connection::begin(&mut *conn)
                     .await
                     .context("cannot start a transaction")?;
                 let out = {
@@ -89,16 +121,17 @@ macro_rules! write_tx_or_rollback {
                 out
             }
         }
-    };
+    }};
 }
 
 /// Runs `$body` with `$conn` in a read-only transaction: every statement sees one snapshot.
 macro_rules! read_tx {
-    ($db:expr, $conn:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite(conn) => {
-                let mut guard = conn.lock().await;
-                let mut tx = sqlx::Connection::begin_with(&mut *guard, "BEGIN DEFERRED")
+    ($db:expr, $conn:ident => $body:expr) => {{
+        let db: &$crate::db::Db = $db;
+        match db.pool() {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut conn = $crate::db::acquire(pool, db.place()).await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN DEFERRED")
                     .await
                     .context("cannot start a transaction")?;
                 let out = {
@@ -108,10 +141,10 @@ macro_rules! read_tx {
                 tx.commit().await.context("cannot end a transaction")?;
                 out
             }
-            $crate::db::Db::Postgres(conn) => {
-                let mut guard = conn.lock().await;
+            $crate::db::Pool::Postgres(pool) => {
+                let mut conn = $crate::db::acquire(pool, db.place()).await?;
                 let mut tx = sqlx::Connection::begin_with(
-                    &mut *guard,
+                    &mut *conn,
                     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
                 )
                 .await
@@ -124,15 +157,20 @@ macro_rules! read_tx {
                 out
             }
         }
-    };
+    }};
 }
 pub(crate) use {read_tx, write_tx, write_tx_or_rollback};
 
 impl Db {
-    /// Opens the database (creating a SQLite file, and the default's folder, on first use)
-    /// and applies pending migrations.
+    /// Opens the database with one connection (a command: one operation at a time), creating a
+    /// SQLite file, and the default's folder, on first use, and applies pending migrations.
     pub async fn open(url: &DbUrl) -> Result<Db> {
-        let db = Db::connect(url).await?;
+        Db::open_pool(url, 1).await
+    }
+
+    /// `open` with up to `connections` connections, for operations that run at once.
+    pub async fn open_pool(url: &DbUrl, connections: u32) -> Result<Db> {
+        let db = Db::connect_pool(url, connections).await?;
         if !db.is_up_to_date().await {
             db.migrate()
                 .await
@@ -143,12 +181,12 @@ impl Db {
 
     /// One query instead of the migrator's several (and its lock): every command runs this.
     async fn is_up_to_date(&self) -> bool {
-        let latest = match self {
-            Db::Sqlite(_) => sqlx::migrate!("migrations/sqlite")
+        let latest = match &self.pool {
+            Pool::Sqlite(_) => sqlx::migrate!("migrations/sqlite")
                 .iter()
                 .map(|m| m.version)
                 .max(),
-            Db::Postgres(_) => sqlx::migrate!("migrations/postgres")
+            Pool::Postgres(_) => sqlx::migrate!("migrations/postgres")
                 .iter()
                 .map(|m| m.version)
                 .max(),
@@ -157,8 +195,25 @@ impl Db {
         latest.is_some_and(|v| applied.contains(&v))
     }
 
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// Connects with one connection; migrations are not applied (see `open`).
     pub async fn connect(url: &DbUrl) -> Result<Db> {
-        match url {
+        Db::connect_pool(url, 1).await
+    }
+
+    /// Connects a pool of up to `connections` (at least one is opened now, so a database that
+    /// is not there fails here, named); migrations are not applied (see `open_pool`).
+    pub async fn connect_pool(url: &DbUrl, connections: u32) -> Result<Db> {
+        let connections = connections.max(1);
+        let place: Arc<str> = url.describe().into();
+        let pool = match url {
             DbUrl::Sqlite {
                 path,
                 memory,
@@ -185,11 +240,22 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(LOCK_WAIT)
                 .foreign_keys(true);
-                let conn = opts
-                    .connect()
-                    .await
-                    .with_context(|| format!("cannot open {}", url.describe()))?;
-                Ok(Db::Sqlite(Mutex::new(conn)))
+                let pool = if *memory {
+                    // each connection to :memory: is a database of its own: keep exactly one,
+                    // for as long as the pool lives
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                } else {
+                    SqlitePoolOptions::new().max_connections(connections)
+                }
+                .acquire_timeout(LOCK_WAIT)
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("cannot open {place}"))?;
+                Pool::Sqlite(pool)
             }
             DbUrl::Postgres { url: raw, .. } => {
                 let mut opts = PgConnectOptions::from_str(raw)
@@ -210,16 +276,36 @@ impl Db {
                 if loopback && !sslmode_given {
                     opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
                 }
-                let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
+                // the first connection is made here, by hand: its own error (refused, no such
+                // database, authentication) says more than a pool's "timed out"
+                let first =
+                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
+                        .await
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "no answer within {} seconds",
+                                CONNECT_TIMEOUT.as_secs()
+                            )
+                        })
+                        .and_then(|r| r.map_err(anyhow::Error::from))
+                        .with_context(|| format!("cannot connect to {place}"))?;
+                first
+                    .close()
                     .await
-                    .map_err(|_| {
-                        anyhow::anyhow!("no answer within {} seconds", CONNECT_TIMEOUT.as_secs())
-                    })
-                    .and_then(|r| r.map_err(anyhow::Error::from))
-                    .with_context(|| format!("cannot connect to {}", url.describe()))?;
-                Ok(Db::Postgres(Mutex::new(conn)))
+                    .with_context(|| format!("cannot connect to {place}"))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(connections)
+                    // no ping before each transaction (a round trip each): a connection the
+                    // server killed fails its next statement once, visibly, and is replaced
+                    .test_before_acquire(false)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(opts)
+                    .await
+                    .with_context(|| format!("cannot connect to {place}"))?;
+                Pool::Postgres(pool)
             }
-        }
+        };
+        Ok(Db { pool, place })
     }
 
     /// Applies pending migrations; returns the versions applied now.
@@ -229,18 +315,18 @@ impl Db {
         let mut attempt = 0;
         loop {
             let before = self.applied_versions().await.unwrap_or_default();
-            let result = match self {
+            let result = match &self.pool {
                 // A host running an older tokenctl must keep working after a newer one
                 // migrated the shared database (migrations are additive).
-                Db::Sqlite(conn) => {
+                Pool::Sqlite(pool) => {
                     let mut m = sqlx::migrate!("migrations/sqlite");
                     m.set_ignore_missing(true);
-                    m.run(&mut *conn.lock().await).await
+                    m.run(pool).await
                 }
-                Db::Postgres(conn) => {
+                Pool::Postgres(pool) => {
                     let mut m = sqlx::migrate!("migrations/postgres");
                     m.set_ignore_missing(true);
-                    m.run(&mut *conn.lock().await).await
+                    m.run(pool).await
                 }
             };
             match result {
@@ -248,7 +334,7 @@ impl Db {
                     let after = self.applied_versions().await?;
                     return Ok(after.into_iter().filter(|v| !before.contains(v)).collect());
                 }
-                Err(_) if attempt < 5 && matches!(self, Db::Sqlite(_)) => {
+                Err(_) if attempt < 5 && matches!(self.pool, Pool::Sqlite(_)) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
                 }
@@ -259,25 +345,17 @@ impl Db {
 
     async fn applied_versions(&self) -> Result<Vec<i64>> {
         let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
-        let versions = match self {
-            Db::Sqlite(conn) => {
-                sqlx::query_scalar(sql)
-                    .fetch_all(&mut *conn.lock().await)
-                    .await?
-            }
-            Db::Postgres(conn) => {
-                sqlx::query_scalar(sql)
-                    .fetch_all(&mut *conn.lock().await)
-                    .await?
-            }
+        let versions = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
         };
         Ok(versions)
     }
 
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 }

@@ -6,8 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::ledger::{self, MonthlyReset, RecordInput, Recorded, Released, Reserved, Reset};
 use super::{
-    read_tx, write_tx, write_tx_or_rollback, AlertFilter, AlertRow, ArchiveRow, ClosedMonth, Db,
-    Hold, LimitRows, LimitScope, LogFilter, LogPage, LogQuery, MonthRow, Store, WindowRow,
+    acquire, read_tx, write_tx, write_tx_or_rollback, AlertFilter, AlertRow, ArchiveRow,
+    ClosedMonth, Db, Hold, LimitRows, LimitScope, LogFilter, LogPage, LogQuery, MonthRow, Pool,
+    Store, WindowRow,
 };
 use crate::domain::alert::{draft, levels_reached};
 use crate::domain::burn::Burn;
@@ -73,9 +74,9 @@ impl Db {
 
     /// The database server's clock (None for SQLite, which runs on this host's).
     pub async fn server_now(&self) -> Result<Option<DateTime<Utc>>> {
-        match self {
-            Db::Sqlite(_) => Ok(None),
-            Db::Postgres(conn) => conn.lock().await.server_now().await,
+        match self.pool() {
+            Pool::Sqlite(_) => Ok(None),
+            Pool::Postgres(pool) => acquire(pool, self.place()).await?.server_now().await,
         }
     }
 
@@ -361,4 +362,27 @@ pub struct DistributionView {
     pub snapshot: crate::domain::Snapshot,
     /// monthly-reset has archived the month: its windows are gone
     pub month_closed: bool,
+}
+
+/// Every operation's future is `Send`, so a multi-threaded server can run it on any worker
+/// thread: checked at compile time (this function is never called).
+#[allow(dead_code)]
+fn operations_are_send(db: &Db, clock: &Clock, input: &RecordInput, filter: &AlertFilter) {
+    fn send<T: Send>(_: &T) {}
+    send(&db.check("a", 1, clock));
+    send(&db.reserve("a", 1, Duration::seconds(1), clock));
+    send(&db.release("r", clock));
+    send(&db.record(input, clock));
+    send(&db.usage_view("2026-11", &[], clock));
+    send(&db.server_now());
+    send(&db.limit_rows());
+    send(&db.prices());
+    send(&db.monthly_reset(clock, false));
+    send(&db.reset(None, clock, false));
+    send(&db.archive(None, None));
+    send(&db.prune_logs(clock.now, 1, |_| {}));
+    send(&db.logs(&LogFilter::default()));
+    send(&db.alerts(filter));
+    send(&db.distribution_view("2026-11", "*", clock));
+    send(&db.monitor_tick("2026-11", &[], clock, |_| ((), Vec::new())));
 }
