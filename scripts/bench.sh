@@ -9,6 +9,8 @@
 #   - (prune) `monthly-reset --prune-logs-older-than` over 10,000,000 old log rows on each
 #     backend, next to a plain DELETE of the same rows in psql / sqlite3, and tokenctl's peak
 #     memory at 1,000,000 and at 10,000,000 rows;
+#   - (logs) `logs` pages (the first, one AI type's, the last 24 hours, one deep in the log)
+#     with 1,000 and with 10,000,000 rows in token_usage_logs;
 #   - (spread) `distribution` for a month with a full set of hourly rollups (8 AI types and the
 #     total, every hour of November) and 1,000 or 10,000,000 rows in token_usage_logs.
 # PostgreSQL: TOKENCTL_BENCH_POSTGRES_URL (a server where CREATE DATABASE is allowed), default
@@ -19,8 +21,8 @@ QUICK=0 PART=all
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    core|prune|spread|all) PART=$arg ;;
-    *) echo "usage: scripts/bench.sh [--quick] [core|prune|spread|all]" >&2; exit 2 ;;
+    core|prune|spread|logs|all) PART=$arg ;;
+    *) echo "usage: scripts/bench.sh [--quick] [core|prune|spread|logs|all]" >&2; exit 2 ;;
   esac
 done
 ADMIN=${TOKENCTL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -231,9 +233,40 @@ run_spread() {
   done
 }
 
+# logs: the first page, one AI type's first page, the last day, and a page deep in the log
+# (--before an early id), with 1,000 and with 10,000,000 rows: keyset pages must not slow down
+# with the size of the log.
+run_logs() {
+  local big=$([ $QUICK = 1 ] && echo 1000000 || echo 10000000)
+  local runs=$([ $QUICK = 1 ] && echo 15 || echo 40)
+  printf '\n%-9s %-44s %10s %10s\n' backend "logs (20 rows a page)" "median ms" "1k rows"
+  for backend in sqlite postgres; do
+    local url=$([ $backend = sqlite ] && echo "$SQLITE" || echo "$PGURL")
+    export TOKENCTL_DATABASE_URL=$url
+    $BIN migrate >/dev/null
+    declare -A small=()
+    for rows in 1000 $big; do
+      seed_logs $backend "$url" $rows
+      local deep=$((rows / 10))
+      for page in "first page:" "one AI type:--ai-type agent-3" "last 24 hours:--since 24h" "a page deep in the log:--before $deep"; do
+        local name=${page%%:*} flags=${page#*:}
+        # shellcheck disable=SC2086
+        local ms=$(median $runs $BIN logs -n 20 --json $flags)
+        if [ "$rows" = 1000 ]; then
+          small[$name]=$ms
+        else
+          printf '%-9s %-44s %10s %10s  (%sx)\n' $backend "$name, $rows rows" "$ms" "${small[$name]}" \
+            "$(python3 -c "print(f'{$ms/${small[$name]}:.2f}')")"
+        fi
+      done
+    done
+  done
+}
+
 case $PART in
   core) run_core ;;
+  logs) run_logs ;;
   prune) run_prune ;;
   spread) run_spread ;;
-  all) run_core; run_prune; run_spread ;;
+  all) run_core; run_prune; run_spread; run_logs ;;
 esac

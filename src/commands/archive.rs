@@ -70,5 +70,8 @@ pub async fn run(app: &App, args: ArchiveArgs) -> Result<ExitCode> {
         ]);
     }
     crate::out!("{}", grid.render(&app.style, view));
+    if !view.no_headers {
+        app.style.table_note(&grid, view, Vec::new());
+    }
     Ok(ExitCode::SUCCESS)
 }
