@@ -235,13 +235,13 @@ impl Since {
     pub fn resolve(
         self,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<chrono::DateTime<chrono::Utc>, crate::error::UsageError> {
+    ) -> Result<chrono::DateTime<chrono::Utc>, crate::error::OpError> {
         match self {
             Since::At(t) => Ok(t),
             Since::Ago(d) => chrono::Duration::from_std(d)
                 .ok()
                 .and_then(|d| now.checked_sub_signed(d))
-                .ok_or_else(|| crate::error::UsageError::new("--since is too long ago")),
+                .ok_or_else(|| crate::error::OpError::invalid("--since is too long ago")),
         }
     }
 }

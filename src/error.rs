@@ -2,14 +2,107 @@
 
 use std::process::ExitCode;
 
-/// Bad input: exit 2, and nothing was written.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+/// What kind of failure an operation reports. Each front end maps it once: the CLI to an
+/// exit code (`exit_code`), an HTTP server to a status (`http_status`). A denial is not an
+/// error: it is a decision, data like any other answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// bad input (a flag, a value, a URL): nothing was written
+    InvalidInput,
+    /// what the input names is not there (a reservation id, a log row)
+    NotFound,
+    /// the input contradicts what is stored (another AI type's reservation, a reused id)
+    Conflict,
+    /// the database did not answer, or a lock was not had in time: trying again may work
+    Unavailable,
+    /// anything else
+    Internal,
+}
 
-impl UsageError {
-    pub fn new(msg: impl Into<String>) -> UsageError {
-        UsageError(msg.into())
+/// A failure an operation reports on purpose, with its kind.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct OpError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl OpError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> OpError {
+        OpError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::InvalidInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::Conflict, message)
+    }
+}
+
+impl ErrorKind {
+    /// The kind of any failure: an `OpError`'s own; a database that did not answer or a lock
+    /// not had in time is `Unavailable`; the rest `Internal`.
+    pub fn of(err: &anyhow::Error) -> ErrorKind {
+        for cause in err.chain() {
+            if let Some(e) = cause.downcast_ref::<OpError>() {
+                return e.kind;
+            }
+        }
+        for cause in err.chain() {
+            if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+                return match e {
+                    sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+                    // PostgreSQL: lock_timeout (55P03), statement timeout or cancel (57014),
+                    // server shutting down (57P01..57P03); SQLite: busy (5), locked (6)
+                    sqlx::Error::Database(d)
+                        if matches!(
+                            d.code().as_deref(),
+                            Some("55P03" | "57014" | "57P01" | "57P02" | "57P03" | "5" | "6")
+                        ) =>
+                    {
+                        ErrorKind::Unavailable
+                    }
+                    _ => ErrorKind::Internal,
+                };
+            }
+            if cause.downcast_ref::<std::io::Error>().is_some() {
+                return ErrorKind::Unavailable;
+            }
+        }
+        ErrorKind::Internal
+    }
+
+    /// The spec's exit codes: input the user can fix is 2, everything else 1.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::Conflict => EXIT_USAGE,
+            ErrorKind::Unavailable | ErrorKind::Internal => EXIT_FAILURE,
+        }
+    }
+
+    /// The HTTP status a server answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidInput => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
     }
 }
 
@@ -19,14 +112,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_DENIED: u8 = 3;
 
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    if err
-        .chain()
-        .any(|e| e.downcast_ref::<UsageError>().is_some())
-    {
-        ExitCode::from(EXIT_USAGE)
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    }
+    ExitCode::from(ErrorKind::of(err).exit_code())
 }
 
 /// The whole error chain as one line: "context: cause: cause".

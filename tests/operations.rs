@@ -101,3 +101,75 @@ both!(a_pool_that_cannot_connect_names_the_database, |env| {
     assert!(!text.contains("s3cret"), "never the password: {text}");
     assert!(!text.contains("pool timed out"), "{text}");
 });
+
+both!(each_failure_comes_back_with_its_kind, |env| {
+    use tokenctl::db::ledger::RecordInput;
+    use tokenctl::db::LogFilter;
+    use tokenctl::error::ErrorKind;
+
+    let reserved = env.json(&[
+        "reserve",
+        "--ai-type",
+        "imperium",
+        "--estimated-tokens",
+        "100",
+    ]);
+    let id = reserved["reservation_id"].as_str().unwrap().to_string();
+    let url = DbUrl::parse(&env.url).unwrap();
+    let clock = Clock::new(Some(&env.now), None).unwrap();
+    runtime().block_on(async {
+        let db = Db::open_pool(&url, 2).await.unwrap();
+        let kind = |r: anyhow::Result<_>| ErrorKind::of(&r.err().expect("an error"));
+
+        assert_eq!(
+            kind(db.release("rsv_nosuch", &clock).await.map(|_| ())),
+            ErrorKind::NotFound
+        );
+        let other = RecordInput {
+            ai_type: "guardian".into(),
+            tokens_in: 10,
+            tokens_out: 1,
+            reservation: Some(id.clone()),
+            ..RecordInput::default()
+        };
+        assert_eq!(
+            kind(db.record(&other, &clock).await.map(|_| ())),
+            ErrorKind::Conflict
+        );
+        let page = LogFilter {
+            before: Some(987_654),
+            limit: 5,
+            ..LogFilter::default()
+        };
+        assert_eq!(
+            kind(db.logs(&page).await.map(|_| ())),
+            ErrorKind::NotFound
+        );
+        // a denial is a decision, not an error
+        let denied = db
+            .reserve("imperium", 10_000_000, chrono::Duration::minutes(1), &clock)
+            .await
+            .unwrap();
+        assert!(!denied.decision.allowed);
+    });
+    let bad = DbUrl::parse("mysql://somewhere/db").err().unwrap();
+    assert_eq!(ErrorKind::of(&bad.into()), ErrorKind::InvalidInput);
+    let down = DbUrl::parse("postgres://postgres@127.0.0.1:1/nowhere").unwrap();
+    let err = runtime().block_on(Db::open_pool(&down, 1)).err().unwrap();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Unavailable);
+    // and each kind is mapped once: to the CLI's exit code and an HTTP status
+    assert_eq!(
+        [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal
+        ]
+        .map(|k| (k.exit_code(), k.http_status())),
+        [(2, 400), (2, 404), (2, 409), (1, 503), (1, 500)]
+    );
+    // nothing was written by the failures: the hold is still held, nothing recorded
+    assert_eq!(env.status_of("imperium")["reserved_tokens"], 100);
+    assert_eq!(env.status_of("imperium")["request_count"], 0);
+});

@@ -9,7 +9,7 @@ use chrono::Duration;
 use super::App;
 use crate::cli::EstimateArgs;
 use crate::domain::{estimate, Decision};
-use crate::error::{UsageError, EXIT_DENIED};
+use crate::error::{OpError, EXIT_DENIED};
 use crate::output::{print_json, thousands, warn};
 
 /// A request to admit: who, and how many tokens it will use at most.
@@ -32,7 +32,7 @@ impl Request {
             (None, Some(prompt), _, Some(max)) => estimate::estimate(&prompt, max),
             (None, None, Some(path), Some(max)) => estimate::estimate(&read_prompt(&path)?, max),
             _ => {
-                return Err(UsageError::new(
+                return Err(OpError::invalid(
                     "give --estimated-tokens N, or --prompt/--prompt-file with --max-tokens N",
                 )
                 .into())

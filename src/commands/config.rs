@@ -9,7 +9,7 @@ use super::App;
 use crate::cli::ConfigSetArgs;
 use crate::db::Db;
 use crate::domain::Clock;
-use crate::error::UsageError;
+use crate::error::OpError;
 use crate::output::{print_json, warn};
 
 /// A host clock further than this from the database's is warned about on stderr.
@@ -50,7 +50,7 @@ pub async fn shared_clock(db: &Db, clock: Clock) -> Result<Clock> {
         .ok()
         .filter(|v| !v.trim().is_empty());
     if from_env.is_some() && clock.tz != tz {
-        return Err(UsageError::new(format!(
+        return Err(OpError::invalid(format!(
             "TOKENCTL_TZ={} contradicts the database's time zone {stored} \
              (unset TOKENCTL_TZ, or change it for every host with: tokenctl config set --timezone ZONE)",
             from_env.unwrap_or_default()
@@ -104,7 +104,7 @@ pub async fn set(app: &App, args: ConfigSetArgs) -> Result<ExitCode> {
     let tz: chrono_tz::Tz = args
         .timezone
         .parse()
-        .map_err(|_| UsageError::new("unknown time zone"))?;
+        .map_err(|_| OpError::invalid("unknown time zone"))?;
     let month = Clock { tz, ..app.clock }.periods().month;
     if args.json {
         print_json(&ConfigReport {

@@ -15,7 +15,7 @@ use crate::db::ops::DistributionView;
 use crate::domain::number::thousands_f;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{pacing, Clock, GlobalLimits, Limits};
-use crate::error::UsageError;
+use crate::error::OpError;
 use crate::output::{print_json, thousands, warn};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -127,10 +127,10 @@ fn round2(x: f64) -> f64 {
 }
 
 /// --month and --day must agree; both are checked before the database is opened.
-pub fn check_args(args: DistributionArgs) -> Result<DistributionArgs, UsageError> {
+pub fn check_args(args: DistributionArgs) -> Result<DistributionArgs, OpError> {
     if let (Some(m), Some(d)) = (&args.month, &args.day) {
         if !d.starts_with(m.as_str()) {
-            return Err(UsageError::new(format!("--day {d} is not in --month {m}")));
+            return Err(OpError::invalid(format!("--day {d} is not in --month {m}")));
         }
     }
     Ok(args)

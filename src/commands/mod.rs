@@ -24,7 +24,7 @@ use anyhow::Result;
 use crate::cli::{Cli, Command, LimitsAction, PricesAction};
 use crate::db::{Db, DbUrl};
 use crate::domain::Clock;
-use crate::error::UsageError;
+use crate::error::OpError;
 use crate::output::Style;
 
 /// What every command runs with.
@@ -48,10 +48,10 @@ pub fn database_url(flag: Option<&str>) -> Result<DbUrl> {
     }
 }
 
-pub fn clock_from_env() -> Result<Clock, UsageError> {
+pub fn clock_from_env() -> Result<Clock, OpError> {
     let now = std::env::var("TOKENCTL_NOW").ok();
     let tz = std::env::var("TOKENCTL_TZ").ok();
-    Clock::new(now.as_deref(), tz.as_deref()).map_err(UsageError)
+    Clock::new(now.as_deref(), tz.as_deref()).map_err(OpError::invalid)
 }
 
 pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
@@ -141,7 +141,7 @@ impl Prepared {
             }
             Command::Reserve(args) => {
                 let ttl = chrono::Duration::from_std(args.ttl)
-                    .map_err(|_| UsageError::new("ttl is too long"))?;
+                    .map_err(|_| OpError::invalid("ttl is too long"))?;
                 Prepared::Reserve(admit::Request::from_args(args.estimate)?, ttl)
             }
             Command::Release(args) => Prepared::Release(args),

@@ -23,7 +23,7 @@ use crate::domain::burn::{window_hours, Burn};
 use crate::domain::number::thousands_f;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, Level};
-use crate::error::{one_line, redact, UsageError};
+use crate::error::{one_line, redact, ErrorKind};
 use crate::output::{thousands, wrap, Style};
 
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -399,7 +399,7 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
             }
             // bad input (a TOKENCTL_TZ that contradicts the database's zone) does not get
             // better by waiting: exit 2 as every other command does
-            Err(e) if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) => {
+            Err(e) if ErrorKind::of(&e) == ErrorKind::InvalidInput => {
                 return Err(e);
             }
             Err(e) => {

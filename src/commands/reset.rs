@@ -9,13 +9,13 @@ use super::App;
 use crate::cli::ResetArgs;
 use crate::db::ledger::Reset;
 use crate::domain::count::saturating_sum;
-use crate::error::{UsageError, EXIT_FAILURE};
+use crate::error::{OpError, EXIT_FAILURE};
 use crate::output::{print_json, thousands};
 
 /// Off a terminal, nothing can confirm: refuse before touching the database.
-pub fn confirm_possible(args: ResetArgs) -> Result<ResetArgs, UsageError> {
+pub fn confirm_possible(args: ResetArgs) -> Result<ResetArgs, OpError> {
     if !args.yes && !args.dry_run && !std::io::stdin().is_terminal() {
-        return Err(UsageError::new(
+        return Err(OpError::invalid(
             "reset needs --yes when standard input is not a terminal; nothing was changed",
         ));
     }

@@ -15,7 +15,7 @@ use crate::domain::prices::PriceTable;
 use crate::domain::{
     decide, thousands, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Snapshot,
 };
-use crate::error::UsageError;
+use crate::error::OpError;
 
 /// Takes the admission lock, then reads the clock. In that order, a writer that waited on the
 /// lock (behind a monthly-reset, say) decides at the instant it really writes, so it cannot
@@ -241,7 +241,7 @@ pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Rel
     let r = s
         .reservation(id)
         .await?
-        .ok_or_else(|| UsageError::new(format!("no reservation with id '{id}'")))?;
+        .ok_or_else(|| OpError::not_found(format!("no reservation with id '{id}'")))?;
     let released = r.state == HoldState::Held;
     let message = match r.state {
         HoldState::Held => {
@@ -274,7 +274,7 @@ pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Rel
     })
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RecordInput {
     pub ai_type: String,
     pub tokens_in: i64,
@@ -334,7 +334,7 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
             let r = s.reservation(id).await?;
             if let Some(r) = &r {
                 if r.hold.ai_type != input.ai_type {
-                    return Err(UsageError::new(format!(
+                    return Err(OpError::conflict(format!(
                         "reservation '{id}' belongs to ai_type '{}', not '{}'",
                         r.hold.ai_type, input.ai_type
                     ))
@@ -399,7 +399,7 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
         if input.reservation.is_some() && first.reservation_id != input.reservation {
             // the request id belongs to another request: settling this reservation as its
             // duplicate would lose this request's usage
-            return Err(UsageError::new(format!(
+            return Err(OpError::conflict(format!(
                 "request id '{}' was already recorded for another request; nothing recorded",
                 input.request_id.as_deref().unwrap_or_default()
             ))

@@ -260,7 +260,7 @@ impl Db {
             DbUrl::Postgres { url: raw, .. } => {
                 let mut opts = PgConnectOptions::from_str(raw)
                     .map_err(|e| {
-                        crate::error::UsageError::new(format!(
+                        crate::error::OpError::invalid(format!(
                             "invalid PostgreSQL URL: {}",
                             url.redact(&e.to_string())
                         ))

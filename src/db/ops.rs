@@ -16,7 +16,7 @@ use crate::domain::level::percentage;
 use crate::domain::limits::{LimitFields, LimitRow};
 use crate::domain::prices::PriceTable;
 use crate::domain::{Clock, Decision, Level};
-use crate::error::UsageError;
+use crate::error::OpError;
 
 /// What `status` reads: the month's rows, the limits, and the current day and hour windows.
 #[derive(Debug, Clone, Default)]
@@ -220,7 +220,7 @@ impl Db {
                 Some(id) => match c.log_time(id).await? {
                     Some(at) => Some((at, id)),
                     None => {
-                        return Err(UsageError::new(format!(
+                        return Err(OpError::not_found(format!(
                             "no request with id {id} in the log (pruned by monthly-reset, or mistyped)"
                         ))
                         .into())

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::error::UsageError;
+use crate::error::OpError;
 
 #[derive(Debug, Clone)]
 pub enum DbUrl {
@@ -22,7 +22,7 @@ pub enum DbUrl {
 }
 
 impl DbUrl {
-    pub fn parse(raw: &str) -> Result<DbUrl, UsageError> {
+    pub fn parse(raw: &str) -> Result<DbUrl, OpError> {
         let raw = raw.trim();
         let lower = raw.to_ascii_lowercase();
         if lower.starts_with("sqlite:") {
@@ -37,7 +37,7 @@ impl DbUrl {
                 });
             }
             if rest.is_empty() {
-                return Err(UsageError::new("the SQLite URL names no file: use sqlite:///absolute/path.db or sqlite://relative.db"));
+                return Err(OpError::invalid("the SQLite URL names no file: use sqlite:///absolute/path.db or sqlite://relative.db"));
             }
             return Ok(DbUrl::Sqlite {
                 path: PathBuf::from(rest),
@@ -48,7 +48,7 @@ impl DbUrl {
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             let secrets = secrets_of(raw);
             let opts = PgConnectOptions::from_str(raw).map_err(|e| {
-                UsageError::new(format!(
+                OpError::invalid(format!(
                     "invalid PostgreSQL URL: {}",
                     redact_with(&e.to_string(), &secrets)
                 ))
@@ -67,7 +67,7 @@ impl DbUrl {
             });
         }
         let scheme = raw.split(':').next().unwrap_or("");
-        Err(UsageError::new(format!(
+        Err(OpError::invalid(format!(
             "unsupported database URL scheme '{scheme}': use sqlite://PATH or postgres://USER@HOST/DB"
         )))
     }
