@@ -5,7 +5,6 @@ mod common;
 
 use std::sync::Arc;
 
-use common::Env;
 use tokenctl::db::{Db, DbUrl};
 use tokenctl::domain::Clock;
 
@@ -119,7 +118,7 @@ both!(each_failure_comes_back_with_its_kind, |env| {
     let clock = Clock::new(Some(&env.now), None).unwrap();
     runtime().block_on(async {
         let db = Db::open_pool(&url, 2).await.unwrap();
-        let kind = |r: anyhow::Result<_>| ErrorKind::of(&r.err().expect("an error"));
+        let kind = |r: anyhow::Result<_>| ErrorKind::of(&r.expect_err("an error"));
 
         assert_eq!(
             kind(db.release("rsv_nosuch", &clock).await.map(|_| ())),
@@ -141,10 +140,7 @@ both!(each_failure_comes_back_with_its_kind, |env| {
             limit: 5,
             ..LogFilter::default()
         };
-        assert_eq!(
-            kind(db.logs(&page).await.map(|_| ())),
-            ErrorKind::NotFound
-        );
+        assert_eq!(kind(db.logs(&page).await.map(|_| ())), ErrorKind::NotFound);
         // a denial is a decision, not an error
         let denied = db
             .reserve("imperium", 10_000_000, chrono::Duration::minutes(1), &clock)
