@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::domain::input::{AiType, Month, Tokens, Ttl};
 use crate::domain::validate;
 use crate::output::ColorChoice;
 
@@ -144,8 +145,8 @@ impl From<TableArgs> for crate::output::TableView {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// Only this AI type (default: every AI type)
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: Option<AiType>,
     /// Do not ask for confirmation (needed when standard input is not a terminal)
     #[arg(long)]
     pub yes: bool,
@@ -174,11 +175,11 @@ pub struct MonthlyResetArgs {
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
     /// Only this AI type
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: Option<AiType>,
     /// Only this month (YYYY-MM)
-    #[arg(long, value_name = "YYYY-MM", value_parser = month)]
-    pub month: Option<String>,
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<Month>,
     #[command(flatten)]
     pub table: TableArgs,
     /// Print one JSON document instead of text
@@ -284,14 +285,14 @@ fn day(s: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct DistributionArgs {
     /// The month (default: the current one, or the --day's)
-    #[arg(long, value_name = "YYYY-MM", value_parser = month)]
-    pub month: Option<String>,
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<Month>,
     /// The day whose hours to show (default: today, or the month's last day)
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
     pub day: Option<String>,
     /// Only this AI type (default: all AI types together)
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: Option<AiType>,
     /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
@@ -313,8 +314,8 @@ fn log_id(s: &str) -> Result<i64, String> {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Only this AI type
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: Option<AiType>,
     /// Only requests since then: a duration (24h, 7d) or an RFC 3339 time
     #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since)]
     pub since: Option<Since>,
@@ -399,20 +400,11 @@ fn ai_types() -> clap_complete::ArgValueCandidates {
     clap_complete::ArgValueCandidates::new(crate::commands::completions::ai_type_candidates)
 }
 
-fn ai_type(s: &str) -> Result<String, String> {
-    validate::ai_type(s)
-}
-fn tokens(s: &str) -> Result<i64, String> {
-    validate::tokens(s)
-}
 fn limit(s: &str) -> Result<i64, String> {
     validate::limit(s)
 }
 fn count(s: &str) -> Result<i64, String> {
     validate::count(s)
-}
-fn month(s: &str) -> Result<String, String> {
-    validate::month(s)
 }
 fn model(s: &str) -> Result<String, String> {
     validate::model(s)
@@ -430,31 +422,18 @@ fn on_off(s: &str) -> Result<bool, String> {
         _ => Err(format!("expected on or off, got '{s}'")),
     }
 }
-fn ttl(s: &str) -> Result<std::time::Duration, String> {
-    if s.starts_with('-') {
-        return Err(format!("ttl must not be negative, got '{s}'"));
-    }
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 30s, 10m, 1h)"))?;
-    if d.is_zero() || d > std::time::Duration::from_secs(7 * 24 * 3600) {
-        return Err(format!(
-            "ttl must be more than 0 and at most 7 days, got '{s}'"
-        ));
-    }
-    Ok(d)
-}
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// The AI type (agent, user or key name) that made the request
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: String,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: AiType,
     /// Input (prompt) tokens the request used
-    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
-    pub tokens_in: i64,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub tokens_in: Tokens,
     /// Output (completion) tokens the request used
-    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
-    pub tokens_out: i64,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub tokens_out: Tokens,
     /// Model name, for the cost (see `tokenctl prices`; at most 255 characters)
     #[arg(long, value_name = "M", value_parser = id)]
     pub model: Option<String>,
@@ -493,11 +472,11 @@ pub struct RecordArgs {
 #[command(group(ArgGroup::new("estimate").required(true).args(["estimated_tokens", "prompt", "prompt_file"])))]
 pub struct EstimateArgs {
     /// The AI type asking
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: String,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: AiType,
     /// Tokens the request will use, input and output together
-    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true)]
-    pub estimated_tokens: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub estimated_tokens: Option<Tokens>,
     /// Estimate from this prompt: ceil(words × 1.3) + --max-tokens
     #[arg(long, value_name = "TEXT", requires = "max_tokens")]
     pub prompt: Option<String>,
@@ -505,8 +484,13 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "PATH", requires = "max_tokens")]
     pub prompt_file: Option<PathBuf>,
     /// The request's max_tokens (its largest possible output)
-    #[arg(long, value_name = "N", value_parser = tokens, allow_negative_numbers = true, conflicts_with = "estimated_tokens")]
-    pub max_tokens: Option<i64>,
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "estimated_tokens"
+    )]
+    pub max_tokens: Option<Tokens>,
     /// Print one JSON document
     #[arg(long)]
     pub json: bool,
@@ -527,8 +511,13 @@ pub struct ReserveArgs {
     #[command(flatten)]
     pub estimate: EstimateArgs,
     /// How long the hold lasts if neither settled nor released (30s, 10m, 1h; at most 7 days)
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = ttl, allow_hyphen_values = true)]
-    pub ttl: std::time::Duration,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        allow_hyphen_values = true
+    )]
+    pub ttl: Ttl,
 }
 
 #[derive(Debug, Args)]
@@ -544,11 +533,11 @@ pub struct ReleaseArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this AI type
-    #[arg(long, value_name = "A", value_parser = ai_type, add = ai_types())]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: Option<AiType>,
     /// Another month than the current one
-    #[arg(long, value_name = "YYYY-MM", value_parser = month)]
-    pub month: Option<String>,
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<Month>,
     #[command(flatten)]
     pub table: TableArgs,
     /// Print one JSON document instead of text
@@ -582,8 +571,8 @@ pub enum LimitsAction {
     .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing", "all"])))]
 pub struct LimitsUnsetArgs {
     /// Put back this AI type's own values (it follows the default again)
-    #[arg(long, value_name = "A", value_parser = ai_type, conflicts_with = "global")]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types(), conflicts_with = "global")]
+    pub ai_type: Option<AiType>,
     /// Put back the limits on all AI types together
     #[arg(long)]
     pub global: bool,
@@ -627,8 +616,8 @@ pub struct LimitsUnsetArgs {
     .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing"])))]
 pub struct LimitsSetArgs {
     /// Change this AI type's own limits (others keep following the default)
-    #[arg(long, value_name = "A", value_parser = ai_type, conflicts_with = "global")]
-    pub ai_type: Option<String>,
+    #[arg(long, value_name = "A", add = ai_types(), conflicts_with = "global")]
+    pub ai_type: Option<AiType>,
     /// Change the limits on all AI types together
     #[arg(long)]
     pub global: bool,

@@ -8,6 +8,7 @@ use chrono::Duration;
 
 use super::App;
 use crate::cli::EstimateArgs;
+use crate::domain::input::Tokens;
 use crate::domain::{estimate, Decision};
 use crate::error::{OpError, EXIT_DENIED};
 use crate::output::{print_json, thousands, warn};
@@ -26,9 +27,9 @@ impl Request {
             args.estimated_tokens,
             args.prompt,
             args.prompt_file,
-            args.max_tokens,
+            args.max_tokens.map(Tokens::get),
         ) {
-            (Some(n), _, _, _) => n,
+            (Some(n), _, _, _) => n.get(),
             (None, Some(prompt), _, Some(max)) => estimate::estimate(&prompt, max),
             (None, None, Some(path), Some(max)) => estimate::estimate(&read_prompt(&path)?, max),
             _ => {
@@ -39,7 +40,7 @@ impl Request {
             }
         };
         Ok(Request {
-            ai_type: args.ai_type,
+            ai_type: args.ai_type.into(),
             estimated_tokens,
             json: args.json,
         })

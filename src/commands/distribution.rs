@@ -129,7 +129,7 @@ fn round2(x: f64) -> f64 {
 /// --month and --day must agree; both are checked before the database is opened.
 pub fn check_args(args: DistributionArgs) -> Result<DistributionArgs, OpError> {
     if let (Some(m), Some(d)) = (&args.month, &args.day) {
-        if !d.starts_with(m.as_str()) {
+        if !d.starts_with(&**m) {
             return Err(OpError::invalid(format!("--day {d} is not in --month {m}")));
         }
     }
@@ -141,6 +141,7 @@ fn month_and_day(args: &DistributionArgs, clock: &Clock) -> (String, String) {
     let month = args
         .month
         .clone()
+        .map(String::from)
         .or_else(|| args.day.as_ref().map(|d| d[..7].to_string()))
         .unwrap_or_else(|| today.month.clone());
     let day = args.day.clone().unwrap_or_else(|| {

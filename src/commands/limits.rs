@@ -98,7 +98,7 @@ pub async fn show(app: &App, json: bool, view: TableView) -> Result<ExitCode> {
 }
 
 pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
-    let scope = scope_of(&args.ai_type, args.global);
+    let scope = scope_of(&args.ai_type.clone().map(String::from), args.global);
     let changes = LimitRow {
         monthly: args.monthly,
         daily: args.daily,
@@ -135,7 +135,7 @@ fn who(scope: &LimitScope) -> String {
 }
 
 pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
-    let scope = scope_of(&args.ai_type, args.global);
+    let scope = scope_of(&args.ai_type.clone().map(String::from), args.global);
     let fields = LimitFields {
         monthly: args.all || args.monthly,
         daily: args.all || args.daily,

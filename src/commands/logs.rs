@@ -21,7 +21,7 @@ struct LogsReport {
 pub async fn run(app: &App, args: LogsArgs) -> Result<ExitCode> {
     let since = args.since.map(|s| s.resolve(app.clock.now)).transpose()?;
     let filter = LogFilter {
-        ai_type: args.ai_type.clone(),
+        ai_type: args.ai_type.clone().map(String::from),
         since,
         before: args.before,
         limit: args.limit,

@@ -140,7 +140,7 @@ impl Prepared {
                 Prepared::Check(admit::Request::from_args(args.estimate)?, args.quiet)
             }
             Command::Reserve(args) => {
-                let ttl = chrono::Duration::from_std(args.ttl)
+                let ttl = chrono::Duration::from_std(args.ttl.get())
                     .map_err(|_| OpError::invalid("ttl is too long"))?;
                 Prepared::Reserve(admit::Request::from_args(args.estimate)?, ttl)
             }

@@ -10,9 +10,9 @@ use crate::output::{print_json, thousands, warn};
 
 pub fn input(args: RecordArgs) -> RecordInput {
     RecordInput {
-        ai_type: args.ai_type,
-        tokens_in: args.tokens_in,
-        tokens_out: args.tokens_out,
+        ai_type: args.ai_type.into(),
+        tokens_in: args.tokens_in.get(),
+        tokens_out: args.tokens_out.get(),
         model: args.model.filter(|m| !m.trim().is_empty()),
         request_id: args.request_id.filter(|r| !r.is_empty()),
         user_id: args.user_id,

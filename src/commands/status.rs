@@ -243,7 +243,11 @@ fn stale_for(view: &UsageView, ai_type: &str, month: &str) -> i64 {
 
 pub async fn run(app: &App, args: StatusArgs) -> Result<ExitCode> {
     let periods = app.clock.periods();
-    let month = args.month.clone().unwrap_or_else(|| periods.month.clone());
+    let month = args
+        .month
+        .clone()
+        .map(String::from)
+        .unwrap_or_else(|| periods.month.clone());
     let hours = window_hours(&app.clock);
     let windows: Vec<&str> = if month == periods.month {
         std::iter::once(periods.day.as_str())

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod count;
 pub mod decision;
 pub mod estimate;
+pub mod input;
 pub mod level;
 pub mod limits;
 pub mod number;

@@ -67,6 +67,21 @@ pub fn count(value: &str) -> Result<i64, String> {
     whole_number(value, "value", i32::MAX as i64)
 }
 
+/// A reservation's time to live: more than 0, at most 7 days (`30s`, `10m`, `1h`).
+pub fn ttl(value: &str) -> Result<std::time::Duration, String> {
+    if value.starts_with('-') {
+        return Err(format!("ttl must not be negative, got '{value}'"));
+    }
+    let d = humantime::parse_duration(value)
+        .map_err(|e| format!("invalid duration '{value}': {e} (examples: 30s, 10m, 1h)"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!(
+            "ttl must be more than 0 and at most 7 days, got '{value}'"
+        ));
+    }
+    Ok(d)
+}
+
 /// 'YYYY-MM' with a real month.
 pub fn month(value: &str) -> Result<String, String> {
     let ok = value.len() == 7
