@@ -25,6 +25,19 @@ fn sep(n: i64) -> String {
     }
 }
 
+/// `program` with this test's environment (database, clock, no stray variables).
+fn with_env(env: &Env, program: &str) -> Command {
+    let base = env.cmd(&[]);
+    let mut c = Command::new(program);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
 /// Terminal escape sequences out, carriage returns as line ends: what a reader sees.
 fn visible(raw: &str) -> String {
     let mut out = String::new();
@@ -94,15 +107,8 @@ fn on_pty(env: &Env, cols: u16, args: &[&str]) -> String {
         env!("CARGO_BIN_EXE_tokenctl"),
         args.join(" ")
     );
-    let base = env.cmd(&[]);
-    let mut c = Command::new("script");
+    let mut c = with_env(env, "script");
     c.args(["-qec", &line, "/dev/null"]);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
     let out = c.output().expect("util-linux script");
     assert_eq!(
         out.status.code(),
@@ -342,15 +348,8 @@ both!(the_live_monitor_fits_its_terminal, |env| {
         env!("CARGO_BIN_EXE_tokenctl"),
         alerts_file.display()
     );
-    let base = env.cmd(&[]);
-    let mut c = Command::new("script");
+    let mut c = with_env(&env, "script");
     c.args(["-qec", &line, "/dev/null"]);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
     let out = c.output().unwrap();
     let seen = visible(&String::from_utf8_lossy(&out.stdout));
     assert!(seen.contains("oracle_long_name_01"), "{seen}");
@@ -582,15 +581,8 @@ both!(logs_pages_through_every_request_once_newest_first, |env| {
 
 /// Runs `script` in bash with this test's environment; returns its standard output.
 fn bash(env: &Env, script: &str) -> String {
-    let base = env.cmd(&[]);
-    let mut c = Command::new("bash");
+    let mut c = with_env(env, "bash");
     c.args(["-c", script]);
-    for (k, v) in base.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
     let out = c.output().unwrap();
     assert!(
         out.status.success(),
