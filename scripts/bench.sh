@@ -7,7 +7,8 @@
 #   - reservations per second with 16 concurrent clients on PostgreSQL, next to pgbench running
 #     one conditional UPDATE ... WHERE used + n <= limit on one row with 16 clients;
 #   - (prune) `monthly-reset --prune-logs-older-than` over 10,000,000 old log rows on each
-#     backend, next to a plain DELETE of the same rows in psql / sqlite3, and tokenctl's peak
+#     backend, next to a plain DELETE of the same rows in psql / sqlite3, on a quiet and on a
+#     busy machine (CPU and disk loaded), and tokenctl's peak
 #     memory at 1,000,000 and at 10,000,000 rows;
 #   - (logs) `logs` pages (the first, one AI type's, the last 24 hours, one deep in the log)
 #     with 1,000 and with 10,000,000 rows in token_usage_logs;
@@ -35,7 +36,12 @@ BIN=$PWD/target/release/tokenctl
 WORK=$(mktemp -d /tmp/tokenctl-bench.XXXXXX)
 DB=tokenctl_bench_$$
 PGURL="${ADMIN%/*}/$DB"
-cleanup() { psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() {
+  [ "${#LOAD_PIDS[@]}" -gt 0 ] && kill "${LOAD_PIDS[@]}" 2>/dev/null
+  for d in $DB ${DB}_seed ${DB}_prune; do psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "$WORK"
+}
+LOAD_PIDS=()
 trap cleanup EXIT
 psql -q "$ADMIN" -c "CREATE DATABASE $DB" >/dev/null
 SQLITE="sqlite://$WORK/bench.db"
@@ -132,29 +138,58 @@ echo "postgres  reserve in-process, 16 connections                $LIB reservati
 echo "postgres  tokenctl reserve, 16 clients, a process each      $RES reservations/s ($(python3 -c "print(f'{$RES/$PGB:.3f}')")x the ceiling)"
 }
 
-# Pruning: seed N log rows dated August 2026 (plus 1,000 recent ones that stay), then either
-# tokenctl prunes them (cutoff 2026-09-01) or a plain DELETE does; time both, and tokenctl's
-# peak RSS (from getrusage of the finished child).
-seed_old_logs() { # backend url rows
+# Pruning: N log rows dated August 2026 (plus 1,000 recent ones that stay) are seeded once into
+# a template; each contender gets a fresh copy of it (cp for SQLite, CREATE DATABASE … TEMPLATE
+# for PostgreSQL). tokenctl prunes them (cutoff 2026-09-01) or one plain DELETE does, on a quiet
+# machine and on a busy one: a CPU spinner per core and a writer doing synchronous 64 MB writes
+# (so fsync waits too), started before and stopped after each timed command. Times, tokenctl's
+# peak RSS (getrusage of the finished child) and the ratio.
+seed_old_logs() { # backend url rows (url: the template's)
   local backend=$1 url=$2 rows=$3
   if [ "$backend" = sqlite ]; then
-    sqlite3 "$WORK/prune.db" "DELETE FROM token_usage_logs;
-      WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $rows)
+    rm -f "$WORK"/prune-seed.db*
+    TOKENCTL_DATABASE_URL=$url $BIN migrate >/dev/null
+    sqlite3 "$WORK/prune-seed.db" "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $rows)
       INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
       SELECT 'agent-' || (x % 8), 'gpt-4o', 100, 50, 150, 0.001, 1,
              strftime('%Y-%m-%dT%H:%M:%fZ', '2026-08-01', '+' || (x % 2600000) || ' seconds'), '2026-08' FROM n;
       WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000)
       INSERT INTO token_usage_logs (ai_type, tokens_in, tokens_out, total_tokens, created_at, month_year)
-      SELECT 'recent', 1, 1, 2, strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-10', '+' || x || ' seconds'), '2026-11' FROM n;"
+      SELECT 'recent', 1, 1, 2, strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-10', '+' || x || ' seconds'), '2026-11' FROM n;
+      PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
   else
-    psql -q "$url" -c "TRUNCATE token_usage_logs" \
-      -c "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
+    psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS ${DB}_seed WITH (FORCE)" -c "CREATE DATABASE ${DB}_seed" >/dev/null
+    TOKENCTL_DATABASE_URL=$url $BIN migrate >/dev/null
+    psql -q "$url" -c "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, success, created_at, month_year)
           SELECT 'agent-' || (x % 8), 'gpt-4o', 100, 50, 150, 0.001, true, timestamptz '2026-08-01' + (x % 2600000) * interval '1 second', '2026-08'
           FROM generate_series(1, $rows) AS x" \
       -c "INSERT INTO token_usage_logs (ai_type, tokens_in, tokens_out, total_tokens, created_at, month_year)
           SELECT 'recent', 1, 1, 2, timestamptz '2026-11-10' + x * interval '1 second', '2026-11' FROM generate_series(1, 1000) AS x" \
       -c "VACUUM ANALYZE token_usage_logs" >/dev/null
   fi
+}
+
+fresh_copy() { # backend: a copy of the seeded template, for one contender
+  if [ "$1" = sqlite ]; then
+    rm -f "$WORK"/prune.db*
+    cp "$WORK/prune-seed.db" "$WORK/prune.db"
+  else
+    local strategy=$([ "$(psql -At "$ADMIN" -c 'show server_version_num')" -ge 150000 ] && echo "STRATEGY FILE_COPY")
+    psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS ${DB}_prune WITH (FORCE)" \
+      -c "CREATE DATABASE ${DB}_prune TEMPLATE ${DB}_seed $strategy" -c CHECKPOINT >/dev/null
+  fi
+  sync
+}
+
+busy_start() {
+  for _ in $(seq "$(nproc)"); do (while :; do :; done) & LOAD_PIDS+=($!); done
+  (while :; do dd if=/dev/zero of="$WORK/load.bin" bs=1M count=64 oflag=dsync status=none; done) & LOAD_PIDS+=($!)
+}
+busy_stop() {
+  kill "${LOAD_PIDS[@]}" 2>/dev/null || true
+  wait "${LOAD_PIDS[@]}" 2>/dev/null || true
+  LOAD_PIDS=()
+  rm -f "$WORK/load.bin"
 }
 
 timed() { # prints "seconds max_rss_mb" of a command
@@ -169,27 +204,39 @@ print(f"{time.perf_counter() - t:.1f} {rss:.1f}")
 PY
 }
 
+prune_once() { # backend load(quiet|busy) who(tokenctl|plain): prints "seconds mb"
+  local backend=$1 load=$2 who=$3
+  local url=$([ "$backend" = sqlite ] && echo "sqlite://$WORK/prune.db" || echo "${ADMIN%/*}/${DB}_prune")
+  fresh_copy "$backend"
+  [ "$load" = busy ] && busy_start
+  if [ "$who" = tokenctl ]; then
+    TOKENCTL_NOW=2026-11-15T00:00:00Z TOKENCTL_DATABASE_URL=$url timed $BIN monthly-reset --prune-logs-older-than 2
+  elif [ "$backend" = sqlite ]; then
+    timed sqlite3 "$WORK/prune.db" "DELETE FROM token_usage_logs WHERE created_at < '2026-09-01T00:00:00.000000Z'"
+  else
+    timed psql -q "$url" -c "DELETE FROM token_usage_logs WHERE created_at < '2026-09-01T00:00:00Z'"
+  fi
+  [ "$load" = busy ] && busy_stop
+  return 0
+}
+
 run_prune() {
   local big=$([ $QUICK = 1 ] && echo 1000000 || echo 10000000)
   printf '\n%-9s %-44s %9s %9s\n' backend "pruning (cutoff 2026-09-01)" seconds "peak MB"
   for backend in sqlite postgres; do
-    local url=$([ $backend = sqlite ] && echo "sqlite://$WORK/prune.db" || echo "$PGURL")
-    TOKENCTL_DATABASE_URL=$url $BIN migrate >/dev/null
-    for rows in 1000000 $big; do
-      [ "$rows" = 1000000 ] && [ "$big" = 1000000 ] && [ "${done_small:-}" = $backend ] && continue
-      seed_old_logs $backend "$url" $rows
-      read -r secs mb < <(TOKENCTL_NOW=2026-11-15T00:00:00Z TOKENCTL_DATABASE_URL=$url timed $BIN monthly-reset --prune-logs-older-than 2)
-      printf '%-9s %-44s %9s %9s\n' $backend "tokenctl monthly-reset, $rows rows" "$secs" "$mb"
-      if [ "$rows" = "$big" ]; then
-        seed_old_logs $backend "$url" $rows
-        if [ $backend = sqlite ]; then
-          read -r plain _ < <(timed sqlite3 "$WORK/prune.db" "DELETE FROM token_usage_logs WHERE created_at < '2026-09-01T00:00:00.000000Z'")
-        else
-          read -r plain _ < <(timed psql -q "$url" -c "DELETE FROM token_usage_logs WHERE created_at < '2026-09-01T00:00:00Z'")
-        fi
-        printf '%-9s %-44s %9s %9s  (tokenctl: %sx)\n' $backend "plain DELETE, $rows rows" "$plain" "-" "$(python3 -c "print(f'{$secs/$plain:.2f}')")"
-      fi
-      done_small=$backend
+    local seed=$([ $backend = sqlite ] && echo "sqlite://$WORK/prune-seed.db" || echo "${ADMIN%/*}/${DB}_seed")
+    if [ "$big" != 1000000 ]; then
+      seed_old_logs $backend "$seed" 1000000
+      read -r secs mb < <(prune_once $backend quiet tokenctl)
+      printf '%-9s %-44s %9s %9s\n' $backend "tokenctl monthly-reset, 1000000 rows" "$secs" "$mb"
+    fi
+    seed_old_logs $backend "$seed" $big
+    for load in quiet busy; do
+      read -r secs mb < <(prune_once $backend $load tokenctl)
+      read -r plain _ < <(prune_once $backend $load plain)
+      printf '%-9s %-44s %9s %9s\n' $backend "tokenctl monthly-reset, $big rows, $load" "$secs" "$mb"
+      printf '%-9s %-44s %9s %9s  (tokenctl: %sx)\n' $backend "plain DELETE, $big rows, $load" "$plain" "-" \
+        "$(python3 -c "print(f'{$secs/$plain:.2f}')")"
     done
   done
 }

@@ -169,3 +169,49 @@ both!(each_failure_comes_back_with_its_kind, |env| {
     assert_eq!(env.status_of("imperium")["reserved_tokens"], 100);
     assert_eq!(env.status_of("imperium")["request_count"], 0);
 });
+
+both!(
+    pruning_in_small_batches_deletes_exactly_the_old_rows,
+    |env| {
+        env.ok(&["migrate"]);
+        // old and recent rows interleaved by id, and old rows written last (another program
+        // back-filling): each batch boundary falls somewhere different
+        for k in 0..40 {
+            let at = if k % 3 == 0 || k >= 34 {
+                format!("2026-08-{:02}T10:00:00.000000Z", 1 + k % 28)
+            } else {
+                format!("2026-11-{:02}T10:00:00.000000Z", 1 + k % 20)
+            };
+            env.sql(&format!(
+            "INSERT INTO token_usage_logs (ai_type, tokens_in, tokens_out, total_tokens, created_at, month_year) \
+             VALUES ('agent-{}', 1, 1, 2, '{at}', '{}')",
+            k % 3,
+            &at[..7]
+        ));
+        }
+        let old = env.scalar("SELECT COUNT(*) FROM token_usage_logs WHERE month_year = '2026-08'");
+        assert_eq!(old, 18);
+        let url = DbUrl::parse(&env.url).unwrap();
+        let cutoff = "2026-09-01T00:00:00Z".parse().unwrap();
+        let mut heard = Vec::new();
+        let deleted = runtime().block_on(async {
+            let db = Db::open(&url).await.unwrap();
+            db.prune_logs(cutoff, 4, |n| heard.push(n)).await.unwrap()
+        });
+        assert_eq!(deleted, 18);
+        assert!(heard.len() >= 5, "18 rows in batches of 4: {heard:?}");
+        assert!(heard.windows(2).all(|w| w[0] <= w[1]), "{heard:?}");
+        assert_eq!(heard.last(), Some(&18));
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_usage_logs WHERE month_year = '2026-08'"),
+            0
+        );
+        assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), 22);
+        // nothing left to prune: a second run deletes nothing
+        let again = runtime().block_on(async {
+            let db = Db::open(&url).await.unwrap();
+            db.prune_logs(cutoff, 4, |_| {}).await.unwrap()
+        });
+        assert_eq!(again, 0);
+    }
+);

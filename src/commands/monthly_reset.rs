@@ -16,7 +16,7 @@ use crate::output::{print_json, thousands};
 
 /// Rows per pruning transaction: large enough that per-batch overhead is small, small enough
 /// that memory and lock time stay bounded.
-const PRUNE_BATCH: i64 = 50_000;
+const PRUNE_BATCH: i64 = 200_000;
 
 #[derive(Debug, Serialize)]
 struct Report {

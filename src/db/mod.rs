@@ -778,13 +778,24 @@ pub trait Store {
     async fn log_time(&mut self, id: i64) -> Result<Option<DateTime<Utc>>>;
     /// A page of the log (see `log_page_sql`).
     async fn log_page(&mut self, q: &LogQuery<'_>) -> Result<Vec<LogRow>>;
-    /// Deletes the log rows older than `cutoff` with `from <= id < to`.
-    async fn delete_logs_between(
+    /// Deletes one batch of at most `batch` log rows older than `cutoff`, starting at id `from`
+    /// (`high` is the highest such id when the prune began), and says where the next batch
+    /// starts (None: done). The two backends walk the rows in different orders; see each.
+    async fn delete_old_logs(
         &mut self,
         cutoff: DateTime<Utc>,
         from: i64,
-        to: i64,
-    ) -> Result<u64>;
+        high: i64,
+        batch: i64,
+    ) -> Result<PruneStep>;
+}
+
+/// What one pruning transaction did.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneStep {
+    pub deleted: u64,
+    /// Where the next batch starts; None when no old row is left.
+    pub next: Option<i64>,
 }
 
 /// The concurrency limits a snapshot counts requests in flight against.

@@ -183,27 +183,28 @@ impl Db {
         Ok(read_tx!(self, c => c.count_logs_before(cutoff).await?))
     }
 
-    /// Deletes logs older than `cutoff`, `batch` ids per transaction, walking the primary key
-    /// once (no second pass to find each batch): recording goes on meanwhile, and memory stays
-    /// bounded. `progress` hears the running total. Returns the number deleted.
+    /// Deletes logs older than `cutoff`, at most `batch` rows per transaction, so that
+    /// recording goes on meanwhile and memory stays bounded. `progress` hears the running
+    /// total. Returns the number deleted.
     pub async fn prune_logs(
         &self,
         cutoff: DateTime<Utc>,
         batch: i64,
         mut progress: impl FnMut(u64),
     ) -> Result<u64> {
-        let Some((low, high)) = read_tx!(self, c => c.log_ids_before(cutoff).await?) else {
+        let Some((mut from, high)) = read_tx!(self, c => c.log_ids_before(cutoff).await?) else {
             return Ok(0);
         };
         let mut deleted = 0u64;
-        let mut from = low;
-        while from <= high {
-            let to = from.saturating_add(batch).min(high.saturating_add(1));
-            deleted += write_tx!(self, c => c.delete_logs_between(cutoff, from, to).await?);
+        loop {
+            let step = write_tx!(self, c => c.delete_old_logs(cutoff, from, high, batch).await?);
+            deleted += step.deleted;
             progress(deleted);
-            from = to;
+            match step.next {
+                Some(next) => from = next,
+                None => return Ok(deleted),
+            }
         }
-        Ok(deleted)
     }
 
     /// Every AI type with usage in any month or limits of its own, sorted.
