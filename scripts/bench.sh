@@ -46,6 +46,8 @@ trap cleanup EXIT
 psql -q "$ADMIN" -c "CREATE DATABASE $DB" >/dev/null
 SQLITE="sqlite://$WORK/bench.db"
 export TOKENCTL_NOW=2026-11-23T10:00:00Z NO_COLOR=1
+# psql: no NOTICE for a DROP … IF EXISTS of what is not there
+export PGOPTIONS="-c client_min_messages=warning"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "tokenctl $($BIN --version | cut -d' ' -f2), $(psql -At "$ADMIN" -c 'show server_version') PostgreSQL, SQLite $(sqlite3 --version | cut -d' ' -f1)"

@@ -189,8 +189,19 @@ both!(
             &at[..7]
         ));
         }
+        // six rows at one instant (more than a batch), and one written by a program that
+        // stores times its own way
+        for at in ["2026-08-15T10:00:00.000000Z"; 6]
+            .into_iter()
+            .chain(["2026-08-20 10:00:00"])
+        {
+            env.sql(&format!(
+                "INSERT INTO token_usage_logs (ai_type, tokens_in, tokens_out, total_tokens, created_at, month_year) \
+                 VALUES ('agent-9', 1, 1, 2, '{at}', '2026-08')"
+            ));
+        }
         let old = env.scalar("SELECT COUNT(*) FROM token_usage_logs WHERE month_year = '2026-08'");
-        assert_eq!(old, 18);
+        assert_eq!(old, 25);
         let url = DbUrl::parse(&env.url).unwrap();
         let cutoff = "2026-09-01T00:00:00Z".parse().unwrap();
         let mut heard = Vec::new();
@@ -198,10 +209,10 @@ both!(
             let db = Db::open(&url).await.unwrap();
             db.prune_logs(cutoff, 4, |n| heard.push(n)).await.unwrap()
         });
-        assert_eq!(deleted, 18);
-        assert!(heard.len() >= 5, "18 rows in batches of 4: {heard:?}");
+        assert_eq!(deleted, 25);
+        assert!(heard.len() >= 6, "25 rows in batches of 4: {heard:?}");
         assert!(heard.windows(2).all(|w| w[0] <= w[1]), "{heard:?}");
-        assert_eq!(heard.last(), Some(&18));
+        assert_eq!(heard.last(), Some(&25));
         assert_eq!(
             env.scalar("SELECT COUNT(*) FROM token_usage_logs WHERE month_year = '2026-08'"),
             0

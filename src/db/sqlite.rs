@@ -1052,10 +1052,12 @@ impl Store for SqliteConnection {
     }
 
     /// SQLite removes a row's entries from every index as it deletes the row, so the cost is
-    /// the index walk: each batch takes the oldest rows left through the `created_at` index,
-    /// the plan a plain `DELETE … WHERE created_at < cutoff` uses (in id order, 10,000,000
-    /// rows took 1.5× as long). Deleted rows leave the index at once, so the next batch
-    /// starts at the front again and needs no cursor.
+    /// the index walk. Each batch is a range of the `created_at` index, deleted with the very
+    /// plan of a plain `DELETE … WHERE created_at < cutoff`: first find the `created_at` of the
+    /// first row the batch leaves, then delete everything before it. (Deleting a list of ids
+    /// instead cost 40% more CPU; a bound computed inside the DELETE made SQLite scan the whole
+    /// range each time.) Deleted rows leave the index at once, so the next batch starts at the
+    /// front again and needs no cursor.
     async fn delete_old_logs(
         &mut self,
         cutoff: DateTime<Utc>,
@@ -1063,19 +1065,36 @@ impl Store for SqliteConnection {
         _high: i64,
         batch: i64,
     ) -> Result<PruneStep> {
-        let done = sqlx::query(
-            "DELETE FROM token_usage_logs WHERE id IN \
-             (SELECT id FROM token_usage_logs WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+        let cutoff = ts(cutoff);
+        let bound: Option<String> = sqlx::query_scalar(
+            "SELECT created_at FROM token_usage_logs WHERE created_at < ?1 \
+             ORDER BY created_at LIMIT 1 OFFSET ?2",
         )
-        .bind(ts(cutoff))
+        .bind(&cutoff)
         .bind(batch)
-        .execute(&mut *self)
+        .fetch_optional(&mut *self)
         .await
-        .context("cannot delete old logs")?;
-        let deleted = done.rows_affected();
+        .context("cannot find old logs")?;
+        let delete =
+            |op: &'static str| format!("DELETE FROM token_usage_logs WHERE created_at {op} ?1");
+        let mut deleted = sqlx::query(&delete("<"))
+            .bind(bound.as_ref().unwrap_or(&cutoff))
+            .execute(&mut *self)
+            .await
+            .context("cannot delete old logs")?
+            .rows_affected();
+        if let (0, Some(bound)) = (deleted, &bound) {
+            // more than a batch of rows at one instant: they go together
+            deleted = sqlx::query(&delete("<="))
+                .bind(bound)
+                .execute(&mut *self)
+                .await
+                .context("cannot delete old logs")?
+                .rows_affected();
+        }
         Ok(PruneStep {
             deleted,
-            next: (deleted as i64 >= batch).then_some(from),
+            next: bound.is_some().then_some(from),
         })
     }
 }
