@@ -14,10 +14,9 @@ use crate::db::ledger::MonthlyReset;
 use crate::domain::clock::month_bounds;
 use crate::output::{print_json, thousands};
 
-/// Rows per pruning transaction: large enough that per-batch overhead is small (at 50,000,
-/// SQLite took 1.2× a plain DELETE, at 200,000 about 1.05×), small enough that memory stays
-/// bounded and SQLite's write lock is held for well under a second at a time, so recording
-/// goes on meanwhile.
+/// Rows per pruning transaction: few enough commits that pruning costs about what one plain
+/// DELETE does (README, "Pruning logs"), and small enough that memory stays bounded and
+/// SQLite's write lock is held for about 0.3 s at a time, so recording goes on.
 const PRUNE_BATCH: i64 = 200_000;
 
 #[derive(Debug, Serialize)]
