@@ -10,6 +10,7 @@
 pub mod ledger;
 pub mod ops;
 mod postgres;
+mod shared;
 mod sqlite;
 mod url;
 

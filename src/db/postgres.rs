@@ -5,10 +5,16 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
+use super::shared::{usage_row, ReadTime, Stamp};
+
+/// The larger of two values (SQLite's two-argument MAX).
+const GREATEST: &str = "GREATEST";
+/// `last_request_at` as a time, whatever the column type of a table adopted from the old system.
+const LAST_REQUEST_AT: &str = "last_request_at::TIMESTAMPTZ AS last_request_at";
 use super::{
     in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason, ArchiveRow,
     ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LogQuery, LogRow,
-    LoggedRequest, MonthRow, PruneStep, Reservation, Store, UsageDelta, UsageRowText, WindowRow,
+    LoggedRequest, MonthRow, PruneStep, Reservation, Store, UsageDelta, WindowRow,
     ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
 };
 use crate::domain::alert::AlertDraft;
@@ -59,11 +65,9 @@ fn add_count(col: &str) -> String {
     )
 }
 
-fn usage_row(r: &sqlx::postgres::PgRow) -> Result<MonthRow> {
-    Ok(UsageRowText::read(r, r.try_get("last_request_at")?)?.into_month_row())
-}
-
 impl Store for PgConnection {
+    super::shared::statements!();
+
     async fn lock_admission(&mut self) -> Result<()> {
         // Transaction-scoped: released by COMMIT or ROLLBACK, also when the process dies.
         // Like SQLite's busy timeout: wait for another writer, but not forever (a stopped
@@ -80,31 +84,6 @@ impl Store for PgConnection {
                 )
             })?;
         Ok(())
-    }
-
-    async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows> {
-        let rows = sqlx::query(
-            "SELECT scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit, rpm, rpd,
-                    cooldown_seconds, max_concurrent, pacing
-             FROM token_limits
-             WHERE scope IN ('default', 'global') OR (scope = 'ai_type' AND ($1 IS NULL OR ai_type = $1))
-             ORDER BY ai_type",
-        )
-        .bind(ai_type)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read limits")?;
-        let mut out = LimitRows::default();
-        for row in &rows {
-            let scope: String = row.try_get("scope")?;
-            let values = limit_row(row)?;
-            match scope.as_str() {
-                "default" => out.default = values,
-                "global" => out.global = values,
-                _ => out.ai_types.push((row.try_get("ai_type")?, values)),
-            }
-        }
-        Ok(out)
     }
 
     async fn update_limits(
@@ -156,60 +135,6 @@ impl Store for PgConnection {
             .await
             .context("cannot read the database's clock")?;
         Ok(Some(t))
-    }
-
-    async fn replace_limits(
-        &mut self,
-        scope: &LimitScope,
-        row: Option<&LimitRow>,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let (scope, ai_type) = scope.key();
-        let Some(row) = row else {
-            sqlx::query("DELETE FROM token_limits WHERE scope = $1 AND ai_type = $2")
-                .bind(scope)
-                .bind(ai_type)
-                .execute(&mut *self)
-                .await
-                .context("cannot save limits")?;
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO token_limits (scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit,
-                                       rpm, rpd, cooldown_seconds, max_concurrent, pacing, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (scope, ai_type) DO UPDATE SET
-                 monthly_limit = excluded.monthly_limit, daily_limit = excluded.daily_limit,
-                 hourly_limit = excluded.hourly_limit, per_request_limit = excluded.per_request_limit,
-                 rpm = excluded.rpm, rpd = excluded.rpd, cooldown_seconds = excluded.cooldown_seconds,
-                 max_concurrent = excluded.max_concurrent, pacing = excluded.pacing,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(scope)
-        .bind(ai_type)
-        .bind(row.monthly)
-        .bind(row.daily)
-        .bind(row.hourly)
-        .bind(row.per_request)
-        .bind(row.rpm)
-        .bind(row.rpd)
-        .bind(row.cooldown_seconds)
-        .bind(row.max_concurrent)
-        .bind(row.pacing)
-        .bind(at)
-        .execute(&mut *self)
-        .await
-        .context("cannot save limits")?;
-        Ok(())
-    }
-
-    async fn delete_price(&mut self, model: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM model_prices WHERE model = $1")
-            .bind(model)
-            .execute(&mut *self)
-            .await
-            .context("cannot remove the price")?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn snapshot(
@@ -304,63 +229,6 @@ impl Store for PgConnection {
         Ok(snap)
     }
 
-    async fn count_start(&mut self, ai_type: &str, p: &Periods, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO token_usage_windows (ai_type, period, month_year, requests)
-             VALUES ($1, $3, $5, 1), ($1, $4, $5, 1), ($2, $3, $5, 1), ($2, $4, $5, 1)
-             ON CONFLICT (ai_type, period) DO UPDATE SET requests = token_usage_windows.requests + 1",
-        )
-        .bind(ai_type)
-        .bind(GLOBAL_SCOPE)
-        .bind(&p.day)
-        .bind(&p.hour)
-        .bind(&p.month)
-        .execute(&mut *self)
-        .await
-        .context("cannot count the request")?;
-        sqlx::query(
-            "INSERT INTO token_request_starts (ai_type, last_start_at, minute, minute_requests)
-             VALUES ($1, $3, $4, 1), ($2, $3, $4, 1)
-             ON CONFLICT (ai_type) DO UPDATE SET
-                 minute_requests = CASE WHEN excluded.minute > token_request_starts.minute
-                                        THEN 1 ELSE token_request_starts.minute_requests + 1 END,
-                 minute = GREATEST(token_request_starts.minute, excluded.minute),
-                 last_start_at = GREATEST(token_request_starts.last_start_at, excluded.last_start_at)",
-        )
-        .bind(ai_type)
-        .bind(GLOBAL_SCOPE)
-        .bind(at)
-        .bind(&p.minute)
-        .execute(&mut *self)
-        .await
-        .context("cannot count the request")?;
-        Ok(())
-    }
-
-    async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {HOLD_COLUMNS} FROM token_reservations WHERE state = 'held' AND expires_at <= $1"
-        ))
-        .bind(now)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read reservations")?;
-        rows.iter().map(hold).collect()
-    }
-
-    async fn expire_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
-        let rows = sqlx::query(&format!(
-            "UPDATE token_reservations SET state = 'expired', ended_at = $1
-             WHERE state = 'held' AND expires_at <= $1
-             RETURNING {HOLD_COLUMNS}"
-        ))
-        .bind(now)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot expire reservations")?;
-        rows.iter().map(hold).collect()
-    }
-
     async fn add_reserved(
         &mut self,
         h: &Hold,
@@ -399,94 +267,6 @@ impl Store for PgConnection {
         Ok(())
     }
 
-    async fn insert_hold(
-        &mut self,
-        h: &Hold,
-        created_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'held', $7, $8)",
-        )
-        .bind(&h.id)
-        .bind(&h.ai_type)
-        .bind(h.estimated_tokens)
-        .bind(&h.month)
-        .bind(&h.day)
-        .bind(&h.hour)
-        .bind(created_at)
-        .bind(expires_at)
-        .execute(&mut *self)
-        .await
-        .context("cannot save the reservation")?;
-        Ok(())
-    }
-
-    async fn reservation(&mut self, id: &str) -> Result<Option<Reservation>> {
-        let row = sqlx::query(&format!(
-            "SELECT {HOLD_COLUMNS}, state, expires_at FROM token_reservations WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *self)
-        .await
-        .context("cannot read the reservation")?;
-        row.map(|r| -> Result<Reservation> {
-            Ok(Reservation {
-                hold: hold(&r)?,
-                state: HoldState::parse(&r.try_get::<String, _>("state")?),
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn end_reservation(
-        &mut self,
-        id: &str,
-        state: HoldState,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query("UPDATE token_reservations SET state = $1, ended_at = $2 WHERE id = $3")
-            .bind(state.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *self)
-            .await
-            .context("cannot update the reservation")?;
-        Ok(())
-    }
-
-    async fn insert_log(&mut self, e: &LogEntry) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, request_id,
-                 user_id, session_id, request_type, processing_time_ms, success, error_message, created_at,
-                 month_year, reservation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&e.ai_type)
-        .bind(&e.model)
-        .bind(e.tokens_in)
-        .bind(e.tokens_out)
-        .bind(e.tokens_in + e.tokens_out)
-        .bind(e.cost_usd)
-        .bind(&e.request_id)
-        .bind(&e.user_id)
-        .bind(&e.session_id)
-        .bind(&e.request_type)
-        .bind(e.processing_time_ms)
-        .bind(e.success)
-        .bind(&e.error_message)
-        .bind(e.created_at)
-        .bind(&e.month)
-        .bind(&e.reservation_id)
-        .execute(&mut *self)
-        .await
-        .context("cannot write the request log")?;
-        Ok(done.rows_affected() == 1)
-    }
-
     async fn find_log(
         &mut self,
         request_id: Option<&str>,
@@ -515,120 +295,6 @@ impl Store for PgConnection {
         .transpose()
     }
 
-    async fn add_usage(&mut self, d: &UsageDelta<'_>) -> Result<()> {
-        let total = d.tokens_in.saturating_add(d.tokens_out);
-        sqlx::query(&format!(
-            "INSERT INTO token_usage (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
-                                      request_count, cost_usd, last_request_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8, $8)
-             ON CONFLICT (ai_type, month_year) DO UPDATE SET
-                 monthly_limit = excluded.monthly_limit,
-                 {}, {}, {}, {},
-                 cost_usd = COALESCE(token_usage.cost_usd, 0) + excluded.cost_usd,
-                 last_request_at = excluded.last_request_at,
-                 updated_at = excluded.updated_at",
-            add_count("tokens_in"),
-            add_count("tokens_out"),
-            add_count("total_tokens"),
-            add_count("request_count"),
-        ))
-        .bind(d.ai_type)
-        .bind(&d.periods.month)
-        .bind(d.monthly_limit)
-        .bind(d.tokens_in)
-        .bind(d.tokens_out)
-        .bind(total)
-        .bind(d.cost_usd)
-        .bind(d.at)
-        .execute(&mut *self)
-        .await
-        .context("cannot update this month's usage")?;
-        sqlx::query(
-            "INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests)
-             VALUES ($1, $3, $5, $6, 0), ($1, $4, $5, $6, 0), ($2, $3, $5, $6, 0), ($2, $4, $5, $6, 0)
-             ON CONFLICT (ai_type, period) DO UPDATE SET tokens = token_usage_windows.tokens + excluded.tokens",
-        )
-        .bind(d.ai_type)
-        .bind(GLOBAL_SCOPE)
-        .bind(&d.periods.day)
-        .bind(&d.periods.hour)
-        .bind(&d.periods.month)
-        .bind(total)
-        .execute(&mut *self)
-        .await
-        .context("cannot update today's usage")?;
-        Ok(())
-    }
-
-    async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>> {
-        let row = sqlx::query(
-            "SELECT month_year, global_limit, closed_at FROM token_closed_months
-             WHERE month_year >= $1 ORDER BY month_year LIMIT 1",
-        )
-        .bind(month)
-        .fetch_optional(&mut *self)
-        .await
-        .context("cannot read closed months")?;
-        row.map(|r| -> Result<ClosedMonth> {
-            Ok(ClosedMonth {
-                month_year: r.try_get("month_year")?,
-                global_limit: r.try_get("global_limit")?,
-                closed_at: r.try_get("closed_at")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn close_months(
-        &mut self,
-        months: &[String],
-        global_limit: i64,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO token_closed_months (month_year, global_limit, closed_at)
-             SELECT m, $2, $3 FROM UNNEST($1::TEXT[]) AS m
-             ON CONFLICT (month_year) DO NOTHING",
-        )
-        .bind(months)
-        .bind(global_limit)
-        .bind(at)
-        .execute(&mut *self)
-        .await
-        .context("cannot close the month")?;
-        Ok(())
-    }
-
-    async fn set_month_level(
-        &mut self,
-        ai_type: &str,
-        month: &str,
-        percentage: f64,
-        status: &str,
-    ) -> Result<()> {
-        sqlx::query("UPDATE token_usage SET usage_percentage = $1, status = $2 WHERE ai_type = $3 AND month_year = $4")
-            .bind(percentage)
-            .bind(status)
-            .bind(ai_type)
-            .bind(month)
-            .execute(&mut *self)
-            .await
-            .context("cannot update the usage level")?;
-        Ok(())
-    }
-
-    async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USAGE_TEXT_COLUMNS}, {USAGE_RESERVED_TEXT}, last_request_at::TIMESTAMPTZ AS last_request_at
-             FROM token_usage WHERE month_year = $1 ORDER BY ai_type"
-        ))
-        .bind(month)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read usage")?;
-        rows.iter().map(usage_row).collect()
-    }
-
     async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>> {
         if periods.is_empty() {
             return Ok(Vec::new());
@@ -640,198 +306,6 @@ impl Store for PgConnection {
             .await
             .context("cannot read usage windows")?;
         rows.iter().map(window_row).collect()
-    }
-
-    async fn price_rows(&mut self) -> Result<Vec<Price>> {
-        let rows = sqlx::query(
-            "SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model",
-        )
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read prices")?;
-        rows.iter()
-            .map(|r| {
-                Ok(Price {
-                    model: r.try_get("model")?,
-                    input_per_mtok: r.try_get("input_per_mtok")?,
-                    output_per_mtok: r.try_get("output_per_mtok")?,
-                    source: PriceSource::Database,
-                })
-            })
-            .collect()
-    }
-
-    async fn upsert_price(
-        &mut self,
-        model: &str,
-        input: f64,
-        output: f64,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (model) DO UPDATE SET input_per_mtok = excluded.input_per_mtok,
-                 output_per_mtok = excluded.output_per_mtok, updated_at = excluded.updated_at",
-        )
-        .bind(model)
-        .bind(input)
-        .bind(output)
-        .bind(at)
-        .execute(&mut *self)
-        .await
-        .context("cannot save the price")?;
-        Ok(())
-    }
-    async fn raise_alert(&mut self, d: &AlertDraft, at: DateTime<Utc>) -> Result<Option<AlertRow>> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO token_usage_alerts (ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message,
-                 recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT DO NOTHING
-             RETURNING {ALERT_COLUMNS}"
-        ))
-        .bind(&d.ai_type)
-        .bind(d.level.as_str())
-        .bind(&d.month)
-        .bind(d.usage_percentage)
-        .bind(d.total_tokens)
-        .bind(d.limit)
-        .bind(&d.message)
-        .bind(&d.recommended_action)
-        .bind(d.burn.burn_rate_per_hour)
-        .bind(d.burn.projected_month_total)
-        .bind(d.burn.projected_exhaustion_at)
-        .bind(at)
-        .fetch_optional(&mut *self)
-        .await
-        .context("cannot save the alert")?;
-        row.as_ref().map(alert_row).transpose()
-    }
-
-    async fn rearm_alerts(
-        &mut self,
-        ai_type: &str,
-        month: &str,
-        level: Level,
-        at: DateTime<Utc>,
-    ) -> Result<u64> {
-        let done = sqlx::query(&format!(
-            "UPDATE token_usage_alerts SET cleared_at = $4
-             WHERE cleared_at IS NULL AND ai_type = $1 AND month_year = $2 AND {LEVEL_RANK} > $3"
-        ))
-        .bind(ai_type)
-        .bind(month)
-        .bind(level_rank(level))
-        .bind(at)
-        .execute(&mut *self)
-        .await
-        .context("cannot re-arm alerts")?;
-        Ok(done.rows_affected())
-    }
-
-    async fn alert_rows(&mut self, f: &AlertFilter) -> Result<Vec<AlertRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM token_usage_alerts
-             WHERE ($1 IS NULL OR created_at >= $1) AND ($2 IS NULL OR level = $2)
-               AND ($3 IS NULL OR ai_type = $3) AND ($4 IS NULL OR (month_year = $4 AND cleared_at IS NULL))
-             ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(f.since)
-        .bind(&f.level)
-        .bind(&f.ai_type)
-        .bind(&f.active_in)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read alerts")?;
-        rows.iter().map(alert_row).collect()
-    }
-
-    async fn month_windows(&mut self, month: &str, ai_type: &str) -> Result<Vec<WindowRow>> {
-        let rows = sqlx::query(
-            "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
-             WHERE month_year = $1 AND ai_type = $2 ORDER BY period",
-        )
-        .bind(month)
-        .bind(ai_type)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read the month's windows")?;
-        rows.iter().map(window_row).collect()
-    }
-
-    async fn last_starts(&mut self) -> Result<Vec<(String, DateTime<Utc>)>> {
-        let rows = sqlx::query("SELECT ai_type, last_start_at FROM token_request_starts WHERE ai_type <> $1 ORDER BY ai_type")
-            .bind(GLOBAL_SCOPE)
-            .fetch_all(&mut *self)
-            .await
-            .context("cannot read request starts")?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("ai_type")?, r.try_get("last_start_at")?)))
-            .collect()
-    }
-
-    async fn setting(&mut self, key: &str) -> Result<Option<String>> {
-        let value = sqlx::query_scalar("SELECT value FROM tokenctl_settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut *self)
-            .await
-            .context("cannot read settings")?;
-        Ok(value)
-    }
-
-    async fn set_setting(&mut self, key: &str, value: &str, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokenctl_settings (key, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(at)
-        .execute(&mut *self)
-        .await
-        .context("cannot save settings")?;
-        Ok(())
-    }
-
-    async fn init_month(&mut self, month: &str, at: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query(
-            "INSERT INTO token_usage (ai_type, month_year, monthly_limit, created_at, updated_at)
-             SELECT k.ai_type, $1,
-                    COALESCE((SELECT l.monthly_limit FROM token_limits l WHERE l.scope = 'ai_type' AND l.ai_type = k.ai_type),
-                             (SELECT l.monthly_limit FROM token_limits l WHERE l.scope = 'default'), $3),
-                    $2, $2
-             FROM (SELECT ai_type FROM token_usage UNION SELECT ai_type FROM token_limits WHERE scope = 'ai_type') AS k
-             ON CONFLICT (ai_type, month_year) DO NOTHING",
-        )
-        .bind(month)
-        .bind(at)
-        .bind(DEFAULT_MONTHLY)
-        .execute(&mut *self)
-        .await
-        .context("cannot create this month's rows")?;
-        Ok(done.rows_affected())
-    }
-
-    async fn take_months_before(&mut self, month: &str) -> Result<Vec<MonthRow>> {
-        let rows = sqlx::query(&format!(
-            "DELETE FROM token_usage WHERE month_year < $1
-             RETURNING {USAGE_TEXT_COLUMNS}, {USAGE_RESERVED_TEXT}, last_request_at::TIMESTAMPTZ AS last_request_at"
-        ))
-        .bind(month)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot archive past months")?;
-        for sql in [
-            "DELETE FROM token_usage_windows WHERE month_year < $1",
-            "DELETE FROM token_reservations WHERE month_year < $1",
-        ] {
-            sqlx::query(sql)
-                .bind(month)
-                .execute(&mut *self)
-                .await
-                .context("cannot clear past months")?;
-        }
-        rows.iter().map(usage_row).collect()
     }
 
     async fn archive_row(
@@ -939,92 +413,6 @@ impl Store for PgConnection {
             .await
             .context("cannot reset this month's windows")?;
         Ok(())
-    }
-
-    async fn archive_rows(
-        &mut self,
-        ai_type: Option<&str>,
-        month: Option<&str>,
-    ) -> Result<Vec<ArchiveRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USAGE_TEXT_COLUMNS}, {ARCHIVE_RESERVED_TEXT}, last_request_at::TIMESTAMPTZ AS last_request_at,
-                    archived_at, reason
-             FROM token_usage_archive
-             WHERE ($1 IS NULL OR ai_type = $1) AND ($2 IS NULL OR month_year = $2)
-             ORDER BY month_year DESC, archived_at DESC, ai_type"
-        ))
-        .bind(ai_type)
-        .bind(month)
-        .fetch_all(&mut *self)
-        .await
-        .context("cannot read the archive")?;
-        rows.iter()
-            .map(|r| {
-                Ok(ArchiveRow::new(
-                    usage_row(r)?,
-                    r.try_get("archived_at")?,
-                    r.try_get("reason")?,
-                ))
-            })
-            .collect()
-    }
-
-    async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64> {
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM token_usage_logs WHERE created_at < $1")
-            .bind(cutoff)
-            .fetch_one(&mut *self)
-            .await
-            .context("cannot count old logs")?;
-        Ok(n)
-    }
-
-    async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>> {
-        let (low, high): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT MIN(id), MAX(id) FROM token_usage_logs WHERE created_at < $1")
-                .bind(cutoff)
-                .fetch_one(&mut *self)
-                .await
-                .context("cannot find old logs")?;
-        Ok(low.zip(high))
-    }
-
-    async fn known_ai_types(&mut self) -> Result<Vec<String>> {
-        sqlx::query_scalar(KNOWN_AI_TYPES)
-            .fetch_all(&mut *self)
-            .await
-            .context("cannot read the AI types")
-    }
-
-    async fn log_time(&mut self, id: i64) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<DateTime<Utc>> =
-            sqlx::query_scalar("SELECT created_at FROM token_usage_logs WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *self)
-                .await
-                .context("cannot read the request log")?;
-        Ok(at)
-    }
-
-    async fn log_page(&mut self, q: &LogQuery<'_>) -> Result<Vec<LogRow>> {
-        let sql = log_page_sql(q, |n| format!("${n}"));
-        let mut query = sqlx::query(&sql);
-        if let Some(a) = q.ai_type {
-            query = query.bind(a);
-        }
-        if let Some(since) = q.since {
-            query = query.bind(since);
-        }
-        if let Some((at, id)) = q.after_row {
-            query = query.bind(at).bind(id);
-        }
-        let rows = query
-            .bind(q.limit)
-            .fetch_all(&mut *self)
-            .await
-            .context("cannot read the request log")?;
-        rows.iter()
-            .map(|r| log_row(r, r.try_get("created_at")?))
-            .collect()
     }
 
     /// PostgreSQL deletes by marking heap rows (indexes are cleaned later by vacuum), so the
