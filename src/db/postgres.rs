@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
-use super::shared::{usage_row, ReadTime, Stamp};
+use super::shared::{row_readers, usage_row, ReadTime, Stamp, ALERT_COLUMNS, HOLD_COLUMNS};
 
 /// The larger of two values (SQLite's two-argument MAX).
 const GREATEST: &str = "GREATEST";
@@ -38,23 +38,8 @@ fn limit_row(row: &sqlx::postgres::PgRow) -> Result<LimitRow> {
     })
 }
 
-fn hold(row: &sqlx::postgres::PgRow) -> Result<Hold> {
-    Ok(Hold {
-        id: row.try_get("id")?,
-        ai_type: row.try_get("ai_type")?,
-        estimated_tokens: row.try_get("estimated_tokens")?,
-        month: row.try_get("month_year")?,
-        day: row.try_get("day")?,
-        hour: row.try_get("hour")?,
-    })
-}
-
 /// "tokenctl" in ASCII: the advisory lock every admission writer takes first.
 const ADMISSION_LOCK_KEY: i64 = 0x746f_6b65_6e63_746c;
-
-const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message, recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at, cleared_at";
-
-const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
 
 /// `{col} = {col} + excluded.{col}` for a count another program may have left odd: NULL and
 /// negative count as 0 and a fraction is rounded up (as `domain::count` reads them), and the
@@ -64,6 +49,8 @@ fn add_count(col: &str) -> String {
         "{col} = LEAST(CEIL(GREATEST(COALESCE(token_usage.{col}, 0), 0)::NUMERIC) + excluded.{col}, 9223372036854775807)::BIGINT"
     )
 }
+
+row_readers!(sqlx::postgres::PgRow);
 
 impl Store for PgConnection {
     super::shared::statements!();
@@ -448,33 +435,4 @@ impl Store for PgConnection {
             next: (to <= high).then_some(to),
         })
     }
-}
-
-fn alert_row(r: &sqlx::postgres::PgRow) -> Result<AlertRow> {
-    Ok(AlertRow {
-        id: r.try_get("id")?,
-        ai_type: r.try_get("ai_type")?,
-        level: r.try_get("level")?,
-        month_year: r.try_get("month_year")?,
-        usage_percentage: r.try_get("usage_percentage")?,
-        total_tokens: r.try_get("total_tokens")?,
-        limit: r.try_get("limit")?,
-        message: r.try_get("message")?,
-        recommended_action: r.try_get("recommended_action")?,
-        burn_rate_per_hour: r.try_get("burn_rate_per_hour")?,
-        projected_month_total: r.try_get("projected_month_total")?,
-        projected_exhaustion_at: r.try_get("projected_exhaustion_at")?,
-        created_at: r.try_get("created_at")?,
-        cleared_at: r.try_get("cleared_at")?,
-    })
-}
-
-fn window_row(r: &sqlx::postgres::PgRow) -> Result<WindowRow> {
-    Ok(WindowRow {
-        ai_type: r.try_get("ai_type")?,
-        period: r.try_get("period")?,
-        tokens: r.try_get("tokens")?,
-        reserved: r.try_get("reserved")?,
-        requests: r.try_get("requests")?,
-    })
 }

@@ -110,6 +110,59 @@ impl<'r> Decode<'r, Postgres> for ReadTime {
     }
 }
 
+pub(super) const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message, recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at, cleared_at";
+
+pub(super) const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
+
+/// Readers of the rows the shared statements select, for one backend's row type `$row`.
+macro_rules! row_readers {
+    ($row:ty) => {
+        fn hold(row: &$row) -> Result<Hold> {
+            Ok(Hold {
+                id: row.try_get("id")?,
+                ai_type: row.try_get("ai_type")?,
+                estimated_tokens: row.try_get("estimated_tokens")?,
+                month: row.try_get("month_year")?,
+                day: row.try_get("day")?,
+                hour: row.try_get("hour")?,
+            })
+        }
+
+        fn window_row(r: &$row) -> Result<WindowRow> {
+            Ok(WindowRow {
+                ai_type: r.try_get("ai_type")?,
+                period: r.try_get("period")?,
+                tokens: r.try_get("tokens")?,
+                reserved: r.try_get("reserved")?,
+                requests: r.try_get("requests")?,
+            })
+        }
+
+        fn alert_row(r: &$row) -> Result<AlertRow> {
+            let time = |name: &str| -> Result<Option<DateTime<Utc>>> {
+                Ok(r.try_get::<Option<ReadTime>, _>(name)?.and_then(|t| t.0))
+            };
+            Ok(AlertRow {
+                id: r.try_get("id")?,
+                ai_type: r.try_get("ai_type")?,
+                level: r.try_get("level")?,
+                month_year: r.try_get("month_year")?,
+                usage_percentage: r.try_get("usage_percentage")?,
+                total_tokens: r.try_get("total_tokens")?,
+                limit: r.try_get("limit")?,
+                message: r.try_get("message")?,
+                recommended_action: r.try_get("recommended_action")?,
+                burn_rate_per_hour: r.try_get("burn_rate_per_hour")?,
+                projected_month_total: r.try_get("projected_month_total")?,
+                projected_exhaustion_at: time("projected_exhaustion_at")?,
+                created_at: time("created_at")?.unwrap_or(DateTime::<Utc>::MIN_UTC),
+                cleared_at: time("cleared_at")?,
+            })
+        }
+    };
+}
+pub(super) use row_readers;
+
 /// A `token_usage` or archive row selected with `USAGE_TEXT_COLUMNS` and `LAST_REQUEST_AT`.
 pub(super) fn usage_row<R: Row>(r: &R) -> anyhow::Result<MonthRow>
 where

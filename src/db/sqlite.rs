@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::shared::{usage_row, ReadTime, Stamp};
+use super::shared::{row_readers, usage_row, ReadTime, Stamp, ALERT_COLUMNS, HOLD_COLUMNS};
 
 /// The larger of two values (PostgreSQL's GREATEST): times are text here, and compare as text.
 const GREATEST: &str = "MAX";
@@ -65,21 +65,6 @@ fn limit_row(row: &sqlx::sqlite::SqliteRow) -> Result<LimitRow> {
     })
 }
 
-fn hold(row: &sqlx::sqlite::SqliteRow) -> Result<Hold> {
-    Ok(Hold {
-        id: row.try_get("id")?,
-        ai_type: row.try_get("ai_type")?,
-        estimated_tokens: row.try_get("estimated_tokens")?,
-        month: row.try_get("month_year")?,
-        day: row.try_get("day")?,
-        hour: row.try_get("hour")?,
-    })
-}
-
-const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message, recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at, cleared_at";
-
-const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
-
 /// `{col} = {col} + excluded.{col}` for a count another program may have left odd: NULL and
 /// negative count as 0 (as `domain::count` reads them), text is kept rather than overwritten
 /// (the total then reads as tokens_in + tokens_out), and the sum saturates instead of wrapping.
@@ -90,6 +75,8 @@ fn add_count(col: &str) -> String {
                       ELSE {col} END"
     )
 }
+
+row_readers!(sqlx::sqlite::SqliteRow);
 
 impl Store for SqliteConnection {
     super::shared::statements!();
@@ -468,40 +455,6 @@ impl Store for SqliteConnection {
             next: bound.is_some().then_some(from),
         })
     }
-}
-
-fn window_row(r: &sqlx::sqlite::SqliteRow) -> Result<WindowRow> {
-    Ok(WindowRow {
-        ai_type: r.try_get("ai_type")?,
-        period: r.try_get("period")?,
-        tokens: r.try_get("tokens")?,
-        reserved: r.try_get("reserved")?,
-        requests: r.try_get("requests")?,
-    })
-}
-
-fn alert_row(r: &sqlx::sqlite::SqliteRow) -> Result<AlertRow> {
-    let time = |name: &str| -> Result<Option<DateTime<Utc>>> {
-        Ok(r.try_get::<Option<String>, _>(name)?
-            .as_deref()
-            .and_then(parse_time))
-    };
-    Ok(AlertRow {
-        id: r.try_get("id")?,
-        ai_type: r.try_get("ai_type")?,
-        level: r.try_get("level")?,
-        month_year: r.try_get("month_year")?,
-        usage_percentage: r.try_get("usage_percentage")?,
-        total_tokens: r.try_get("total_tokens")?,
-        limit: r.try_get("limit")?,
-        message: r.try_get("message")?,
-        recommended_action: r.try_get("recommended_action")?,
-        burn_rate_per_hour: r.try_get("burn_rate_per_hour")?,
-        projected_month_total: r.try_get("projected_month_total")?,
-        projected_exhaustion_at: time("projected_exhaustion_at")?,
-        created_at: time("created_at")?.unwrap_or(DateTime::<Utc>::MIN_UTC),
-        cleared_at: time("cleared_at")?,
-    })
 }
 
 #[cfg(test)]
