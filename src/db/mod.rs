@@ -1,6 +1,7 @@
 //! The only place SQL lives. `Db` is a pool of either backend; `Store` is the set of
-//! statements the operations need, implemented side by side for SQLite (`sqlite.rs`) and
-//! PostgreSQL (`postgres.rs`); `ledger` composes them into transactions, once, for both.
+//! statements the operations need. Statements the backends share are written once in
+//! `shared.rs`; `sqlite.rs` and `postgres.rs` hold only what really differs and say why.
+//! `ledger` composes them into transactions, once, for both.
 //!
 //! Atomicity: every admission write (reserve, record, release, expiry) runs in one
 //! transaction that first takes the admission lock — `BEGIN IMMEDIATE` on SQLite, a

@@ -1,5 +1,6 @@
-//! PostgreSQL statements. Timestamps are TIMESTAMPTZ; counters BIGINT (SUM of BIGINT is
-//! NUMERIC in PostgreSQL, hence the casts back).
+//! The statements only PostgreSQL runs this way (the shared ones are in `shared.rs`).
+//! Timestamps are TIMESTAMPTZ; counters BIGINT (SUM of BIGINT is NUMERIC in PostgreSQL, hence
+//! the casts back). The admission lock is a transaction-scoped advisory lock.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
-//! SQLite statements. Timestamps are stored as fixed-width UTC text so they compare as text;
-//! rows written by other programs may use other formats, which `parse_time` accepts.
+//! The statements only SQLite runs this way (the shared ones are in `shared.rs`). Timestamps
+//! are stored as fixed-width UTC text so they compare as text; rows written by other programs
+//! may use other formats, which `parse_time` accepts. The admission lock is `BEGIN IMMEDIATE`.
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
