@@ -902,16 +902,15 @@ pub struct LogQuery<'a> {
     pub limit: i64,
 }
 
-/// The statement of a page of the log, written once: the backends differ only in how a
-/// placeholder is spelled (`p(1)` = `?1` or `$1`). Binds, in order: ai_type, since, the page
+/// The statement of a page of the log. Binds, in order: ai_type, since, the page
 /// before's (created_at, id), limit — each only when the query has it. Newest first by
 /// (created_at, id): every page is one range of the index on (created_at) or on
 /// (ai_type, created_at), so the 1,000th page costs what the first does.
-pub(crate) fn log_page_sql(q: &LogQuery<'_>, p: impl Fn(usize) -> String) -> String {
+pub(crate) fn log_page_sql(q: &LogQuery<'_>) -> String {
     let mut n = 0;
     let mut next = || {
         n += 1;
-        p(n)
+        format!("${n}")
     };
     let mut conditions = Vec::new();
     if q.ai_type.is_some() {

@@ -7,11 +7,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::shared::{row_readers, usage_row, ReadTime, Stamp, ALERT_COLUMNS, HOLD_COLUMNS};
-
-/// The larger of two values (SQLite's two-argument MAX).
-const GREATEST: &str = "GREATEST";
-/// `last_request_at` as a time, whatever the column type of a table adopted from the old system.
-const LAST_REQUEST_AT: &str = "last_request_at::TIMESTAMPTZ AS last_request_at";
 use super::{
     in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason, ArchiveRow,
     ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LogQuery, LogRow,
@@ -24,6 +19,12 @@ use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Counter, Level, Periods, Snapshot};
+
+// The dialect the shared statements (`shared.rs`) are written in.
+/// The larger of two values (spelled MAX on SQLite).
+const GREATEST: &str = "GREATEST";
+/// `last_request_at` as a time, whatever the column type of a table adopted from the old system.
+const LAST_REQUEST_AT: &str = "last_request_at::TIMESTAMPTZ AS last_request_at";
 
 fn limit_row(row: &sqlx::postgres::PgRow) -> Result<LimitRow> {
     Ok(LimitRow {

@@ -16,9 +16,8 @@ use super::{MonthRow, UsageRowText};
 
 /// A point in time as a statement parameter or column: `timestamptz` on PostgreSQL;
 /// fixed-width UTC text on SQLite (`2026-11-01T00:00:00.000000Z`), so that times compare
-/// correctly as text there. Reading SQLite also accepts what other programs write (see
-/// `sqlite::parse_time`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// correctly as text there. Columns are read back as [`ReadTime`].
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Stamp(pub DateTime<Utc>);
 
 impl Type<Sqlite> for Stamp {
@@ -36,15 +35,6 @@ impl<'q> Encode<'q, Sqlite> for Stamp {
     }
 }
 
-impl<'r> Decode<'r, Sqlite> for Stamp {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <&str as Decode<'r, Sqlite>>::decode(value)?;
-        super::sqlite::parse_time(text)
-            .map(Stamp)
-            .ok_or_else(|| format!("not a time: {text:?}").into())
-    }
-}
-
 impl Type<Postgres> for Stamp {
     fn type_info() -> PgTypeInfo {
         <DateTime<Utc> as Type<Postgres>>::type_info()
@@ -57,12 +47,6 @@ impl Type<Postgres> for Stamp {
 impl<'q> Encode<'q, Postgres> for Stamp {
     fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
         <DateTime<Utc> as Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-
-impl<'r> Decode<'r, Postgres> for Stamp {
-    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        <DateTime<Utc> as Decode<'r, Postgres>>::decode(value).map(Stamp)
     }
 }
 
@@ -699,7 +683,7 @@ macro_rules! statements {
         }
 
         async fn log_page(&mut self, q: &LogQuery<'_>) -> Result<Vec<LogRow>> {
-            let sql = log_page_sql(q, |n| format!("${n}"));
+            let sql = log_page_sql(q);
             let mut query = sqlx::query(&sql);
             if let Some(a) = q.ai_type {
                 query = query.bind(a);

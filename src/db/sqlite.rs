@@ -7,11 +7,6 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::shared::{row_readers, usage_row, ReadTime, Stamp, ALERT_COLUMNS, HOLD_COLUMNS};
-
-/// The larger of two values (PostgreSQL's GREATEST): times are text here, and compare as text.
-const GREATEST: &str = "MAX";
-/// `last_request_at` as text, whatever another program stored in it; `ReadTime` parses it.
-const LAST_REQUEST_AT: &str = "CAST(last_request_at AS TEXT) AS last_request_at";
 use super::{
     in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason, ArchiveRow,
     ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry, LogQuery, LogRow,
@@ -24,6 +19,12 @@ use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
 use crate::domain::prices::{Price, PriceSource};
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Counter, Level, Periods, Snapshot};
+
+// The dialect the shared statements (`shared.rs`) are written in.
+/// The larger of two values (PostgreSQL's GREATEST): times are text here, and compare as text.
+const GREATEST: &str = "MAX";
+/// `last_request_at` as text, whatever another program stored in it; `ReadTime` parses it.
+const LAST_REQUEST_AT: &str = "CAST(last_request_at AS TEXT) AS last_request_at";
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
