@@ -1,16 +1,17 @@
 //! Reservations per second through the library (no process start per reservation): 16
-//! clients, each with its own connection, reserving in a loop for a fixed time. This is the
-//! admission transaction's own throughput, the figure a long-running caller (the coming
-//! `tokenctl serve`) gets. scripts/bench.sh runs it next to pgbench.
+//! tasks on a multi-threaded runtime sharing one pool of 16 connections, each reserving in a
+//! loop for a fixed time through `ops::admit::reserve`, the call `tokenctl serve` makes. This
+//! is the admission transaction's own throughput. scripts/bench.sh runs it next to pgbench.
 //!
 //!     cargo bench --bench reserve_throughput -- postgres://postgres@127.0.0.1/db 10
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenctl::db::{Db, DbUrl};
 use tokenctl::domain::Clock;
+use tokenctl::ops::admit::{reserve, Estimate, ReserveRequest};
 
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
@@ -21,36 +22,34 @@ fn main() {
     };
     let clients: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
     let url = DbUrl::parse(url).expect("database URL");
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let local = tokio::task::LocalSet::new();
-    let done = Rc::new(Cell::new(0u64));
-    let denied = Rc::new(Cell::new(0u64));
-    let elapsed = local.block_on(&rt, async {
-        let mut dbs = Vec::new();
-        for _ in 0..clients {
-            dbs.push(Db::open(&url).await.expect("connect"));
-        }
+    let done = Arc::new(AtomicU64::new(0));
+    let denied = Arc::new(AtomicU64::new(0));
+    let elapsed = rt.block_on(async {
+        let db = Db::open_pool(&url, clients as u32).await.expect("connect");
         let clock = Clock::new(None, None).unwrap();
         let start = Instant::now();
         let end = start + Duration::from_secs(secs);
         let mut handles = Vec::new();
-        for (i, db) in dbs.into_iter().enumerate() {
-            let (done, denied) = (done.clone(), denied.clone());
-            handles.push(tokio::task::spawn_local(async move {
-                let ai = format!("agent-{}", i % 4);
+        for i in 0..clients {
+            let (db, done, denied) = (db.clone(), done.clone(), denied.clone());
+            let req = ReserveRequest {
+                ai_type: format!("agent-{}", i % 4).parse().unwrap(),
+                estimate: Estimate::Tokens {
+                    estimated_tokens: "10".parse().unwrap(),
+                },
+                ttl: "1h".parse().unwrap(),
+            };
+            handles.push(tokio::spawn(async move {
                 while Instant::now() < end {
-                    let r = db
-                        .reserve(&ai, 10, chrono::Duration::hours(1), &clock)
+                    let r = reserve(&db, &clock.refreshed(), &req)
                         .await
                         .expect("reserve");
-                    if r.decision.allowed {
-                        done.set(done.get() + 1);
-                    } else {
-                        denied.set(denied.get() + 1);
-                    }
+                    let counter = if r.decision.allowed { &done } else { &denied };
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             }));
         }
@@ -59,11 +58,12 @@ fn main() {
         }
         start.elapsed()
     });
-    if denied.get() > 0 {
-        eprintln!(
-            "warning: {} reservations were denied: raise the limits",
-            denied.get()
-        );
+    let denied = denied.load(Ordering::Relaxed);
+    if denied > 0 {
+        eprintln!("warning: {denied} reservations were denied: raise the limits");
     }
-    println!("{:.0}", done.get() as f64 / elapsed.as_secs_f64());
+    println!(
+        "{:.0}",
+        done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+    );
 }

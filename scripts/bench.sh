@@ -14,17 +14,21 @@
 #     with 1,000 and with 10,000,000 rows in token_usage_logs;
 #   - (spread) `distribution` for a month with a full set of hourly rollups (8 AI types and the
 #     total, every hour of November) and 1,000 or 10,000,000 rows in token_usage_logs.
+# --against REV (with core): the same figures for the commit REV, built beside this one in a
+# temporary worktree, each run alternating the two binaries, with the ratio new/old.
 # PostgreSQL: TOKENCTL_BENCH_POSTGRES_URL (a server where CREATE DATABASE is allowed), default
 # postgres://postgres@127.0.0.1:5432/postgres. Needs python3, psql, pgbench, sqlite3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUICK=0 PART=all
-for arg in "$@"; do
-  case "$arg" in
+QUICK=0 PART=all AGAINST=
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) QUICK=1 ;;
-    core|prune|spread|logs|all) PART=$arg ;;
-    *) echo "usage: scripts/bench.sh [--quick] [core|prune|spread|logs|all]" >&2; exit 2 ;;
+    --against) AGAINST=${2:?--against needs a commit}; shift ;;
+    core|prune|spread|logs|all) PART=$1 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--against REV] [core|prune|spread|logs|all]" >&2; exit 2 ;;
   esac
+  shift
 done
 ADMIN=${TOKENCTL_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 for tool in python3 psql pgbench sqlite3; do
@@ -34,11 +38,22 @@ cargo build --release --locked -q
 cargo bench --locked --no-run -q --bench reserve_throughput 2>/dev/null
 BIN=$PWD/target/release/tokenctl
 WORK=$(mktemp -d /tmp/tokenctl-bench.XXXXXX)
+OLD= OLD_DIR=
+if [ -n "$AGAINST" ]; then
+  OLD_DIR=$PWD/target/against-src
+  git worktree remove --force "$OLD_DIR" 2>/dev/null || rm -rf "$OLD_DIR"
+  git worktree add -q --detach "$OLD_DIR" "$AGAINST"
+  # its own target directory, kept between runs: only the first run builds it all
+  export OLD_TARGET=$PWD/target/against
+  (cd "$OLD_DIR" && CARGO_TARGET_DIR=$OLD_TARGET cargo build --release -q && CARGO_TARGET_DIR=$OLD_TARGET cargo bench --no-run -q --bench reserve_throughput 2>/dev/null)
+  OLD=$OLD_TARGET/release/tokenctl
+fi
 DB=tokenctl_bench_$$
 PGURL="${ADMIN%/*}/$DB"
 cleanup() {
   [ "${#LOAD_PIDS[@]}" -gt 0 ] && kill "${LOAD_PIDS[@]}" 2>/dev/null
   for d in $DB ${DB}_seed ${DB}_prune; do psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+  if [ -n "$OLD_DIR" ]; then git worktree remove --force "$OLD_DIR" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 LOAD_PIDS=()
@@ -67,6 +82,26 @@ seed_logs() { # backend url rows
   fi
 }
 
+# runs, then the command with BIN standing for the binary: the median of this build's runs,
+# and with --against the median of the other build's, run alternately, then new/old
+medians() {
+  python3 - "$OLD" "$@" <<'PY'
+import subprocess, sys, time, statistics
+old, runs, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+bins = [cmd[0]] + ([old] if old else [])
+times = {b: [] for b in bins}
+for _ in range(runs):
+    for b in bins:
+        t = time.perf_counter()
+        r = subprocess.run([b] + cmd[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times[b].append((time.perf_counter() - t) * 1000)
+        if r.returncode not in (0, 3):
+            sys.exit(f"{[b] + cmd[1:]} exited {r.returncode}")
+m = [statistics.median(times[b]) for b in bins]
+print(f"{m[0]:.2f}" + (f" {m[1]:.2f} {m[0] / m[1]:.2f}" if old else ""))
+PY
+}
+
 median() { # runs, then the command
   python3 - "$@" <<'PY'
 import subprocess, sys, time, statistics
@@ -82,6 +117,18 @@ print(f"{statistics.median(times):.2f}")
 PY
 }
 
+# m VAR RUNS COMMAND…: VAR = this build's median (ms); with --against, AGAINST_COLS says the
+# other build's and the ratio
+m() { # variable, runs, command
+  local var=$1 r; shift
+  r=($(medians "$@"))
+  printf -v "$var" %s "${r[0]}"
+  AGAINST_COLS=
+  if [ -n "$OLD" ]; then AGAINST_COLS="   ${r[1]} ms before: ${r[2]}x"; fi
+}
+line() { # label, median, what to compare it with
+  printf '%-9s %-28s %10s  %-26s%s\n' $backend "$1" "$2" "$3" "$AGAINST_COLS"
+}
 run_core() {
 RUNS=$([ $QUICK = 1 ] && echo 15 || echo 60)
 BIG=$([ $QUICK = 1 ] && echo 200000 || echo 1000000)
@@ -92,19 +139,13 @@ for backend in sqlite postgres; do
   $BIN migrate >/dev/null
   for a in 0 1 2 3 4 5 6 7; do $BIN record --ai-type agent-$a --tokens-in 100 --tokens-out 50 >/dev/null; done
   seed_logs $backend "$url" 1000
-  v=$(median $RUNS $BIN --version)
-  s1=$(median $RUNS $BIN status)
-  c1=$(median $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500)
-  r1=$(median $RUNS $BIN record --ai-type agent-2 --tokens-in 1 --tokens-out 1 --model gpt-4o)
+  m v $RUNS $BIN --version; line "--version" "$v" ""
+  m s1 $RUNS $BIN status; line "status (1k log rows)" "$s1" "($(python3 -c "print(f'{$s1/$v:.1f}')")x --version)"
+  m c1 $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500; line "check (1k log rows)" "$c1" "($(python3 -c "print(f'{$c1/$v:.1f}')")x --version)"
+  m r1 $RUNS $BIN record --ai-type agent-2 --tokens-in 1 --tokens-out 1 --model gpt-4o; line "record" "$r1" "($(python3 -c "print(f'{$r1/$v:.1f}')")x --version)"
   seed_logs $backend "$url" $BIG
-  s2=$(median $RUNS $BIN status)
-  c2=$(median $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500)
-  printf '%-9s %-28s %10s\n' $backend "--version" "$v"
-  printf '%-9s %-28s %10s  (%.1fx --version)\n' $backend "status (1k log rows)" "$s1" "$(python3 -c "print($s1/$v)")"
-  printf '%-9s %-28s %10s  (%.1fx --version)\n' $backend "check (1k log rows)" "$c1" "$(python3 -c "print($c1/$v)")"
-  printf '%-9s %-28s %10s  (%.1fx --version)\n' $backend "record" "$r1" "$(python3 -c "print($r1/$v)")"
-  printf '%-9s %-28s %10s  (%.2fx the 1k figure)\n' $backend "status ($BIG log rows)" "$s2" "$(python3 -c "print($s2/$s1)")"
-  printf '%-9s %-28s %10s  (%.2fx the 1k figure)\n' $backend "check ($BIG log rows)" "$c2" "$(python3 -c "print($c2/$c1)")"
+  m s2 $RUNS $BIN status; line "status ($BIG log rows)" "$s2" "($(python3 -c "print(f'{$s2/$s1:.2f}')")x the 1k figure)"
+  m c2 $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500; line "check ($BIG log rows)" "$c2" "($(python3 -c "print(f'{$c2/$c1:.2f}')")x the 1k figure)"
 done
 
 # Reservations per second, 16 clients, PostgreSQL: each client a loop of `tokenctl reserve`
@@ -113,24 +154,47 @@ export TOKENCTL_DATABASE_URL=$PGURL
 $BIN limits set --global --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --max-concurrent 0 --rpm 0 --rpd 0 >/dev/null
 $BIN limits set --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --rpm 0 --rpd 0 >/dev/null
 SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
-RES=$(python3 - "$BIN" "$SECS" <<'PY'
+per_process() { # binaries: reservations/s of each, 16 clients each running `tokenctl reserve`
+# in a loop; with two binaries they take turns (four phases), so both see the same database
+python3 - "$SECS" "$@" <<'PY'
 import subprocess, sys, time, threading
-bin, secs = sys.argv[1], float(sys.argv[2])
-count = [0] * 16
-end = time.perf_counter() + secs
-def client(i):
-    while time.perf_counter() < end:
-        r = subprocess.run([bin, "reserve", "--ai-type", f"agent-{i % 4}", "--estimated-tokens", "10", "--ttl", "1h"], stdout=subprocess.DEVNULL)
-        if r.returncode == 0:
-            count[i] += 1
-threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-start = time.perf_counter()
-for t in threads: t.start()
-for t in threads: t.join()
-print(f"{sum(count) / (time.perf_counter() - start):.0f}")
+secs, bins = float(sys.argv[1]), sys.argv[2:]
+phases = 1 if len(bins) == 1 else 2
+done = {b: 0 for b in bins}
+spent = {b: 0.0 for b in bins}
+for _ in range(phases):
+    for bin in bins:
+        count = [0] * 16
+        end = time.perf_counter() + secs / phases
+        def client(i):
+            while time.perf_counter() < end:
+                r = subprocess.run([bin, "reserve", "--ai-type", f"agent-{i % 4}", "--estimated-tokens", "10", "--ttl", "1h"], stdout=subprocess.DEVNULL)
+                if r.returncode == 0:
+                    count[i] += 1
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        start = time.perf_counter()
+        for t in threads: t.start()
+        for t in threads: t.join()
+        done[bin] += sum(count)
+        spent[bin] += time.perf_counter() - start
+print(" ".join(f"{done[b] / spent[b]:.0f}" for b in bins))
 PY
-)
-LIB=$(cargo bench --locked -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1)
+}
+in_process() { # this build's bench, or with `against` the other build's
+  if [ "${1:-}" = against ]; then
+    (cd "$OLD_DIR" && CARGO_TARGET_DIR=$OLD_TARGET cargo bench -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1)
+  else
+    cargo bench --locked -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1
+  fi
+}
+if [ -n "$OLD" ]; then
+  read -r RES RES_OLD < <(per_process "$BIN" "$OLD")
+  LIB=$(in_process)
+  LIB_OLD=$(in_process against)
+else
+  RES=$(per_process "$BIN")
+  LIB=$(in_process)
+fi
 psql -q "$PGURL" -c "CREATE TABLE bench_counter (id int PRIMARY KEY, used bigint NOT NULL, lim bigint NOT NULL)" -c "INSERT INTO bench_counter VALUES (1, 0, 9223372036854775000)" >/dev/null
 echo 'UPDATE bench_counter SET used = used + 10 WHERE id = 1 AND used + 10 <= lim;' > "$WORK/update.sql"
 PGB=$(pgbench -n -c 16 -j 2 -T "$SECS" -f "$WORK/update.sql" "$PGURL" 2>/dev/null | awk '/^tps/ {print int($3)}')
@@ -138,6 +202,10 @@ echo
 echo "postgres  pgbench hot-row conditional UPDATE, 16 clients     $PGB tps (the ceiling)"
 echo "postgres  reserve in-process, 16 connections                $LIB reservations/s ($(python3 -c "print(f'{$LIB/$PGB:.2f}')")x the ceiling)"
 echo "postgres  tokenctl reserve, 16 clients, a process each      $RES reservations/s ($(python3 -c "print(f'{$RES/$PGB:.3f}')")x the ceiling)"
+if [ -n "$OLD" ]; then
+  echo "postgres  reserve in-process, before ($AGAINST)           $LIB_OLD reservations/s: now $(python3 -c "print(f'{$LIB/$LIB_OLD:.2f}')")x"
+  echo "postgres  tokenctl reserve, a process each, before        $RES_OLD reservations/s: now $(python3 -c "print(f'{$RES/$RES_OLD:.2f}')")x"
+fi
 }
 
 # Pruning: N log rows dated August 2026 (plus 1,000 recent ones that stay) are seeded once into

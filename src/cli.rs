@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::domain::input::{AiType, Month, Tokens, Ttl};
+use crate::domain::input::{AiType, Count, Day, Limit, Month, Since, Tokens, Ttl};
 use crate::domain::validate;
 use crate::output::ColorChoice;
 
@@ -224,38 +224,6 @@ pub struct MonitorArgs {
     pub json: bool,
 }
 
-/// `--since`: how far back, as a duration (24h, 7d) or an RFC 3339 time.
-#[derive(Debug, Clone, Copy)]
-pub enum Since {
-    Ago(std::time::Duration),
-    At(chrono::DateTime<chrono::Utc>),
-}
-
-impl Since {
-    /// The instant this names, counting back from `now`.
-    pub fn resolve(
-        self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<chrono::DateTime<chrono::Utc>, crate::error::OpError> {
-        match self {
-            Since::At(t) => Ok(t),
-            Since::Ago(d) => chrono::Duration::from_std(d)
-                .ok()
-                .and_then(|d| now.checked_sub_signed(d))
-                .ok_or_else(|| crate::error::OpError::invalid("--since is too long ago")),
-        }
-    }
-}
-
-fn since(s: &str) -> Result<Since, String> {
-    if let Ok(d) = humantime::parse_duration(s.trim()) {
-        return Ok(Since::Ago(d));
-    }
-    chrono::DateTime::parse_from_rfc3339(s.trim())
-        .map(|t| Since::At(t.with_timezone(&chrono::Utc)))
-        .map_err(|_| format!("expected a duration (24h, 7d) or an RFC 3339 time, got '{s}'"))
-}
-
 fn level(s: &str) -> Result<String, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         l @ ("warning" | "critical" | "emergency") => Ok(l.to_string()),
@@ -273,23 +241,14 @@ fn ai_type_or_global(s: &str) -> Result<String, String> {
     }
 }
 
-fn day(s: &str) -> Result<String, String> {
-    match chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
-        Ok(d) if s.trim().len() == 10 => Ok(d.format("%Y-%m-%d").to_string()),
-        _ => Err(format!(
-            "day must look like 2026-11-23 (YYYY-MM-DD), got '{s}'"
-        )),
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct DistributionArgs {
     /// The month (default: the current one, or the --day's)
     #[arg(long, value_name = "YYYY-MM")]
     pub month: Option<Month>,
     /// The day whose hours to show (default: today, or the month's last day)
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
-    pub day: Option<String>,
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub day: Option<Day>,
     /// Only this AI type (default: all AI types together)
     #[arg(long, value_name = "A", add = ai_types())]
     pub ai_type: Option<AiType>,
@@ -317,7 +276,7 @@ pub struct LogsArgs {
     #[arg(long, value_name = "A", add = ai_types())]
     pub ai_type: Option<AiType>,
     /// Only requests since then: a duration (24h, 7d) or an RFC 3339 time
-    #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since)]
+    #[arg(long, value_name = "DURATION|TIMESTAMP")]
     pub since: Option<Since>,
     /// How many requests (1 to 10,000)
     #[arg(long, short = 'n', value_name = "N", default_value = "20", value_parser = page_size, allow_negative_numbers = true)]
@@ -335,7 +294,7 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
     /// Only alerts raised since then: a duration (24h, 7d) or an RFC 3339 time
-    #[arg(long, value_name = "DURATION|TIMESTAMP", value_parser = since, conflicts_with = "active")]
+    #[arg(long, value_name = "DURATION|TIMESTAMP", conflicts_with = "active")]
     pub since: Option<Since>,
     /// Only this level: warning, critical or emergency
     #[arg(long, value_name = "LEVEL", value_parser = level)]
@@ -400,12 +359,6 @@ fn ai_types() -> clap_complete::ArgValueCandidates {
     clap_complete::ArgValueCandidates::new(crate::commands::completions::ai_type_candidates)
 }
 
-fn limit(s: &str) -> Result<i64, String> {
-    validate::limit(s)
-}
-fn count(s: &str) -> Result<i64, String> {
-    validate::count(s)
-}
 fn model(s: &str) -> Result<String, String> {
     validate::model(s)
 }
@@ -451,8 +404,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "T", value_parser = id)]
     pub request_type: Option<String>,
     /// How long the request took, in milliseconds
-    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
-    pub duration_ms: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub duration_ms: Option<Count>,
     /// The request failed (its tokens, if any, still count)
     #[arg(long)]
     pub failed: bool,
@@ -622,29 +575,29 @@ pub struct LimitsSetArgs {
     #[arg(long)]
     pub global: bool,
     /// Enforced monthly limit, in tokens
-    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
-    pub monthly: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub monthly: Option<Limit>,
     /// Daily limit, in tokens (default: 7% of monthly)
-    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
-    pub daily: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub daily: Option<Limit>,
     /// Hourly limit, in tokens (default: 1% of monthly, at least the per-request limit)
-    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
-    pub hourly: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub hourly: Option<Limit>,
     /// Largest single request, in tokens (with --global: a ceiling over every AI type's own)
-    #[arg(long, value_name = "N", value_parser = limit, allow_negative_numbers = true)]
-    pub per_request: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub per_request: Option<Limit>,
     /// Requests per minute (0 = off)
-    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
-    pub rpm: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub rpm: Option<Count>,
     /// Requests per day (0 = off)
-    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
-    pub rpd: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub rpd: Option<Count>,
     /// Seconds between two requests of one AI type (with --global: of any AI types; 0 = off)
-    #[arg(long, value_name = "SECONDS", value_parser = count, allow_negative_numbers = true)]
-    pub cooldown: Option<i64>,
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub cooldown: Option<Count>,
     /// Requests in flight at once (0 = off)
-    #[arg(long, value_name = "N", value_parser = count, allow_negative_numbers = true)]
-    pub max_concurrent: Option<i64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_concurrent: Option<Count>,
     /// Pace usage evenly over the month: on or off
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub pacing: Option<bool>,

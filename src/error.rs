@@ -49,6 +49,18 @@ impl OpError {
     }
 }
 
+/// Any failure from below the operations (the database, a file) as the operation reports it:
+/// its kind (`ErrorKind::of`) and its whole cause chain as one line, so a connection failure
+/// still names the host, port, database and user.
+impl From<anyhow::Error> for OpError {
+    fn from(err: anyhow::Error) -> OpError {
+        match err.downcast::<OpError>() {
+            Ok(op) => op,
+            Err(err) => OpError::new(ErrorKind::of(&err), one_line(&err)),
+        }
+    }
+}
+
 impl ErrorKind {
     /// The kind of any failure: an `OpError`'s own; a database that did not answer or a lock
     /// not had in time is `Unavailable`; the rest `Internal`.

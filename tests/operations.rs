@@ -1,5 +1,5 @@
-//! The operations in-process, with no binary: one pooled `Db` shared by many tasks on a
-//! multi-threaded runtime, as `serve` will use it.
+//! The operations in-process, with no binary: `tokenctl::ops` over one pooled `Db` shared by
+//! many tasks on a multi-threaded runtime, as `serve` will use them.
 
 mod common;
 
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokenctl::db::{Db, DbUrl};
 use tokenctl::domain::Clock;
+use tokenctl::ops;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -54,17 +55,20 @@ both!(sixty_four_tasks_on_one_pool_never_overshoot, |env| {
     let clock = Arc::new(Clock::new(Some(&env.now), None).unwrap());
     let admitted = runtime().block_on(async {
         let db = Db::open_pool(&url, 8).await.unwrap();
+        // the request as an HTTP body would bring it
+        let req: ops::admit::ReserveRequest = serde_json::from_str(
+            r#"{"ai_type": "imperium", "estimated_tokens": 150, "ttl": "10m"}"#,
+        )
+        .unwrap();
+        let req = Arc::new(req);
         let mut tasks = Vec::new();
         for _ in 0..64 {
-            let (db, clock) = (db.clone(), clock.clone());
+            let (db, clock, req) = (db.clone(), clock.clone(), req.clone());
             // tokio::spawn: the future must be Send (a compile-time proof, run for real here)
             tasks.push(tokio::spawn(async move {
                 let mut held = 0;
                 for _ in 0..4 {
-                    let r = db
-                        .reserve("imperium", 150, chrono::Duration::minutes(10), &clock)
-                        .await
-                        .unwrap();
+                    let r = ops::admit::reserve(&db, &clock, &req).await.unwrap();
                     if r.decision.allowed {
                         held += 150;
                     }
@@ -102,8 +106,6 @@ both!(a_pool_that_cannot_connect_names_the_database, |env| {
 });
 
 both!(each_failure_comes_back_with_its_kind, |env| {
-    use tokenctl::db::ledger::RecordInput;
-    use tokenctl::db::LogFilter;
     use tokenctl::error::ErrorKind;
 
     let reserved = env.json(&[
@@ -118,36 +120,103 @@ both!(each_failure_comes_back_with_its_kind, |env| {
     let clock = Clock::new(Some(&env.now), None).unwrap();
     runtime().block_on(async {
         let db = Db::open_pool(&url, 2).await.unwrap();
-        let kind = |r: anyhow::Result<_>| ErrorKind::of(&r.expect_err("an error"));
-
-        assert_eq!(
-            kind(db.release("rsv_nosuch", &clock).await.map(|_| ())),
-            ErrorKind::NotFound
-        );
-        let other = RecordInput {
-            ai_type: "guardian".into(),
-            tokens_in: 10,
-            tokens_out: 1,
-            reservation: Some(id.clone()),
-            ..RecordInput::default()
+        let release = |id: &str| ops::admit::ReleaseRequest {
+            reservation_id: id.into(),
         };
-        assert_eq!(
-            kind(db.record(&other, &clock).await.map(|_| ())),
-            ErrorKind::Conflict
-        );
-        let page = LogFilter {
+        let err = ops::admit::release(&db, &clock, &release("rsv_nosuch"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+        let other: ops::admit::RecordRequest = serde_json::from_value(serde_json::json!({
+            "ai_type": "guardian", "tokens_in": 10, "tokens_out": 1, "reservation": id
+        }))
+        .unwrap();
+        let err = ops::admit::record(&db, &clock, other).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict, "{err}");
+        let page = ops::logs::LogsRequest {
+            ai_type: None,
+            since: None,
             before: Some(987_654),
             limit: 5,
-            ..LogFilter::default()
         };
-        assert_eq!(kind(db.logs(&page).await.map(|_| ())), ErrorKind::NotFound);
-        // a denial is a decision, not an error
-        let denied = db
-            .reserve("imperium", 10_000_000, chrono::Duration::minutes(1), &clock)
+        let err = ops::logs::logs(&db, &clock, &page).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+        let zone = ops::clock::SetTimezoneRequest {
+            timezone: "Mars/Olympus".into(),
+        };
+        let err = ops::clock::set_timezone(&db, &clock, &zone)
             .await
-            .unwrap();
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        let days = ops::distribution::DistributionRequest {
+            month: Some("2026-10".parse().unwrap()),
+            day: Some("2026-11-02".parse().unwrap()),
+            ai_type: None,
+        };
+        let err = ops::distribution::distribution(&db, &clock, &days)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        // a denial is a decision, not an error
+        let big = ops::admit::ReserveRequest {
+            ai_type: "imperium".parse().unwrap(),
+            estimate: ops::admit::Estimate::Tokens {
+                estimated_tokens: "10000000".parse().unwrap(),
+            },
+            ttl: "1m".parse().unwrap(),
+        };
+        let denied = ops::admit::reserve(&db, &clock, &big).await.unwrap();
         assert!(!denied.decision.allowed);
+        // limits from a body: both an AI type and the global row is refused, nothing written
+        let both: ops::limits::SetLimitsRequest = serde_json::from_value(serde_json::json!({
+            "ai_type": "imperium", "global": true, "monthly": 5000
+        }))
+        .unwrap();
+        let err = ops::limits::set(&db, &clock, &both).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        let nothing: ops::limits::SetLimitsRequest =
+            serde_json::from_value(serde_json::json!({"ai_type": "imperium"})).unwrap();
+        let err = ops::limits::set(&db, &clock, &nothing).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        let one: ops::limits::SetLimitsRequest = serde_json::from_value(serde_json::json!({
+            "ai_type": "guardian", "monthly": 7000, "rpm": 0
+        }))
+        .unwrap();
+        ops::limits::set(&db, &clock, &one).await.unwrap();
     });
+    let limits = env.json(&["limits"]);
+    let guardian = &limits["ai_types"][0];
+    assert_eq!(
+        (&guardian["ai_type"], &guardian["monthly"]),
+        (&"guardian".into(), &7000.into())
+    );
+    assert_eq!(limits["ai_types"].as_array().unwrap().len(), 1, "{limits}");
+    for (body, flag) in [
+        (r#"{"monthly": -1}"#, ["limits", "set", "--monthly", "-1"]),
+        (
+            r#"{"rpm": 3000000000}"#,
+            ["limits", "set", "--rpm", "3000000000"],
+        ),
+    ] {
+        let body = serde_json::from_str::<ops::limits::SetLimitsRequest>(body)
+            .unwrap_err()
+            .to_string();
+        let (_, stderr) = env.expect(2, &flag);
+        let rule = body.split(" at line").next().unwrap();
+        assert!(stderr.contains(rule), "{body} / {stderr}");
+    }
+    // a JSON body is held to the rules of the flags, with the same message
+    let body = serde_json::from_str::<ops::admit::CheckRequest>(
+        r#"{"ai_type": "imperium", "estimated_tokens": -5}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    let (_, stderr) = env.expect(
+        2,
+        &["check", "--ai-type", "imperium", "--estimated-tokens", "-5"],
+    );
+    let rule = body.split(" at line").next().unwrap();
+    assert!(stderr.contains(rule), "{body} / {stderr}");
     let bad = DbUrl::parse("mysql://somewhere/db").err().unwrap();
     assert_eq!(ErrorKind::of(&bad.into()), ErrorKind::InvalidInput);
     let down = DbUrl::parse("postgres://postgres@127.0.0.1:1/nowhere").unwrap();
@@ -168,6 +237,74 @@ both!(each_failure_comes_back_with_its_kind, |env| {
     // nothing was written by the failures: the hold is still held, nothing recorded
     assert_eq!(env.status_of("imperium")["reserved_tokens"], 100);
     assert_eq!(env.status_of("imperium")["request_count"], 0);
+});
+
+both!(each_report_is_the_commands_json, |env| {
+    env.ok(&[
+        "limits",
+        "set",
+        "--ai-type",
+        "imperium",
+        "--monthly",
+        "1000",
+    ]);
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--tokens-in",
+        "700",
+        "--tokens-out",
+        "150",
+    ]);
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "guardian",
+        "--tokens-in",
+        "20",
+        "--tokens-out",
+        "5",
+    ]);
+    let url = DbUrl::parse(&env.url).unwrap();
+    let clock = Clock::new(Some(&env.now), None).unwrap();
+    let (status, limits, active, distribution) = runtime().block_on(async {
+        let db = Db::open_pool(&url, 2).await.unwrap();
+        let clock = ops::clock::shared(&db, clock, None).await.unwrap().clock;
+        fn value(v: impl serde::Serialize) -> serde_json::Value {
+            serde_json::to_value(v).unwrap()
+        }
+        (
+            value(
+                ops::status::status(&db, &clock, &Default::default())
+                    .await
+                    .unwrap(),
+            ),
+            value(ops::limits::limits(&db).await.unwrap()),
+            value(
+                ops::alerts::active(&db, &clock, &Default::default())
+                    .await
+                    .unwrap(),
+            ),
+            value(
+                ops::distribution::distribution(&db, &clock, &Default::default())
+                    .await
+                    .unwrap(),
+            ),
+        )
+    });
+    // "now" is pinned (TOKENCTL_NOW), so even the clock's figures are equal
+    let mut cli = env.json(&["status"]);
+    assert_eq!(status, cli, "status");
+    cli = env.json(&["limits"]);
+    assert_eq!(limits, cli, "limits");
+    cli = env.json(&["alerts", "--active"]);
+    assert_eq!(active, cli, "alerts --active");
+    assert_eq!(active["alerts"][0]["ai_type"], "imperium");
+    assert_eq!(active["alerts"][0]["level"], "warning");
+    cli = env.json(&["distribution"]);
+    assert_eq!(distribution, cli, "distribution");
+    assert_eq!(status["ai_types"][1]["total_tokens"], 850);
 });
 
 both!(

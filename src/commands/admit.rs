@@ -1,50 +1,47 @@
-//! `check`, `reserve` and `release`: admission decisions and holds.
+//! `check`, `reserve` and `release`: flags to `ops::admit` requests; the decision as a line, a
+//! JSON document and an exit code (3 when denied).
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use chrono::Duration;
 
 use super::App;
-use crate::cli::EstimateArgs;
-use crate::domain::input::Tokens;
-use crate::domain::{estimate, Decision};
+use crate::cli::{EstimateArgs, ReleaseArgs};
+use crate::domain::Decision;
 use crate::error::{OpError, EXIT_DENIED};
+use crate::ops::admit::{self, CheckRequest, Estimate, ReleaseRequest, ReserveRequest};
 use crate::output::{print_json, thousands, warn};
 
-/// A request to admit: who, and how many tokens it will use at most.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub ai_type: String,
-    pub estimated_tokens: i64,
-    pub json: bool,
-}
-
-impl Request {
-    pub fn from_args(args: EstimateArgs) -> Result<Request> {
-        let estimated_tokens = match (
+/// The estimate the flags give: `--estimated-tokens`, or a prompt (typed or read from a file)
+/// with `--max-tokens`.
+pub fn estimate_of(args: &EstimateArgs) -> Result<Estimate> {
+    Ok(
+        match (
             args.estimated_tokens,
-            args.prompt,
-            args.prompt_file,
-            args.max_tokens.map(Tokens::get),
+            &args.prompt,
+            &args.prompt_file,
+            args.max_tokens,
         ) {
-            (Some(n), _, _, _) => n.get(),
-            (None, Some(prompt), _, Some(max)) => estimate::estimate(&prompt, max),
-            (None, None, Some(path), Some(max)) => estimate::estimate(&read_prompt(&path)?, max),
+            (Some(n), _, _, _) => Estimate::Tokens {
+                estimated_tokens: n,
+            },
+            (None, Some(prompt), _, Some(max_tokens)) => Estimate::Prompt {
+                prompt: prompt.clone(),
+                max_tokens,
+            },
+            (None, None, Some(path), Some(max_tokens)) => Estimate::Prompt {
+                prompt: read_prompt(path)?,
+                max_tokens,
+            },
             _ => {
                 return Err(OpError::invalid(
                     "give --estimated-tokens N, or --prompt/--prompt-file with --max-tokens N",
                 )
                 .into())
             }
-        };
-        Ok(Request {
-            ai_type: args.ai_type.into(),
-            estimated_tokens,
-            json: args.json,
-        })
-    }
+        },
+    )
 }
 
 /// An unreadable prompt file is an I/O failure (exit 1), not bad input.
@@ -84,18 +81,15 @@ fn decision_line(d: &Decision) -> String {
     }
 }
 
-pub async fn check(app: &App, req: Request, quiet: bool) -> Result<ExitCode> {
-    let decision = app
-        .db
-        .check(&req.ai_type, req.estimated_tokens, &app.clock)
-        .await?;
+pub async fn check(app: &App, req: CheckRequest, json: bool, quiet: bool) -> Result<ExitCode> {
+    let decision = admit::check(&app.db, &app.clock, &req).await?;
     if quiet {
         return Ok(exit_for(&decision));
     }
     for w in &decision.warnings {
         warn(w);
     }
-    if req.json {
+    if json {
         print_json(&decision)?;
     } else {
         crate::outln!("{}", decision_line(&decision));
@@ -103,20 +97,17 @@ pub async fn check(app: &App, req: Request, quiet: bool) -> Result<ExitCode> {
     Ok(exit_for(&decision))
 }
 
-pub async fn reserve(app: &App, req: Request, ttl: Duration) -> Result<ExitCode> {
-    let reserved = app
-        .db
-        .reserve(&req.ai_type, req.estimated_tokens, ttl, &app.clock)
-        .await?;
+pub async fn reserve(app: &App, req: ReserveRequest, json: bool) -> Result<ExitCode> {
+    let reserved = admit::reserve(&app.db, &app.clock, &req).await?;
     for w in &reserved.decision.warnings {
         warn(w);
     }
-    if req.json {
+    if json {
         print_json(&reserved)?;
     } else if let (Some(id), Some(expires)) = (&reserved.reservation_id, reserved.expires_at) {
         crate::outln!(
             "reserved {} tokens for {}: {id} (expires {})",
-            thousands(req.estimated_tokens),
+            thousands(reserved.decision.estimated_tokens),
             req.ai_type,
             expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
@@ -126,12 +117,15 @@ pub async fn reserve(app: &App, req: Request, ttl: Duration) -> Result<ExitCode>
     Ok(exit_for(&reserved.decision))
 }
 
-pub async fn release(app: &App, id: &str, json: bool) -> Result<ExitCode> {
-    let released = app.db.release(id, &app.clock).await?;
-    if json {
+pub async fn release(app: &App, args: &ReleaseArgs) -> Result<ExitCode> {
+    let req = ReleaseRequest {
+        reservation_id: args.reservation.clone(),
+    };
+    let released = admit::release(&app.db, &app.clock, &req).await?;
+    if args.json {
         print_json(&released)?;
     } else {
-        crate::outln!("{id}: {}", released.message);
+        crate::outln!("{}: {}", req.reservation_id, released.message);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,27 +4,23 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use comfy_table::Cell;
-use serde::Serialize;
 
 use super::App;
 use crate::cli::ArchiveArgs;
-use crate::db::ArchiveRow;
+use crate::ops::archive::{archive, ArchiveRequest};
 use crate::output::{print_json, thousands, Grid, Show, TableView};
 
-#[derive(Debug, Serialize)]
-struct ArchiveReport {
-    archive: Vec<ArchiveRow>,
-}
-
 pub async fn run(app: &App, args: ArchiveArgs) -> Result<ExitCode> {
-    let rows = app
-        .db
-        .archive(args.ai_type.as_deref(), args.month.as_deref())
-        .await?;
+    let req = ArchiveRequest {
+        ai_type: args.ai_type.clone(),
+        month: args.month.clone(),
+    };
+    let report = archive(&app.db, &req).await?;
     if args.json {
-        print_json(&ArchiveReport { archive: rows })?;
+        print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let rows = report.archive;
     if rows.is_empty() && !args.table.no_headers {
         crate::outln!(
             "The archive is empty{}.",

@@ -1,160 +1,81 @@
-//! `limits` and `limits set`.
+//! `limits`, `limits set` and `limits unset`: flags to `ops::limits` requests, and the table.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use comfy_table::Cell;
-use serde::Serialize;
 
 use super::App;
 use crate::cli::{LimitsSetArgs, LimitsUnsetArgs};
-use crate::db::{LimitRows, LimitScope};
-use crate::domain::level::{Level, CRITICAL_PERCENT, EMERGENCY_PERCENT, WARNING_PERCENT};
-use crate::domain::limits::{LimitFields, LimitRow};
+use crate::db::LimitScope;
+use crate::domain::limits::LimitFields;
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::domain::{GlobalLimits, Limits};
+use crate::domain::Limits;
+use crate::ops::limits::{
+    describe, limits, set as set_limits, unset as unset_limits, LimitChanges, LimitTarget,
+    LimitsReport, SetLimitsRequest, UnsetLimitsRequest,
+};
 use crate::output::{print_json, thousands, warn, Grid, Show, TableView};
 
 /// The row of the limits every AI type without its own follows.
 const DEFAULT_ROW: &str = "(default)";
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Thresholds {
-    pub warning_percent: i64,
-    pub critical_percent: i64,
-    pub emergency_percent: i64,
-    pub warning_tokens: i64,
-    pub critical_tokens: i64,
-    pub emergency_tokens: i64,
-}
-
-impl Thresholds {
-    fn of(monthly: i64) -> Thresholds {
-        Thresholds {
-            warning_percent: WARNING_PERCENT,
-            critical_percent: CRITICAL_PERCENT,
-            emergency_percent: EMERGENCY_PERCENT,
-            warning_tokens: Level::Warning.threshold_tokens(monthly),
-            critical_tokens: Level::Critical.threshold_tokens(monthly),
-            emergency_tokens: Level::Emergency.threshold_tokens(monthly),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AiTypeLimits {
-    pub ai_type: String,
-    /// what is enforced
-    #[serde(flatten)]
-    pub limits: Limits,
-    /// the values set for this AI type itself (the rest follow the default)
-    pub overrides: LimitRow,
-    pub thresholds: Thresholds,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LimitsReport {
-    /// applies to every AI type without a value of its own
-    pub default: Limits,
-    pub default_thresholds: Thresholds,
-    pub global: GlobalLimits,
-    pub global_thresholds: Thresholds,
-    pub ai_types: Vec<AiTypeLimits>,
-    pub warnings: Vec<String>,
-}
-
-pub fn build(rows: &LimitRows) -> LimitsReport {
-    let default = Limits::resolve(&rows.default, None);
-    let global = GlobalLimits::resolve(&rows.global, &rows.default);
-    let mut warnings = default.warnings("default");
-    warnings.extend(global.warnings(default.per_request));
-    let ai_types: Vec<AiTypeLimits> = rows
-        .ai_types
-        .iter()
-        .map(|(name, own)| {
-            let limits = Limits::resolve(&rows.default, Some(own));
-            warnings.extend(limits.warnings(name));
-            AiTypeLimits {
-                ai_type: name.clone(),
-                thresholds: Thresholds::of(limits.monthly),
-                limits,
-                overrides: own.clone(),
-            }
-        })
-        .collect();
-    LimitsReport {
-        default_thresholds: Thresholds::of(default.monthly),
-        global_thresholds: Thresholds::of(global.monthly),
-        default,
-        global,
-        ai_types,
-        warnings,
-    }
-}
-
 pub async fn show(app: &App, json: bool, view: TableView) -> Result<ExitCode> {
-    let report = build(&app.db.limit_rows().await?);
+    let report = limits(&app.db).await?;
     print(app, &report, json, view)
 }
 
 pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
-    let scope = scope_of(&args.ai_type.clone().map(String::from), args.global);
-    let changes = LimitRow {
-        monthly: args.monthly,
-        daily: args.daily,
-        hourly: args.hourly,
-        per_request: args.per_request,
-        rpm: args.rpm,
-        rpd: args.rpd,
-        cooldown_seconds: args.cooldown,
-        max_concurrent: args.max_concurrent,
-        pacing: args.pacing,
+    let req = SetLimitsRequest {
+        target: LimitTarget {
+            ai_type: args.ai_type,
+            global: args.global,
+        },
+        changes: LimitChanges {
+            monthly: args.monthly,
+            daily: args.daily,
+            hourly: args.hourly,
+            per_request: args.per_request,
+            rpm: args.rpm,
+            rpd: args.rpd,
+            cooldown_seconds: args.cooldown,
+            max_concurrent: args.max_concurrent,
+            pacing: args.pacing,
+        },
     };
-    let rows = app.db.set_limits(&scope, &changes, &app.clock).await?;
-    let report = build(&rows);
+    let report = set_limits(&app.db, &app.clock, &req).await?;
     if !args.json {
-        crate::outln!("updated limits for {}", who(&scope));
+        crate::outln!("updated limits for {}", describe(&req.target.scope()?));
     }
     print(app, &report, args.json, TableView::default())
 }
 
-fn scope_of(ai_type: &Option<String>, global: bool) -> LimitScope {
-    match (ai_type, global) {
-        (Some(a), _) => LimitScope::AiType(a.clone()),
-        (None, true) => LimitScope::Global,
-        (None, false) => LimitScope::Default,
-    }
-}
-
-fn who(scope: &LimitScope) -> String {
-    match scope {
-        LimitScope::Default => "the default (every AI type without its own value)".to_string(),
-        LimitScope::Global => "the global total".to_string(),
-        LimitScope::AiType(a) => a.clone(),
-    }
-}
-
 pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
-    let scope = scope_of(&args.ai_type.clone().map(String::from), args.global);
-    let fields = LimitFields {
-        monthly: args.all || args.monthly,
-        daily: args.all || args.daily,
-        hourly: args.all || args.hourly,
-        per_request: args.all || args.per_request,
-        rpm: args.all || args.rpm,
-        rpd: args.all || args.rpd,
-        cooldown_seconds: args.all || args.cooldown,
-        max_concurrent: args.all || args.max_concurrent,
-        pacing: args.all || args.pacing,
+    let req = UnsetLimitsRequest {
+        target: LimitTarget {
+            ai_type: args.ai_type,
+            global: args.global,
+        },
+        fields: LimitFields {
+            monthly: args.all || args.monthly,
+            daily: args.all || args.daily,
+            hourly: args.all || args.hourly,
+            per_request: args.all || args.per_request,
+            rpm: args.all || args.rpm,
+            rpd: args.all || args.rpd,
+            cooldown_seconds: args.all || args.cooldown,
+            max_concurrent: args.all || args.max_concurrent,
+            pacing: args.all || args.pacing,
+        },
     };
-    let rows = app.db.unset_limits(&scope, fields, &app.clock).await?;
-    let report = build(&rows);
+    let report = unset_limits(&app.db, &app.clock, &req).await?;
     if !args.json {
+        let scope = req.target.scope()?;
         let back_to = match scope {
             LimitScope::AiType(_) => "the default's",
             _ => "tokenctl's own defaults",
         };
-        crate::outln!("put limits of {} back to {back_to}", who(&scope));
+        crate::outln!("put limits of {} back to {back_to}", describe(&scope));
     }
     print(app, &report, args.json, TableView::default())
 }

@@ -4,42 +4,30 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use comfy_table::Cell;
-use serde::Serialize;
 
 use super::App;
 use crate::cli::LogsArgs;
-use crate::db::{LogFilter, LogRow};
+use crate::ops::logs::{logs, LogsRequest};
 use crate::output::{print_json, thousands, Grid, Show, TableView};
 
-#[derive(Debug, Serialize)]
-struct LogsReport {
-    logs: Vec<LogRow>,
-    /// pass as --before for the next (older) page; null on the last page
-    next_before: Option<i64>,
-}
-
 pub async fn run(app: &App, args: LogsArgs) -> Result<ExitCode> {
-    let since = args.since.map(|s| s.resolve(app.clock.now)).transpose()?;
-    let filter = LogFilter {
-        ai_type: args.ai_type.clone().map(String::from),
-        since,
+    let req = LogsRequest {
+        ai_type: args.ai_type.clone(),
+        since: args.since,
         before: args.before,
         limit: args.limit,
     };
-    let page = app.db.logs(&filter).await?;
+    let page = logs(&app.db, &app.clock, &req).await?;
     if args.json {
-        print_json(&LogsReport {
-            logs: page.rows,
-            next_before: page.next_before,
-        })?;
+        print_json(&page)?;
         return Ok(ExitCode::SUCCESS);
     }
     let view: TableView = args.table.into();
-    if page.rows.is_empty() {
+    if page.logs.is_empty() {
         if !view.no_headers {
             crate::outln!(
                 "No requests{}.",
-                if args.ai_type.is_some() || since.is_some() || args.before.is_some() {
+                if args.ai_type.is_some() || args.since.is_some() || args.before.is_some() {
                     " for that selection"
                 } else {
                     " recorded yet"
@@ -65,7 +53,7 @@ pub async fn run(app: &App, args: LogsArgs) -> Result<ExitCode> {
         .number("ms", Show::Wide)
         .text("Error", Show::Wide);
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    for r in &page.rows {
+    for r in &page.logs {
         grid.row(vec![
             Cell::new(r.id),
             Cell::new(

@@ -1,5 +1,7 @@
-//! One module per subcommand: each turns its parsed arguments into a typed input, runs the
-//! operation through `Db`, and prints what it owns (a table, a line, or one JSON document).
+//! The CLI front end, one module per subcommand: each turns its parsed flags into an `ops`
+//! request, calls the operation, and prints the response (a table, a line, or one JSON
+//! document) with the exit code. What the CLI knows of its surroundings (the environment, a
+//! terminal, stdin) is read here, never in `ops`.
 
 pub mod admit;
 pub mod alerts;
@@ -54,6 +56,22 @@ pub fn clock_from_env() -> Result<Clock, OpError> {
     Clock::new(now.as_deref(), tz.as_deref()).map_err(OpError::invalid)
 }
 
+/// The zone this host was told to use (TOKENCTL_TZ), if any.
+pub fn local_zone() -> Option<String> {
+    std::env::var("TOKENCTL_TZ")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The clock every host agrees on (`ops::clock::shared`), its warnings on stderr.
+pub async fn shared_clock(db: &Db, clock: Clock) -> Result<Clock> {
+    let shared = crate::ops::clock::shared(db, clock, local_zone().as_deref()).await?;
+    for w in &shared.warnings {
+        crate::output::warn(w);
+    }
+    Ok(shared.clock)
+}
+
 pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
     let clock = clock_from_env()?;
     let style = Style::detect(cli.color);
@@ -75,14 +93,14 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
     // `config set` is how a disagreement is fixed, so it must not be refused over one
     let clock = match prepared {
         Prepared::ConfigSet(_) => clock,
-        _ => config::shared_clock(&db, clock).await?,
+        _ => shared_clock(&db, clock).await?,
     };
     let app = App { db, clock, style };
     match prepared {
-        Prepared::Record(input, json) => record::run(&app, input, json).await,
-        Prepared::Check(req, quiet) => admit::check(&app, req, quiet).await,
-        Prepared::Reserve(req, ttl) => admit::reserve(&app, req, ttl).await,
-        Prepared::Release(args) => admit::release(&app, &args.reservation, args.json).await,
+        Prepared::Record(req, json) => record::run(&app, req, json).await,
+        Prepared::Check(req, json, quiet) => admit::check(&app, req, json, quiet).await,
+        Prepared::Reserve(req, json) => admit::reserve(&app, req, json).await,
+        Prepared::Release(args) => admit::release(&app, &args).await,
         Prepared::Status(args) => status::run(&app, args).await,
         Prepared::Limits(json, view) => limits::show(&app, json, view).await,
         Prepared::LimitsSet(args) => limits::set(&app, args).await,
@@ -96,7 +114,7 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::Config(json) => config::show(&app, json).await,
         Prepared::Alerts(args) => alerts::run(&app, args).await,
         Prepared::Logs(args) => logs::run(&app, args).await,
-        Prepared::Distribution(args) => distribution::run(&app, args).await,
+        Prepared::Distribution(req, json) => distribution::run(&app, req, json).await,
         Prepared::ConfigSet(args) => config::set(&app, args).await,
         Prepared::Migrate(_) | Prepared::Completions(_) | Prepared::Monitor(_) => {
             unreachable!("handled above")
@@ -105,9 +123,9 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
 }
 
 enum Prepared {
-    Record(crate::db::ledger::RecordInput, bool),
-    Check(admit::Request, bool),
-    Reserve(admit::Request, chrono::Duration),
+    Record(crate::ops::admit::RecordRequest, bool),
+    Check(crate::ops::admit::CheckRequest, bool, bool),
+    Reserve(crate::ops::admit::ReserveRequest, bool),
     Release(crate::cli::ReleaseArgs),
     Status(crate::cli::StatusArgs),
     Limits(bool, crate::output::TableView),
@@ -125,7 +143,7 @@ enum Prepared {
     Monitor(crate::cli::MonitorArgs),
     Alerts(crate::cli::AlertsArgs),
     Logs(crate::cli::LogsArgs),
-    Distribution(crate::cli::DistributionArgs),
+    Distribution(crate::ops::distribution::DistributionRequest, bool),
     ConfigSet(crate::cli::ConfigSetArgs),
 }
 
@@ -134,15 +152,24 @@ impl Prepared {
         Ok(match command {
             Command::Record(args) => {
                 let json = args.json;
-                Prepared::Record(record::input(args), json)
+                Prepared::Record(record::request(args), json)
             }
             Command::Check(args) => {
-                Prepared::Check(admit::Request::from_args(args.estimate)?, args.quiet)
+                let req = crate::ops::admit::CheckRequest {
+                    // a prompt is estimated once, now: an estimate too large is bad input,
+                    // refused before the database is opened
+                    estimate: admit::estimate_of(&args.estimate)?.counted()?,
+                    ai_type: args.estimate.ai_type,
+                };
+                Prepared::Check(req, args.estimate.json, args.quiet)
             }
             Command::Reserve(args) => {
-                let ttl = chrono::Duration::from_std(args.ttl.get())
-                    .map_err(|_| OpError::invalid("ttl is too long"))?;
-                Prepared::Reserve(admit::Request::from_args(args.estimate)?, ttl)
+                let req = crate::ops::admit::ReserveRequest {
+                    estimate: admit::estimate_of(&args.estimate)?.counted()?,
+                    ai_type: args.estimate.ai_type,
+                    ttl: args.ttl,
+                };
+                Prepared::Reserve(req, args.estimate.json)
             }
             Command::Release(args) => Prepared::Release(args),
             Command::Status(args) => Prepared::Status(args),
@@ -164,7 +191,15 @@ impl Prepared {
             Command::Monitor(args) => Prepared::Monitor(args),
             Command::Alerts(args) => Prepared::Alerts(args),
             Command::Logs(args) => Prepared::Logs(args),
-            Command::Distribution(args) => Prepared::Distribution(distribution::check_args(args)?),
+            Command::Distribution(args) => {
+                let req = crate::ops::distribution::DistributionRequest {
+                    month: args.month,
+                    day: args.day,
+                    ai_type: args.ai_type,
+                };
+                req.check()?;
+                Prepared::Distribution(req, args.json)
+            }
             Command::Config(args) => match args.action {
                 None => Prepared::Config(args.json),
                 Some(crate::cli::ConfigAction::Set(set)) => Prepared::ConfigSet(set),

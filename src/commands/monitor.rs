@@ -10,20 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{config, status};
 use crate::cli::MonitorArgs;
-use crate::db::ops::ScopeLevel;
 use crate::db::{AlertRow, Db, DbUrl};
-use crate::domain::burn::{window_hours, Burn};
 use crate::domain::number::thousands_f;
-use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, Level};
 use crate::error::{one_line, redact, ErrorKind};
+use crate::ops::monitor::{tick, ScopeState, Tick};
 use crate::output::{thousands, wrap, Style};
 
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,88 +27,6 @@ const WEBHOOK_ATTEMPTS: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a tick in progress may finish after SIGINT/SIGTERM (exit stays within a second).
 const TICK_GRACE: Duration = Duration::from_millis(700);
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScopeState {
-    pub ai_type: String,
-    pub total_tokens: i64,
-    pub limit: i64,
-    pub usage_percentage: f64,
-    pub level: Level,
-    #[serde(flatten)]
-    pub burn: Burn,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Tick {
-    pub at: DateTime<Utc>,
-    pub month: String,
-    pub ai_types: Vec<ScopeState>,
-    pub global: ScopeState,
-    pub new_alerts: Vec<AlertRow>,
-}
-
-/// One tick against the database: read, decide levels, raise and re-arm alerts.
-pub async fn tick(db: &Db, clock: &Clock) -> Result<Tick> {
-    let periods = clock.periods();
-    let hours = window_hours(clock);
-    let keys: Vec<&str> = std::iter::once(periods.day.as_str())
-        .chain(hours.iter().map(|(k, _)| k.as_str()))
-        .collect();
-    let month = periods.month.clone();
-    let ((ai_types, global), new_alerts) = db
-        .monitor_tick(&periods.month, &keys, clock, |view| {
-            let report = status::build(view, &month, None, clock);
-            let mut scopes: Vec<ScopeLevel> = report
-                .ai_types
-                .iter()
-                .map(|a| ScopeLevel {
-                    ai_type: a.ai_type.clone(),
-                    month: month.clone(),
-                    level: a.level,
-                    used: a.total_tokens,
-                    limit: a.monthly_limit,
-                    burn: a.burn,
-                    row_status: Some(a.status.clone()),
-                })
-                .collect();
-            scopes.push(ScopeLevel {
-                ai_type: GLOBAL_SCOPE.to_string(),
-                month: month.clone(),
-                level: report.global.level,
-                used: report.global.total_tokens,
-                limit: report.global.enforced_limit,
-                burn: report.global.burn,
-                row_status: None,
-            });
-            let state = |s: &ScopeLevel| ScopeState {
-                ai_type: s.ai_type.clone(),
-                total_tokens: s.used,
-                limit: s.limit,
-                usage_percentage: crate::domain::level::percentage(s.used, s.limit),
-                level: s.level,
-                burn: s.burn,
-            };
-            let (global, ai_types) = scopes
-                .split_last()
-                .expect("the global scope was pushed last");
-            (
-                (
-                    ai_types.iter().map(state).collect::<Vec<_>>(),
-                    state(global),
-                ),
-                scopes,
-            )
-        })
-        .await?;
-    Ok(Tick {
-        at: clock.now,
-        month,
-        ai_types,
-        global,
-        new_alerts,
-    })
-}
 
 /// Appends each alert as one JSON line.
 fn append_alerts(path: &Path, alerts: &[AlertRow]) -> Result<()> {
@@ -332,7 +246,7 @@ fn watch_signals(stop: Arc<Notify>) -> Result<()> {
 /// `config set` while the monitor was away is used from its next tick.
 async fn connect(url: &DbUrl, clock: Clock) -> Result<(Db, Clock)> {
     let db = Db::open(url).await?;
-    let clock = config::shared_clock(&db, clock).await?;
+    let clock = super::shared_clock(&db, clock).await?;
     Ok((db, clock))
 }
 
@@ -368,7 +282,9 @@ pub async fn run(url: &DbUrl, clock: Clock, style: Style, args: MonitorArgs) -> 
                     Some(c) => c,
                     None => connect(url, clock).await?,
                 };
-                let t = tick(&db, &shared.refreshed()).await;
+                let t = tick(&db, &shared.refreshed())
+                    .await
+                    .map_err(anyhow::Error::from);
                 conn = Some((db, shared));
                 t
             };

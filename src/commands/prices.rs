@@ -4,33 +4,31 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use comfy_table::Cell;
-use serde::Serialize;
 
 use super::App;
 use crate::cli::{PricesSetArgs, PricesUnsetArgs};
-use crate::domain::prices::{Price, PriceSource, PriceTable};
+use crate::domain::prices::{PriceSource, PriceTable};
+use crate::ops::prices::{
+    prices, set as set_price, unset as unset_price, PricesReport, SetPriceRequest, Unset,
+};
 use crate::output::{print_json, Grid, Show, TableView};
 
-#[derive(Debug, Serialize)]
-struct PricesReport<'a> {
-    prices: &'a [Price],
-}
-
 pub async fn show(app: &App, json: bool, view: TableView) -> Result<ExitCode> {
-    let table = app.db.prices().await?;
+    let table = prices(&app.db).await?;
     print(app, &table, json, view)
 }
 
 pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
-    let model = args.model.as_str();
-    let table = app
-        .db
-        .set_price(model, args.input_per_mtok, args.output_per_mtok, &app.clock)
-        .await?;
+    let req = SetPriceRequest {
+        model: args.model,
+        input_per_mtok: args.input_per_mtok,
+        output_per_mtok: args.output_per_mtok,
+    };
+    let table = set_price(&app.db, &app.clock, &req).await?;
     if !args.json {
         crate::outln!(
-            "{model}: ${} per million input tokens, ${} per million output tokens (stored in the database)",
-            args.input_per_mtok, args.output_per_mtok
+            "{}: ${} per million input tokens, ${} per million output tokens (stored in the database)",
+            req.model, req.input_per_mtok, req.output_per_mtok
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -39,7 +37,7 @@ pub async fn set(app: &App, args: PricesSetArgs) -> Result<ExitCode> {
 
 pub async fn unset(app: &App, args: PricesUnsetArgs) -> Result<ExitCode> {
     let model = args.model.as_str();
-    let (removed, table) = app.db.unset_price(model).await?;
+    let Unset { removed, table } = unset_price(&app.db, model).await?;
     if !args.json {
         let now = match table.lookup(model) {
             Some(p) => format!(
@@ -65,9 +63,7 @@ pub async fn unset(app: &App, args: PricesUnsetArgs) -> Result<ExitCode> {
 
 fn print(app: &App, prices: &PriceTable, json: bool, view: TableView) -> Result<ExitCode> {
     if json {
-        print_json(&PricesReport {
-            prices: prices.all(),
-        })?;
+        print_json(&PricesReport::from(prices))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut grid = Grid::new()

@@ -1,42 +1,34 @@
+//! `record`: flags to an `ops::admit::record` request; what was recorded as a line or JSON.
+
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::App;
 use crate::cli::RecordArgs;
-use crate::db::ledger::{RecordInput, Recorded};
-use crate::domain::validate::{truncated, MAX_FREE_TEXT_CHARS};
+use crate::db::ledger::Recorded;
+use crate::ops::admit::{record, RecordRequest};
 use crate::output::{print_json, thousands, warn};
 
-pub fn input(args: RecordArgs) -> RecordInput {
-    RecordInput {
-        ai_type: args.ai_type.into(),
-        tokens_in: args.tokens_in.get(),
-        tokens_out: args.tokens_out.get(),
-        model: args.model.filter(|m| !m.trim().is_empty()),
-        request_id: args.request_id.filter(|r| !r.is_empty()),
+pub fn request(args: RecordArgs) -> RecordRequest {
+    RecordRequest {
+        ai_type: args.ai_type,
+        tokens_in: args.tokens_in,
+        tokens_out: args.tokens_out,
+        model: args.model,
+        request_id: args.request_id,
         user_id: args.user_id,
         session_id: args.session_id,
         request_type: args.request_type,
         duration_ms: args.duration_ms,
         failed: args.failed,
-        error: args.error.map(|e| {
-            let (kept, cut) = truncated(&e, MAX_FREE_TEXT_CHARS);
-            if cut {
-                warn(&format!(
-                    "--error is {} characters long: its first {} are recorded (the usage is recorded in full)",
-                    thousands(e.chars().count() as i64),
-                    thousands(MAX_FREE_TEXT_CHARS as i64)
-                ));
-            }
-            kept
-        }),
+        error: args.error,
         reservation: args.reservation,
     }
 }
 
-pub async fn run(app: &App, input: RecordInput, json: bool) -> Result<ExitCode> {
-    let recorded = app.db.record(&input, &app.clock).await?;
+pub async fn run(app: &App, req: RecordRequest, json: bool) -> Result<ExitCode> {
+    let recorded = record(&app.db, &app.clock, req).await?;
     if let (Some(model), false) = (&recorded.model, recorded.priced) {
         warn(&format!(
             "no price known for model '{model}': its cost is recorded as 0 \

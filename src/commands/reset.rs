@@ -10,6 +10,7 @@ use crate::cli::ResetArgs;
 use crate::db::ledger::Reset;
 use crate::domain::count::saturating_sum;
 use crate::error::{OpError, EXIT_FAILURE};
+use crate::ops::reset::{reset, ResetRequest};
 use crate::output::{print_json, thousands};
 
 /// Off a terminal, nothing can confirm: refuse before touching the database.
@@ -31,10 +32,11 @@ fn who(args: &ResetArgs) -> String {
 
 pub async fn run(app: &App, args: ResetArgs) -> Result<ExitCode> {
     if !args.yes && !args.dry_run {
-        let preview = app
-            .db
-            .reset(args.ai_type.as_deref(), &app.clock, true)
-            .await?;
+        let dry_run = ResetRequest {
+            ai_type: args.ai_type.clone(),
+            dry_run: true,
+        };
+        let preview = reset(&app.db, &app.clock, &dry_run).await?;
         if preview.reset.is_empty() {
             // nothing to confirm: asking "clear 0 tokens?" would only confuse
             print_text(&preview, &who(&args));
@@ -59,10 +61,11 @@ pub async fn run(app: &App, args: ResetArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_FAILURE));
         }
     }
-    let done = app
-        .db
-        .reset(args.ai_type.as_deref(), &app.clock, args.dry_run)
-        .await?;
+    let req = ResetRequest {
+        ai_type: args.ai_type.clone(),
+        dry_run: args.dry_run,
+    };
+    let done = reset(&app.db, &app.clock, &req).await?;
     if args.json {
         print_json(&done)?;
     } else {

@@ -6,14 +6,15 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{
-    ArchiveReason, ArchivedRow, ClosedMonth, Hold, HoldState, InFlightCaps, LogEntry,
+    ArchiveReason, ArchivedRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitScope, LogEntry,
     LoggedRequest, MonthRow, Store, UsageDelta,
 };
 use crate::domain::count::saturating_sum;
 use crate::domain::level::percentage;
 use crate::domain::prices::PriceTable;
 use crate::domain::{
-    decide, thousands, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Snapshot,
+    decide, thousands, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Scope,
+    Snapshot,
 };
 use crate::error::OpError;
 
@@ -41,14 +42,22 @@ pub struct MonthUsage {
 impl MonthUsage {
     /// Used and held tokens of one AI type, or of all (None); sums saturate.
     pub fn counter(&self, ai_type: Option<&str>) -> Counter {
-        let mine = || {
+        match ai_type {
+            Some(a) => self.scope_counter(&Scope::AiType, a),
+            None => self.scope_counter(&Scope::Global, ""),
+        }
+    }
+
+    /// Used and held tokens of one scope, for a decision about `ai_type`; sums saturate.
+    pub fn scope_counter(&self, scope: &Scope, ai_type: &str) -> Counter {
+        let counted = || {
             self.rows
                 .iter()
-                .filter(move |r| ai_type.is_none_or(|a| r.ai_type == a))
+                .filter(move |r| scope.counts(ai_type, &r.ai_type))
         };
         Counter {
-            used: saturating_sum(mine().map(|r| r.total_tokens)),
-            reserved: saturating_sum(mine().map(|r| r.reserved_tokens)),
+            used: saturating_sum(counted().map(|r| r.total_tokens)),
+            reserved: saturating_sum(counted().map(|r| r.reserved_tokens)),
         }
     }
 
@@ -87,8 +96,9 @@ pub async fn snapshot<S: Store>(
 ) -> Result<Snapshot> {
     let mut snap = s.snapshot(ai_type, periods, now, caps).await?;
     let usage = month_usage(s, &periods.month).await?;
-    snap.ai_month = usage.counter(Some(ai_type));
-    snap.global_month = usage.counter(None);
+    for scope in Scope::CHECKED {
+        snap.usage_mut(&scope).month = usage.scope_counter(&scope, ai_type);
+    }
     snap.month_closed = usage.closed.is_some();
     snap.warnings = usage.warnings();
     Ok(snap)
@@ -97,11 +107,7 @@ pub async fn snapshot<S: Store>(
 /// The limits in force for one AI type and for the total.
 pub async fn limits_for<S: Store>(s: &mut S, ai_type: &str) -> Result<(Limits, GlobalLimits)> {
     let rows = s.limit_rows(Some(ai_type)).await?;
-    let own = rows
-        .ai_types
-        .iter()
-        .find(|(a, _)| a == ai_type)
-        .map(|(_, r)| r);
+    let own = rows.row(&LimitScope::AiType(ai_type.to_string()));
     Ok((
         Limits::resolve(&rows.default, own),
         GlobalLimits::resolve(&rows.global, &rows.default),
@@ -123,24 +129,19 @@ pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Resu
 /// Snapshot minus holds that have expired but were not swept yet (for read-only decisions).
 fn without_stale(mut snap: Snapshot, ai_type: &str, periods: &Periods, stale: &[Hold]) -> Snapshot {
     for h in stale {
-        let n = h.estimated_tokens;
-        let mine = h.ai_type == ai_type;
-        if h.month == periods.month {
-            snap.global_month.reserved = (snap.global_month.reserved - n).max(0);
-            if mine {
-                snap.ai_month.reserved = (snap.ai_month.reserved - n).max(0);
+        for (scope, usage) in &mut snap.scopes {
+            if !scope.counts(ai_type, &h.ai_type) {
+                continue;
             }
-        }
-        if h.day == periods.day {
-            snap.global_day.reserved = (snap.global_day.reserved - n).max(0);
-            if mine {
-                snap.ai_day.reserved = (snap.ai_day.reserved - n).max(0);
-            }
-        }
-        if h.hour == periods.hour {
-            snap.global_hour.reserved = (snap.global_hour.reserved - n).max(0);
-            if mine {
-                snap.ai_hour.reserved = (snap.ai_hour.reserved - n).max(0);
+            let windows = [
+                (&h.month, &periods.month, &mut usage.month),
+                (&h.day, &periods.day, &mut usage.day),
+                (&h.hour, &periods.hour, &mut usage.hour),
+            ];
+            for (held_in, now_in, counter) in windows {
+                if held_in == now_in {
+                    counter.reserved = (counter.reserved - h.estimated_tokens).max(0);
+                }
             }
         }
     }

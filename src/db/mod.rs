@@ -9,10 +9,10 @@
 //! every process on every host sharing the database.
 
 pub mod ledger;
-pub mod ops;
 mod postgres;
 mod shared;
 mod sqlite;
+pub mod transactions;
 mod url;
 
 use std::path::PathBuf;
@@ -163,6 +163,60 @@ macro_rules! read_tx {
 }
 pub(crate) use {read_tx, write_tx, write_tx_or_rollback};
 
+/// Opens the pool's first connection, so a database that is not there fails now, named. A
+/// pool retries a refused connection until its timeout and then says only "pool timed out":
+/// when the pool has no connection after a moment, one made by hand says why (refused, no
+/// answer) at once. The usual case opens one connection, not two.
+async fn first_connection(pool: &PgPool, opts: &PgConnectOptions) -> Result<()> {
+    let acquire = pool.acquire();
+    tokio::pin!(acquire);
+    tokio::select! {
+        conn = &mut acquire => {
+            conn?;
+            return Ok(());
+        }
+        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+    }
+    let by_hand = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(opts))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {} seconds", CONNECT_TIMEOUT.as_secs()))?;
+    by_hand?.close().await?;
+    // the server answers now (it was starting up): the pool's attempt gets there too
+    acquire.await?;
+    Ok(())
+}
+
+/// Opens a SQLite pool, waiting out the moments when WAL mode answers SQLITE_BUSY to a
+/// new connection without calling the busy handler: while the last connection of another
+/// process checkpoints and removes the WAL on close, or while one recovers it after a
+/// crash (sqlite.org/wal.html, "Sometimes queries return SQLITE_BUSY"). Both last
+/// milliseconds; the wait is bounded by the same LOCK_WAIT as any other lock.
+async fn open_sqlite(
+    pool_options: SqlitePoolOptions,
+    opts: SqliteConnectOptions,
+) -> std::result::Result<SqlitePool, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match pool_options.clone().connect_with(opts.clone()).await {
+            Err(sqlx::Error::Database(e))
+                if is_sqlite_busy(e.code().as_deref()) && started.elapsed() < LOCK_WAIT =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// SQLITE_BUSY and its extended codes (BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT) share
+/// the low byte 5.
+fn is_sqlite_busy(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
+}
+
 impl Db {
     /// Opens the database with one connection (a command: one operation at a time), creating a
     /// SQLite file, and the default's folder, on first use, and applies pending migrations.
@@ -242,7 +296,7 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(LOCK_WAIT)
                 .foreign_keys(true);
-                let pool = if *memory {
+                let pool_options = if *memory {
                     // each connection to :memory: is a database of its own: keep exactly one,
                     // for as long as the pool lives
                     SqlitePoolOptions::new()
@@ -253,11 +307,12 @@ impl Db {
                 } else {
                     SqlitePoolOptions::new().max_connections(connections)
                 }
-                .acquire_timeout(LOCK_WAIT)
-                .connect_with(opts)
-                .await
-                .with_context(|| format!("cannot open {place}"))?;
-                Pool::Sqlite(pool)
+                .acquire_timeout(LOCK_WAIT);
+                Pool::Sqlite(
+                    open_sqlite(pool_options, opts)
+                        .await
+                        .with_context(|| format!("cannot open {place}"))?,
+                )
             }
             DbUrl::Postgres { url: raw, .. } => {
                 let mut opts = PgConnectOptions::from_str(raw)
@@ -278,30 +333,14 @@ impl Db {
                 if loopback && !sslmode_given {
                     opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
                 }
-                // the first connection is made here, by hand: its own error (refused, no such
-                // database, authentication) says more than a pool's "timed out"
-                let first =
-                    tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts))
-                        .await
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                                "no answer within {} seconds",
-                                CONNECT_TIMEOUT.as_secs()
-                            )
-                        })
-                        .and_then(|r| r.map_err(anyhow::Error::from))
-                        .with_context(|| format!("cannot connect to {place}"))?;
-                first
-                    .close()
-                    .await
-                    .with_context(|| format!("cannot connect to {place}"))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(connections)
                     // no ping before each transaction (a round trip each): a connection the
                     // server killed fails its next statement once, visibly, and is replaced
                     .test_before_acquire(false)
                     .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect_with(opts)
+                    .connect_lazy_with(opts.clone());
+                first_connection(&pool, &opts)
                     .await
                     .with_context(|| format!("cannot connect to {place}"))?;
                 Pool::Postgres(pool)
@@ -429,6 +468,43 @@ pub struct LimitRows {
     pub default: LimitRow,
     pub global: LimitRow,
     pub ai_types: Vec<(String, LimitRow)>,
+}
+
+impl LimitRows {
+    /// The row of `scope`; None for an AI type without a row of its own.
+    pub fn row(&self, scope: &LimitScope) -> Option<&LimitRow> {
+        match scope {
+            LimitScope::Default => Some(&self.default),
+            LimitScope::Global => Some(&self.global),
+            LimitScope::AiType(a) => self.ai_types.iter().find(|(n, _)| n == a).map(|(_, r)| r),
+        }
+    }
+
+    /// Every row with its scope: the default's, the total's, then each AI type's.
+    pub fn iter(&self) -> impl Iterator<Item = (LimitScope, &LimitRow)> {
+        [
+            (LimitScope::Default, &self.default),
+            (LimitScope::Global, &self.global),
+        ]
+        .into_iter()
+        .chain(
+            self.ai_types
+                .iter()
+                .map(|(a, r)| (LimitScope::AiType(a.clone()), r)),
+        )
+    }
+
+    /// Puts `row` in the place of `scope`.
+    pub fn set(&mut self, scope: LimitScope, row: LimitRow) {
+        match scope {
+            LimitScope::Default => self.default = row,
+            LimitScope::Global => self.global = row,
+            LimitScope::AiType(a) => match self.ai_types.iter_mut().find(|(n, _)| *n == a) {
+                Some((_, r)) => *r = row,
+                None => self.ai_types.push((a, row)),
+            },
+        }
+    }
 }
 
 /// Which row of `token_limits` a change goes to.

@@ -2,17 +2,47 @@
 //! placeholders are `$N` (PostgreSQL's; sqlx's SQLite driver binds `$N` by number too), and a
 //! time is bound as a [`Stamp`], which each backend encodes the way it stores time.
 //! `statements!` expands these methods inside each backend's `impl Store`, so a helper such
-//! as `alert_row` resolves to that backend's own. A statement that really differs stays in
-//! `sqlite.rs` or `postgres.rs`, which say why.
+//! as `alert_row` resolves to that backend's own. Where the dialects spell a thing
+//! differently (a larger-of-two, a cast, a saturating sum) the statement names it, and
+//! `dialect!` lists both spellings side by side. What really works differently (the admission
+//! lock, the clock, reset's row locks, the order pruning walks) stays in `sqlite.rs` or
+//! `postgres.rs`, which say why.
 
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
+use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
-use sqlx::{Decode, Encode, Postgres, Row, Sqlite, Type};
+use sqlx::{Database, Decode, Encode, Postgres, Row, Sqlite, Type};
 
-use super::{MonthRow, UsageRowText};
+use super::{LimitScope, MonthRow, UsageRowText};
+use crate::domain::limits::LimitRow;
+
+/// The names `statements!` and `row_readers!` are written with, for the backend files they
+/// expand in.
+pub(super) mod prelude {
+    pub(in crate::db) use super::super::{
+        in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason,
+        ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry,
+        LogQuery, LogRow, LoggedRequest, MonthRow, PruneStep, Reservation, Store, UsageDelta,
+        WindowRow, ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT,
+        USAGE_TEXT_COLUMNS,
+    };
+    pub(in crate::db) use super::{
+        bind_limits, for_column, row_readers, upsert_limits_sql, usage_row, ReadTime, Stamp, Unset,
+        ALERT_COLUMNS, HOLD_COLUMNS, LIMIT_VALUES,
+    };
+    pub(in crate::db) use crate::domain::alert::AlertDraft;
+    pub(in crate::db) use crate::domain::level::percentage;
+    pub(in crate::db) use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
+    pub(in crate::db) use crate::domain::prices::{Price, PriceSource};
+    pub(in crate::db) use crate::domain::validate::GLOBAL_SCOPE;
+    pub(in crate::db) use crate::domain::{Counter, Level, Periods, Scope, Snapshot};
+    pub(in crate::db) use anyhow::{Context, Result};
+    pub(in crate::db) use chrono::{DateTime, Utc};
+    pub(in crate::db) use sqlx::Row;
+}
 
 /// A point in time as a statement parameter or column: `timestamptz` on PostgreSQL;
 /// fixed-width UTC text on SQLite (`2026-11-01T00:00:00.000000Z`), so that times compare
@@ -98,6 +128,138 @@ pub(super) const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_pe
 
 pub(super) const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
 
+/// The spellings in which the two dialects differ, side by side: SQLite's, then PostgreSQL's.
+/// Each backend file imports its own column (`sqlite_dialect`, `postgres_dialect`), and the
+/// shared statements are written with these names. `{col}` in a spelling stands for a column.
+macro_rules! dialect {
+    ($($(#[$doc:meta])* $name:ident: $sqlite:literal, $postgres:literal;)*) => {
+        pub(super) mod sqlite_dialect {
+            $($(#[$doc])* pub(in crate::db) const $name: &str = $sqlite;)*
+        }
+        pub(super) mod postgres_dialect {
+            $($(#[$doc])* pub(in crate::db) const $name: &str = $postgres;)*
+        }
+    };
+}
+
+dialect! {
+    /// The larger of two values: SQLite's two-argument MAX (times are text there, and compare
+    /// as text).
+    GREATEST: "MAX", "GREATEST";
+    /// `last_request_at` as a time, whatever another program stored in it: as text on SQLite
+    /// (`ReadTime` parses it), cast on PostgreSQL (the column type of a table adopted from the
+    /// old system may be another).
+    LAST_REQUEST_AT:
+        "CAST(last_request_at AS TEXT) AS last_request_at",
+        "last_request_at::TIMESTAMPTZ AS last_request_at";
+    /// 'YYYY-MM' of a log row's `created_at`: a prefix of SQLite's UTC text; formatted from
+    /// PostgreSQL's timestamptz.
+    LOG_MONTH:
+        "substr(created_at, 1, 7)",
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM')";
+    /// `{col} = {col} + excluded.{col}` for a count another program may have left odd: NULL and
+    /// negative count as 0, and the sum saturates instead of wrapping (SQLite) or failing with
+    /// "bigint out of range" (PostgreSQL, which would stop every record of that AI type). SQLite
+    /// keeps text rather than overwriting it (the total then reads as tokens_in + tokens_out);
+    /// a PostgreSQL column holds numbers only, and a fraction is rounded up (as `domain::count`
+    /// reads them).
+    ADD_COUNT:
+        "{col} = CASE WHEN {col} IS NULL THEN excluded.{col}
+                      WHEN typeof({col}) IN ('integer', 'real') THEN MIN(MAX({col}, 0) + excluded.{col}, 9223372036854775807)
+                      ELSE {col} END",
+        "{col} = LEAST(CEIL(GREATEST(COALESCE(token_usage.{col}, 0), 0)::NUMERIC) + excluded.{col}, 9223372036854775807)::BIGINT";
+    /// An archive row's `{col}` plus the one added, capped at the largest BIGINT: SQLite would
+    /// turn the overflowing sum into a REAL, PostgreSQL fail with "bigint out of range".
+    ARCHIVE_SUM:
+        "MIN(a.{col} + excluded.{col}, 9223372036854775807)",
+        "LEAST(a.{col}::NUMERIC + excluded.{col}, 9223372036854775807)::BIGINT";
+}
+
+/// A dialect spelling (`ADD_COUNT`, `ARCHIVE_SUM`) for one column.
+pub(super) fn for_column(spelling: &str, col: &str) -> String {
+    spelling.replace("{col}", col)
+}
+
+/// The values of a `token_limits` row, in the order of its columns.
+pub(super) const LIMIT_VALUES: [&str; 9] = [
+    "monthly_limit",
+    "daily_limit",
+    "hourly_limit",
+    "per_request_limit",
+    "rpm",
+    "rpd",
+    "cooldown_seconds",
+    "max_concurrent",
+    "pacing",
+];
+
+/// What an upsert of a `token_limits` row does with the values the new row leaves unset.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Unset {
+    /// keep the stored ones (`limits set` changes only what it names)
+    Keep,
+    /// store them unset too (the row is replaced whole)
+    Clear,
+}
+
+/// The upsert of one `token_limits` row; bind it with `bind_limits`.
+pub(super) fn upsert_limits_sql(unset: Unset) -> String {
+    let set: Vec<String> = LIMIT_VALUES
+        .iter()
+        .map(|c| match unset {
+            Unset::Keep => format!("{c} = COALESCE(excluded.{c}, token_limits.{c})"),
+            Unset::Clear => format!("{c} = excluded.{c}"),
+        })
+        .collect();
+    format!(
+        "INSERT INTO token_limits (scope, ai_type, {}, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (scope, ai_type) DO UPDATE SET {}, updated_at = excluded.updated_at",
+        LIMIT_VALUES.join(", "),
+        set.join(", ")
+    )
+}
+
+/// `upsert_limits_sql` with the row of `scope` bound, on either backend.
+pub(super) fn bind_limits<'q, DB: Database>(
+    sql: &'q str,
+    scope: &'q LimitScope,
+    row: &LimitRow,
+    at: DateTime<Utc>,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    Option<bool>: Encode<'q, DB> + Type<DB>,
+    Stamp: Encode<'q, DB> + Type<DB>,
+{
+    let (scope, ai_type) = scope.key();
+    sqlx::query(sql)
+        .bind(scope)
+        .bind(ai_type)
+        .bind(row.monthly)
+        .bind(row.daily)
+        .bind(row.hourly)
+        .bind(row.per_request)
+        .bind(row.rpm)
+        .bind(row.rpd)
+        .bind(row.cooldown_seconds)
+        .bind(row.max_concurrent)
+        .bind(row.pacing)
+        .bind(Stamp(at))
+}
+
+impl LimitScope {
+    /// The scope of a `token_limits` row, from its key (`key` is the other way).
+    pub(super) fn from_key(scope: &str, ai_type: String) -> LimitScope {
+        match scope {
+            "default" => LimitScope::Default,
+            "global" => LimitScope::Global,
+            _ => LimitScope::AiType(ai_type),
+        }
+    }
+}
+
 /// Readers of the rows the shared statements select, for one backend's row type `$row`.
 macro_rules! row_readers {
     ($row:ty) => {
@@ -119,6 +281,21 @@ macro_rules! row_readers {
                 tokens: r.try_get("tokens")?,
                 reserved: r.try_get("reserved")?,
                 requests: r.try_get("requests")?,
+            })
+        }
+
+        fn limit_row(row: &$row) -> Result<LimitRow> {
+            Ok(LimitRow {
+                monthly: row.try_get("monthly_limit")?,
+                daily: row.try_get("daily_limit")?,
+                hourly: row.try_get("hourly_limit")?,
+                per_request: row.try_get("per_request_limit")?,
+                rpm: row.try_get("rpm")?,
+                rpd: row.try_get("rpd")?,
+                cooldown_seconds: row.try_get("cooldown_seconds")?,
+                max_concurrent: row.try_get("max_concurrent")?,
+                // BOOLEAN on PostgreSQL; 1 or 0 on SQLite, which sqlx reads as a bool too
+                pacing: row.try_get("pacing")?,
             })
         }
 
@@ -163,26 +340,20 @@ where
 macro_rules! statements {
     () => {
         async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows> {
-            let rows = sqlx::query(
-                "SELECT scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit, rpm, rpd,
-                        cooldown_seconds, max_concurrent, pacing
-                 FROM token_limits
+            let rows = sqlx::query(&format!(
+                "SELECT scope, ai_type, {} FROM token_limits
                  WHERE scope IN ('default', 'global') OR (scope = 'ai_type' AND ($1 IS NULL OR ai_type = $1))
                  ORDER BY ai_type",
-            )
+                LIMIT_VALUES.join(", ")
+            ))
             .bind(ai_type)
             .fetch_all(&mut *self)
             .await
             .context("cannot read limits")?;
             let mut out = LimitRows::default();
             for row in &rows {
-                let scope: String = row.try_get("scope")?;
-                let values = limit_row(row)?;
-                match scope.as_str() {
-                    "default" => out.default = values,
-                    "global" => out.global = values,
-                    _ => out.ai_types.push((row.try_get("ai_type")?, values)),
-                }
+                let scope = LimitScope::from_key(&row.try_get::<String, _>("scope")?, row.try_get("ai_type")?);
+                out.set(scope, limit_row(row)?);
             }
             Ok(out)
         }
@@ -480,8 +651,8 @@ macro_rules! statements {
             row: Option<&LimitRow>,
             at: DateTime<Utc>,
         ) -> Result<()> {
-            let (scope, ai_type) = scope.key();
             let Some(row) = row else {
+                let (scope, ai_type) = scope.key();
                 sqlx::query("DELETE FROM token_limits WHERE scope = $1 AND ai_type = $2")
                     .bind(scope)
                     .bind(ai_type)
@@ -490,32 +661,11 @@ macro_rules! statements {
                     .context("cannot save limits")?;
                 return Ok(());
             };
-            sqlx::query(
-                "INSERT INTO token_limits (scope, ai_type, monthly_limit, daily_limit, hourly_limit, per_request_limit,
-                                           rpm, rpd, cooldown_seconds, max_concurrent, pacing, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 ON CONFLICT (scope, ai_type) DO UPDATE SET
-                     monthly_limit = excluded.monthly_limit, daily_limit = excluded.daily_limit,
-                     hourly_limit = excluded.hourly_limit, per_request_limit = excluded.per_request_limit,
-                     rpm = excluded.rpm, rpd = excluded.rpd, cooldown_seconds = excluded.cooldown_seconds,
-                     max_concurrent = excluded.max_concurrent, pacing = excluded.pacing,
-                     updated_at = excluded.updated_at",
-            )
-            .bind(scope)
-            .bind(ai_type)
-            .bind(row.monthly)
-            .bind(row.daily)
-            .bind(row.hourly)
-            .bind(row.per_request)
-            .bind(row.rpm)
-            .bind(row.rpd)
-            .bind(row.cooldown_seconds)
-            .bind(row.max_concurrent)
-            .bind(row.pacing)
-            .bind(Stamp(at))
-            .execute(&mut *self)
-            .await
-            .context("cannot save limits")?;
+            let sql = upsert_limits_sql(Unset::Clear);
+            bind_limits(&sql, scope, row, at)
+                .execute(&mut *self)
+                .await
+                .context("cannot save limits")?;
             Ok(())
         }
 
@@ -649,10 +799,10 @@ macro_rules! statements {
                      cost_usd = COALESCE(token_usage.cost_usd, 0) + excluded.cost_usd,
                      last_request_at = excluded.last_request_at,
                      updated_at = excluded.updated_at",
-                add_count("tokens_in"),
-                add_count("tokens_out"),
-                add_count("total_tokens"),
-                add_count("request_count"),
+                for_column(ADD_COUNT, "tokens_in"),
+                for_column(ADD_COUNT, "tokens_out"),
+                for_column(ADD_COUNT, "total_tokens"),
+                for_column(ADD_COUNT, "request_count"),
             ))
             .bind(d.ai_type)
             .bind(&d.periods.month)
@@ -788,6 +938,332 @@ macro_rules! statements {
             }
             Ok(())
         }
+
+        async fn update_limits(
+            &mut self,
+            scope: &LimitScope,
+            c: &LimitRow,
+            at: DateTime<Utc>,
+        ) -> Result<()> {
+            let sql = upsert_limits_sql(Unset::Keep);
+            bind_limits(&sql, scope, c, at)
+                .execute(&mut *self)
+                .await
+                .context("cannot save limits")?;
+            Ok(())
+        }
+
+        async fn snapshot(
+            &mut self,
+            ai_type: &str,
+            p: &Periods,
+            now: DateTime<Utc>,
+            caps: InFlightCaps,
+        ) -> Result<Snapshot> {
+            // each scope's window and start rows carry its key in their ai_type column
+            let scopes = [
+                (Scope::AiType, ai_type, caps.ai_type),
+                (Scope::Global, GLOBAL_SCOPE, caps.global),
+            ];
+            let scope_of = |key: &str| scopes.iter().find(|(_, k, _)| *k == key).map(|(s, ..)| s);
+            let mut snap = Snapshot::default();
+            let windows = sqlx::query(
+                "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
+                 WHERE ai_type IN ($1, $2) AND period IN ($3, $4)",
+            )
+            .bind(ai_type)
+            .bind(GLOBAL_SCOPE)
+            .bind(&p.day)
+            .bind(&p.hour)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read today's usage")?;
+            for w in &windows {
+                let Some(scope) = scope_of(&w.try_get::<String, _>("ai_type")?) else {
+                    continue;
+                };
+                let usage = snap.usage_mut(scope);
+                let counter = Counter {
+                    used: w.try_get("tokens")?,
+                    reserved: w.try_get("reserved")?,
+                };
+                if w.try_get::<String, _>("period")? == p.day {
+                    usage.day = counter;
+                    usage.rate.day_requests = w.try_get("requests")?;
+                } else {
+                    usage.hour = counter;
+                }
+            }
+            let starts = sqlx::query(
+                "SELECT ai_type, minute, minute_requests, last_start_at FROM token_request_starts WHERE ai_type IN ($1, $2)",
+            )
+            .bind(ai_type)
+            .bind(GLOBAL_SCOPE)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read request starts")?;
+            for r in &starts {
+                let Some(scope) = scope_of(&r.try_get::<String, _>("ai_type")?) else {
+                    continue;
+                };
+                let rate = &mut snap.usage_mut(scope).rate;
+                let minute: String = r.try_get("minute")?;
+                // a minute later than this clock's: another writer's clock is ahead; its count
+                // is the latest there is, so it counts (a writer behind cannot dodge the rpm)
+                if minute.as_str() >= p.minute.as_str() {
+                    rate.minute_requests = r.try_get("minute_requests")?;
+                }
+                rate.last_start_at = r.try_get::<ReadTime, _>("last_start_at")?.0;
+            }
+            for (scope, key, cap) in &scopes {
+                let Some(limit) = *cap else { continue };
+                let sql = match scope {
+                    Scope::AiType => {
+                        "SELECT expires_at FROM token_reservations WHERE ai_type = $3 AND state = 'held' AND expires_at > $1
+                         ORDER BY expires_at LIMIT $2"
+                    }
+                    Scope::Global => {
+                        "SELECT expires_at FROM token_reservations WHERE state = 'held' AND expires_at > $1 AND $3 = $3
+                         ORDER BY expires_at LIMIT $2"
+                    }
+                };
+                let times: Vec<ReadTime> = sqlx::query_scalar(sql)
+                    .bind(Stamp(now))
+                    .bind(limit.saturating_add(1))
+                    .bind(*key)
+                    .fetch_all(&mut *self)
+                    .await
+                    .context("cannot count requests in flight")?;
+                let times: Vec<DateTime<Utc>> = times.iter().filter_map(|t| t.0).collect();
+                let rate = &mut snap.usage_mut(scope).rate;
+                (rate.in_flight, rate.slot_free_at) = in_flight(&times, limit);
+            }
+            Ok(snap)
+        }
+
+        async fn add_reserved(
+            &mut self,
+            h: &Hold,
+            delta: i64,
+            monthly_limit: i64,
+            at: DateTime<Utc>,
+        ) -> Result<()> {
+            sqlx::query(&format!(
+                "INSERT INTO token_usage (ai_type, month_year, monthly_limit, reserved_tokens, created_at, updated_at)
+                 VALUES ($1, $2, $3, {GREATEST}($4, 0), $5, $5)
+                 ON CONFLICT (ai_type, month_year) DO UPDATE SET
+                     reserved_tokens = {GREATEST}(0, token_usage.reserved_tokens + $4)"
+            ))
+            .bind(&h.ai_type)
+            .bind(&h.month)
+            .bind(monthly_limit)
+            .bind(delta)
+            .bind(Stamp(at))
+            .execute(&mut *self)
+            .await
+            .context("cannot update reserved tokens")?;
+            sqlx::query(&format!(
+                "INSERT INTO token_usage_windows (ai_type, period, month_year, reserved)
+                 VALUES ($1, $3, $5, {GREATEST}($6, 0)), ($1, $4, $5, {GREATEST}($6, 0)),
+                        ($2, $3, $5, {GREATEST}($6, 0)), ($2, $4, $5, {GREATEST}($6, 0))
+                 ON CONFLICT (ai_type, period) DO UPDATE SET
+                     reserved = {GREATEST}(0, token_usage_windows.reserved + $6)"
+            ))
+            .bind(&h.ai_type)
+            .bind(GLOBAL_SCOPE)
+            .bind(&h.day)
+            .bind(&h.hour)
+            .bind(&h.month)
+            .bind(delta)
+            .execute(&mut *self)
+            .await
+            .context("cannot update reserved tokens")?;
+            Ok(())
+        }
+
+        async fn find_log(
+            &mut self,
+            request_id: Option<&str>,
+            reservation_id: Option<&str>,
+        ) -> Result<Option<LoggedRequest>> {
+            let row = sqlx::query(&format!(
+                "SELECT ai_type, COALESCE(month_year, {LOG_MONTH}) AS month_year,
+                        CAST(tokens_in AS BIGINT) AS tokens_in, CAST(tokens_out AS BIGINT) AS tokens_out,
+                        CAST(cost_usd AS DOUBLE PRECISION) AS cost_usd, reservation_id
+                 FROM token_usage_logs WHERE request_id = $1 OR reservation_id = $2 ORDER BY id LIMIT 1"
+            ))
+            .bind(request_id)
+            .bind(reservation_id)
+            .fetch_optional(&mut *self)
+            .await
+            .context("cannot read the request log")?;
+            row.map(|r| -> Result<LoggedRequest> {
+                Ok(LoggedRequest {
+                    reservation_id: r.try_get("reservation_id")?,
+                    ai_type: r.try_get("ai_type")?,
+                    month: r.try_get("month_year")?,
+                    tokens_in: r.try_get("tokens_in")?,
+                    tokens_out: r.try_get("tokens_out")?,
+                    cost_usd: r.try_get("cost_usd")?,
+                })
+            })
+            .transpose()
+        }
+
+        async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>> {
+            if periods.is_empty() {
+                return Ok(Vec::new());
+            }
+            // one placeholder per period (SQLite has no arrays)
+            let marks: Vec<String> = (1..=periods.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows WHERE period IN ({})",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for period in periods {
+                query = query.bind(*period);
+            }
+            let rows = query
+                .fetch_all(&mut *self)
+                .await
+                .context("cannot read usage windows")?;
+            rows.iter().map(window_row).collect()
+        }
+
+        async fn archive_row(
+            &mut self,
+            row: &MonthRow,
+            reason: ArchiveReason,
+            at: DateTime<Utc>,
+        ) -> Result<()> {
+            let sum = |col| for_column(ARCHIVE_SUM, col);
+            sqlx::query(&format!(
+                "INSERT INTO token_usage_archive AS a (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
+                     request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $11, $13)
+                 ON CONFLICT (ai_type, month_year) WHERE reason = 'monthly' DO UPDATE SET
+                     monthly_limit = COALESCE(a.monthly_limit, excluded.monthly_limit),
+                     tokens_in = {}, tokens_out = {}, total_tokens = {}, request_count = {},
+                     usage_percentage = CASE WHEN COALESCE(a.monthly_limit, excluded.monthly_limit, 0) > 0
+                         THEN {} * 100.0 / COALESCE(a.monthly_limit, excluded.monthly_limit)
+                         ELSE 0 END,
+                     cost_usd = a.cost_usd + excluded.cost_usd,
+                     -- the later of the two; SQLite's MAX is NULL when either is
+                     last_request_at = COALESCE({GREATEST}(a.last_request_at, excluded.last_request_at),
+                                                a.last_request_at, excluded.last_request_at),
+                     updated_at = excluded.updated_at",
+                sum("tokens_in"),
+                sum("tokens_out"),
+                sum("total_tokens"),
+                sum("request_count"),
+                sum("total_tokens"),
+            ))
+            .bind(&row.ai_type)
+            .bind(&row.month)
+            .bind(row.monthly_limit)
+            .bind(row.tokens_in)
+            .bind(row.tokens_out)
+            .bind(row.total_tokens)
+            .bind(row.request_count)
+            .bind(percentage(row.total_tokens, row.monthly_limit.unwrap_or(0)))
+            .bind(&row.status)
+            .bind(row.last_request_at.map(Stamp))
+            .bind(Stamp(at))
+            .bind(row.cost_usd)
+            .bind(reason.as_str())
+            .execute(&mut *self)
+            .await
+            .context("cannot write the archive")?;
+            Ok(())
+        }
+
+        async fn clear_month(
+            &mut self,
+            month: &str,
+            ai_type: Option<&str>,
+            at: DateTime<Utc>,
+        ) -> Result<()> {
+            for sql in [
+                "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
+                     status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = $3
+                 WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)",
+                "UPDATE token_reservations SET state = 'released', ended_at = $3
+                 WHERE state = 'held' AND month_year = $1 AND ($2 IS NULL OR ai_type = $2)",
+            ] {
+                sqlx::query(sql)
+                    .bind(month)
+                    .bind(ai_type)
+                    .bind(Stamp(at))
+                    .execute(&mut *self)
+                    .await
+                    .context("cannot reset this month")?;
+            }
+            if let Some(ai_type) = ai_type {
+                // the total's windows lose exactly what this AI type's windows held
+                sqlx::query(&format!(
+                    "UPDATE token_usage_windows AS g SET
+                         tokens = {GREATEST}(0, g.tokens - a.tokens),
+                         reserved = {GREATEST}(0, g.reserved - a.reserved),
+                         requests = {GREATEST}(0, g.requests - a.requests)
+                     FROM token_usage_windows AS a
+                     WHERE g.ai_type = $3 AND g.month_year = $1 AND a.ai_type = $2 AND a.period = g.period"
+                ))
+                .bind(month)
+                .bind(ai_type)
+                .bind(GLOBAL_SCOPE)
+                .execute(&mut *self)
+                .await
+                .context("cannot reset the total's windows")?;
+            }
+            // cooldown and the minute's count go with it (the total's too when every AI type is reset)
+            sqlx::query("DELETE FROM token_request_starts WHERE ($1 IS NULL AND TRUE) OR ai_type = $1")
+                .bind(ai_type)
+                .execute(&mut *self)
+                .await
+                .context("cannot reset request starts")?;
+            sqlx::query("DELETE FROM token_usage_windows WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)")
+                .bind(month)
+                .bind(ai_type)
+                .execute(&mut *self)
+                .await
+                .context("cannot reset this month's windows")?;
+            Ok(())
+        }
     };
 }
 pub(super) use statements;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_rows_by_scope() {
+        let monthly = |n| LimitRow {
+            monthly: Some(n),
+            ..LimitRow::default()
+        };
+        let mut rows = crate::db::LimitRows::default();
+        rows.set(LimitScope::from_key("global", String::new()), monthly(1));
+        rows.set(LimitScope::from_key("ai_type", "b".into()), monthly(2));
+        rows.set(LimitScope::AiType("b".into()), monthly(3));
+        assert_eq!(rows.global.monthly, Some(1));
+        assert_eq!(rows.row(&LimitScope::AiType("b".into())), Some(&monthly(3)));
+        assert_eq!(rows.row(&LimitScope::AiType("c".into())), None);
+        let scopes: Vec<LimitScope> = rows.iter().map(|(s, _)| s).collect();
+        assert_eq!(
+            scopes,
+            [
+                LimitScope::Default,
+                LimitScope::Global,
+                LimitScope::AiType("b".into())
+            ]
+        );
+        for (scope, row) in rows.iter() {
+            let (name, ai_type) = scope.key();
+            assert_eq!(LimitScope::from_key(name, ai_type.into()), scope);
+            assert_eq!(rows.row(&scope), Some(row));
+        }
+    }
+}

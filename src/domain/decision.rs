@@ -1,13 +1,16 @@
 //! Whether a request of `estimated_tokens` may go ahead, and if not, the first reason in the
-//! spec's order with the numbers involved.
+//! spec's order with the numbers involved. Each check is tried on every scope (the AI type's
+//! limits, then the total's) before the next check: the first denial in the spec's order wins,
+//! and between scopes, the first scope.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::level::{percentage, Level, EMERGENCY_PERCENT};
 use super::number::thousands;
-use super::usage::Rate;
-use super::{pacing, GlobalLimits, Limits, Periods, Snapshot};
+pub use super::scope::Scope;
+use super::usage::ScopeUsage;
+use super::{pacing, GlobalLimits, Limits, Periods, ScopeLimits, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,14 +49,6 @@ impl Reason {
             Reason::PacingLimitExceeded => "pacing_limit_exceeded",
         }
     }
-}
-
-/// Whether the limit that decided was the AI type's own or the total over all AI types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    AiType,
-    Global,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +97,7 @@ struct Denial {
     retry_after: Option<DateTime<Utc>>,
 }
 
+/// The decision for a request of `ai_type`, under its own limits and the total's.
 pub fn decide(
     ai_type: &str,
     estimated_tokens: i64,
@@ -111,44 +107,64 @@ pub fn decide(
     periods: &Periods,
     now: DateTime<Utc>,
 ) -> Decision {
-    let level = Level::of(snap.ai_month.used, limits.monthly);
-    let global_level = Level::of(snap.global_month.used, global.monthly);
-    let denial = first_denial(
+    let scopes = [
+        (Scope::AiType, ScopeLimits::from(limits)),
+        (Scope::Global, global.clone()),
+    ];
+    decide_in(ai_type, estimated_tokens, &scopes, snap, periods, now)
+}
+
+/// `decide` under the limits of any scopes, checked in the order given. The document's flat
+/// fields (`monthly_limit`, `global_daily_usage`, …) are the AI type's and the total's.
+pub fn decide_in(
+    ai_type: &str,
+    estimated_tokens: i64,
+    scopes: &[(Scope, ScopeLimits)],
+    snap: &Snapshot,
+    periods: &Periods,
+    now: DateTime<Utc>,
+) -> Decision {
+    let limits_of = |scope: &Scope| {
+        scopes
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
+    };
+    let (mine, total) = (limits_of(&Scope::AiType), limits_of(&Scope::Global));
+    let (my, all) = (snap.usage(&Scope::AiType), snap.usage(&Scope::Global));
+    let ask = Ask {
         ai_type,
-        estimated_tokens,
-        limits,
-        global,
-        snap,
+        est: estimated_tokens,
         periods,
         now,
-        level,
-        global_level,
-    );
-    let (allowed, reason, message, retry_after, scope, limit, usage) = match denial {
-        None => (
-            true,
-            Reason::Ok,
-            format!(
-                "allowed: {ai_type} may use {} tokens ({} of {} used this month)",
-                thousands(estimated_tokens),
-                thousands(snap.ai_month.committed()),
-                thousands(limits.monthly)
-            ),
-            None,
-            None,
-            None,
-            None,
-        ),
-        Some(d) => (
-            false,
-            d.reason,
-            d.message,
-            d.retry_after,
-            Some(d.scope),
-            Some(d.limit),
-            Some(d.usage),
-        ),
     };
+    let (allowed, reason, message, retry_after, scope, limit, usage) =
+        match first_denial(&ask, scopes, snap, &total) {
+            None => (
+                true,
+                Reason::Ok,
+                format!(
+                    "allowed: {ai_type} may use {} tokens ({} of {} used this month)",
+                    thousands(estimated_tokens),
+                    thousands(my.month.committed()),
+                    thousands(mine.monthly)
+                ),
+                None,
+                None,
+                None,
+                None,
+            ),
+            Some(d) => (
+                false,
+                d.reason,
+                d.message,
+                d.retry_after,
+                Some(d.scope),
+                Some(d.limit),
+                Some(d.usage),
+            ),
+        };
     Decision {
         allowed,
         reason,
@@ -159,26 +175,94 @@ pub fn decide(
         scope,
         limit,
         usage,
-        level,
-        global_level,
-        request_limit: limits.per_request,
-        monthly_limit: limits.monthly,
-        current_usage: snap.ai_month.committed(),
-        reserved_tokens: snap.ai_month.reserved,
-        usage_percentage: percentage(snap.ai_month.used, limits.monthly),
-        global_limit: global.monthly,
-        global_usage: snap.global_month.committed(),
-        daily_limit: limits.daily,
-        daily_usage: snap.ai_day.committed(),
-        hourly_limit: limits.hourly,
-        hourly_usage: snap.ai_hour.committed(),
-        global_daily_limit: global.daily,
-        global_daily_usage: snap.global_day.committed(),
-        global_hourly_limit: global.hourly,
-        global_hourly_usage: snap.global_hour.committed(),
+        level: Level::of(my.month.used, mine.monthly),
+        global_level: Level::of(all.month.used, total.monthly),
+        request_limit: mine.per_request.unwrap_or_default(),
+        monthly_limit: mine.monthly,
+        current_usage: my.month.committed(),
+        reserved_tokens: my.month.reserved,
+        usage_percentage: percentage(my.month.used, mine.monthly),
+        global_limit: total.monthly,
+        global_usage: all.month.committed(),
+        daily_limit: mine.daily,
+        daily_usage: my.day.committed(),
+        hourly_limit: mine.hourly,
+        hourly_usage: my.hour.committed(),
+        global_daily_limit: total.daily,
+        global_daily_usage: all.day.committed(),
+        global_hourly_limit: total.hourly,
+        global_hourly_usage: all.hour.committed(),
         month: periods.month.clone(),
         warnings: snap.warnings.clone(),
     }
+}
+
+/// The request being decided.
+struct Ask<'a> {
+    ai_type: &'a str,
+    est: i64,
+    periods: &'a Periods,
+    now: DateTime<Utc>,
+}
+
+/// The spec's checks, in its order.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    Emergency,
+    RequestSize,
+    Monthly,
+    Daily,
+    Hourly,
+    Rpm,
+    Rpd,
+    Cooldown,
+    Concurrency,
+    Pacing,
+}
+
+const CHECKS: [Check; 10] = [
+    Check::Emergency,
+    Check::RequestSize,
+    Check::Monthly,
+    Check::Daily,
+    Check::Hourly,
+    Check::Rpm,
+    Check::Rpd,
+    Check::Cooldown,
+    Check::Concurrency,
+    Check::Pacing,
+];
+
+/// The first denial: a closed month first (tokenctl's own, before the spec's), then each
+/// check in the spec's order, on every scope in turn.
+fn first_denial(
+    ask: &Ask,
+    scopes: &[(Scope, ScopeLimits)],
+    snap: &Snapshot,
+    total: &ScopeLimits,
+) -> Option<Denial> {
+    if snap.month_closed {
+        // the month's usage is archived: admitting more would spend a budget already closed
+        let used = snap.usage(&Scope::Global).month.used;
+        return Some(Denial {
+            reason: Reason::MonthClosed,
+            scope: Scope::Global,
+            limit: total.monthly,
+            usage: used,
+            message: format!(
+                "{} is closed: monthly-reset archived it ({} tokens used by all AI types), so nothing more is admitted in it; this clock ({}) is behind the month the budget is in",
+                ask.periods.month,
+                thousands(used),
+                ask.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            retry_after: Some(ask.periods.month_end),
+        });
+    }
+    CHECKS.iter().find_map(|check| {
+        scopes
+            .iter()
+            .find_map(|(scope, limits)| check.deny(ask, scope, limits, &snap.usage(scope)))
+    })
 }
 
 /// When the window ending at `end` frees enough room: at its end, if the request fits an
@@ -187,317 +271,230 @@ fn retry_at(end: DateTime<Utc>, estimated: i64, limit: i64) -> Option<DateTime<U
     (estimated <= limit).then_some(end)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn first_denial(
-    ai_type: &str,
-    est: i64,
-    limits: &Limits,
-    global: &GlobalLimits,
-    snap: &Snapshot,
-    periods: &Periods,
-    now: DateTime<Utc>,
-    level: Level,
-    global_level: Level,
-) -> Option<Denial> {
-    if snap.month_closed {
-        // the month's usage is archived: admitting more would spend a budget already closed
-        return Some(Denial {
-            reason: Reason::MonthClosed,
-            scope: Scope::Global,
-            limit: global.monthly,
-            usage: snap.global_month.used,
-            message: format!(
-                "{} is closed: monthly-reset archived it ({} tokens used by all AI types), so nothing more is admitted in it; this clock ({}) is behind the month the budget is in",
-                periods.month,
-                thousands(snap.global_month.used),
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-            retry_after: Some(periods.month_end),
-        });
-    }
-    if level == Level::Emergency {
-        return Some(Denial {
-            reason: Reason::EmergencyShutdown,
-            scope: Scope::AiType,
-            limit: limits.monthly,
-            usage: snap.ai_month.used,
-            message: format!(
-                "Emergency shutdown for {ai_type}: {} of {} tokens used this month ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
-                thousands(snap.ai_month.used),
-                thousands(limits.monthly),
-                percentage(snap.ai_month.used, limits.monthly)
-            ),
-            retry_after: Some(periods.month_end),
-        });
-    }
-    if global_level == Level::Emergency {
-        return Some(Denial {
-            reason: Reason::EmergencyShutdown,
-            scope: Scope::Global,
-            limit: global.monthly,
-            usage: snap.global_month.used,
-            message: format!(
-                "Global emergency shutdown: {} of {} tokens used this month by all AI types ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
-                thousands(snap.global_month.used),
-                thousands(global.monthly),
-                percentage(snap.global_month.used, global.monthly)
-            ),
-            retry_after: Some(periods.month_end),
-        });
-    }
-    if est > limits.per_request {
-        return Some(Denial {
-            reason: Reason::RequestLimitExceeded,
-            scope: Scope::AiType,
-            limit: limits.per_request,
-            usage: est,
-            message: format!(
-                "Request token limit exceeded for {ai_type}: estimated_tokens={} request_limit={}",
-                thousands(est),
-                thousands(limits.per_request)
-            ),
-            retry_after: None,
-        });
-    }
-    if let Some(ceiling) = global.per_request.filter(|c| est > *c) {
-        return Some(Denial {
-            reason: Reason::RequestLimitExceeded,
-            scope: Scope::Global,
-            limit: ceiling,
-            usage: est,
-            message: format!(
-                "Request token limit exceeded for {ai_type}: estimated_tokens={} request_limit={} (global ceiling)",
-                thousands(est),
-                thousands(ceiling)
-            ),
-            retry_after: None,
-        });
-    }
-    // (reason, whose, name, limit, usage, window end)
-    #[allow(clippy::type_complexity)]
-    let windows: [(Reason, Scope, &str, i64, i64, DateTime<Utc>); 6] = [
-        (
-            Reason::MonthlyLimitExceeded,
-            Scope::AiType,
-            "Monthly",
-            limits.monthly,
-            snap.ai_month.committed(),
-            periods.month_end,
-        ),
-        (
-            Reason::GlobalLimitExceeded,
-            Scope::Global,
-            "Global monthly",
-            global.monthly,
-            snap.global_month.committed(),
-            periods.month_end,
-        ),
-        (
-            Reason::DailyLimitExceeded,
-            Scope::AiType,
-            "Daily",
-            limits.daily,
-            snap.ai_day.committed(),
-            periods.day_end,
-        ),
-        (
-            Reason::DailyLimitExceeded,
-            Scope::Global,
-            "Global daily",
-            global.daily,
-            snap.global_day.committed(),
-            periods.day_end,
-        ),
-        (
-            Reason::HourlyLimitExceeded,
-            Scope::AiType,
-            "Hourly",
-            limits.hourly,
-            snap.ai_hour.committed(),
-            periods.hour_end,
-        ),
-        (
-            Reason::HourlyLimitExceeded,
-            Scope::Global,
-            "Global hourly",
-            global.hourly,
-            snap.global_hour.committed(),
-            periods.hour_end,
-        ),
-    ];
-    for (reason, scope, name, limit, usage, end) in windows {
-        if usage.saturating_add(est) > limit {
-            let whose = match scope {
-                Scope::AiType => format!(" for {ai_type}"),
-                Scope::Global => String::new(),
-            };
-            return Some(Denial {
-                reason,
-                scope,
-                limit,
-                usage,
-                message: format!(
-                    "{name} token limit exceeded{whose}: current_usage={} + estimated_tokens={} > limit={}",
-                    thousands(usage),
-                    thousands(est),
-                    thousands(limit)
-                ),
-                retry_after: retry_at(end, est, limit),
-            });
+/// How denials name a scope. A new scope says here how its messages read.
+impl Scope {
+    /// How an emergency denial begins, and who used the month.
+    fn emergency(&self, ai_type: &str) -> (String, &'static str) {
+        match self {
+            Scope::AiType => (format!("Emergency shutdown for {ai_type}"), ""),
+            Scope::Global => ("Global emergency shutdown".into(), " by all AI types"),
         }
     }
-    rate_denial(ai_type, est, limits, global, snap, periods, now)
-}
 
-fn whose(scope: Scope, ai_type: &str) -> String {
-    match scope {
-        Scope::AiType => format!(" for {ai_type}"),
-        Scope::Global => " for all AI types together".to_string(),
+    /// What follows a request-size denial.
+    fn request_note(&self) -> &'static str {
+        match self {
+            Scope::AiType => "",
+            Scope::Global => " (global ceiling)",
+        }
+    }
+
+    /// A window's limit by name ("Daily"; "Global daily"), and whose it is after the name.
+    fn window(&self, name: &str, ai_type: &str) -> (String, String) {
+        match self {
+            Scope::AiType => (name.to_string(), format!(" for {ai_type}")),
+            Scope::Global => (format!("Global {}", name.to_lowercase()), String::new()),
+        }
+    }
+
+    /// Whose a rate limit is, after its title.
+    fn whose(&self, ai_type: &str) -> String {
+        match self {
+            Scope::AiType => format!(" for {ai_type}"),
+            Scope::Global => " for all AI types together".to_string(),
+        }
     }
 }
 
-/// Request rates, cooldown, requests in flight and pacing, in the spec's order.
-fn rate_denial(
-    ai_type: &str,
-    est: i64,
-    limits: &Limits,
-    global: &GlobalLimits,
-    snap: &Snapshot,
-    periods: &Periods,
-    now: DateTime<Utc>,
-) -> Option<Denial> {
-    // Counted limits share one shape: the AI type's first, then the total's.
-    let counted = |reason: Reason,
-                   limit_pair: [Option<i64>; 2],
-                   count: fn(&Rate) -> i64,
-                   what: (&str, &str, &str),
-                   retry: &dyn Fn(&Rate) -> Option<DateTime<Utc>>|
-     -> Option<Denial> {
-        let scopes = [
-            (Scope::AiType, &snap.ai_rate),
-            (Scope::Global, &snap.global_rate),
-        ];
-        let (title, noun, key) = what;
-        scopes
-            .into_iter()
-            .zip(limit_pair)
-            .find_map(|((scope, rate), limit)| {
-                let limit = limit?;
-                let n = count(rate);
-                (n + 1 > limit).then(|| Denial {
-                    reason,
-                    scope,
+impl Check {
+    /// This check on one scope: the denial, if its limit is reached.
+    fn deny(self, ask: &Ask, scope: &Scope, l: &ScopeLimits, u: &ScopeUsage) -> Option<Denial> {
+        let (ai_type, est, periods) = (ask.ai_type, ask.est, ask.periods);
+        let denial = |reason, limit, usage, message, retry_after| Denial {
+            reason,
+            scope: scope.clone(),
+            limit,
+            usage,
+            message,
+            retry_after,
+        };
+        match self {
+            Check::Emergency => {
+                if Level::of(u.month.used, l.monthly) != Level::Emergency {
+                    return None;
+                }
+                let (title, by) = scope.emergency(ai_type);
+                Some(denial(
+                    Reason::EmergencyShutdown,
+                    l.monthly,
+                    u.month.used,
+                    format!(
+                        "{title}: {} of {} tokens used this month{by} ({:.2}%), at or above the {EMERGENCY_PERCENT}% emergency threshold",
+                        thousands(u.month.used),
+                        thousands(l.monthly),
+                        percentage(u.month.used, l.monthly)
+                    ),
+                    Some(periods.month_end),
+                ))
+            }
+            Check::RequestSize => {
+                let limit = l.per_request.filter(|c| est > *c)?;
+                Some(denial(
+                    Reason::RequestLimitExceeded,
                     limit,
-                    usage: n,
-                    message: format!(
-                        "{title}{}: {} {noun}, {key}={}",
-                        whose(scope, ai_type),
-                        thousands(n),
+                    est,
+                    format!(
+                        "Request token limit exceeded for {ai_type}: estimated_tokens={} request_limit={}{}",
+                        thousands(est),
+                        thousands(limit),
+                        scope.request_note()
+                    ),
+                    None,
+                ))
+            }
+            Check::Monthly | Check::Daily | Check::Hourly => {
+                let (reason, name, limit, counter, end) = match self {
+                    Check::Monthly => (
+                        match scope {
+                            Scope::AiType => Reason::MonthlyLimitExceeded,
+                            Scope::Global => Reason::GlobalLimitExceeded,
+                        },
+                        "Monthly",
+                        l.monthly,
+                        u.month,
+                        periods.month_end,
+                    ),
+                    Check::Daily => (
+                        Reason::DailyLimitExceeded,
+                        "Daily",
+                        l.daily,
+                        u.day,
+                        periods.day_end,
+                    ),
+                    _ => (
+                        Reason::HourlyLimitExceeded,
+                        "Hourly",
+                        l.hourly,
+                        u.hour,
+                        periods.hour_end,
+                    ),
+                };
+                let usage = counter.committed();
+                if usage.saturating_add(est) <= limit {
+                    return None;
+                }
+                let (name, whose) = scope.window(name, ai_type);
+                Some(denial(
+                    reason,
+                    limit,
+                    usage,
+                    format!(
+                        "{name} token limit exceeded{whose}: current_usage={} + estimated_tokens={} > limit={}",
+                        thousands(usage),
+                        thousands(est),
                         thousands(limit)
                     ),
-                    retry_after: retry(rate),
+                    retry_at(end, est, limit),
+                ))
+            }
+            Check::Rpm | Check::Rpd | Check::Concurrency => {
+                // (reason, limit, count, (title, noun, key), retry)
+                let (reason, limit, n, (title, noun, key), retry) = match self {
+                    Check::Rpm => (
+                        Reason::RpmLimitExceeded,
+                        l.rpm,
+                        u.rate.minute_requests,
+                        (
+                            "Requests per minute exceeded",
+                            "requests started this minute",
+                            "rpm_limit",
+                        ),
+                        Some(periods.minute_end),
+                    ),
+                    Check::Rpd => (
+                        Reason::RpdLimitExceeded,
+                        l.rpd,
+                        u.rate.day_requests,
+                        (
+                            "Requests per day exceeded",
+                            "requests started today",
+                            "rpd_limit",
+                        ),
+                        Some(periods.day_end),
+                    ),
+                    _ => (
+                        Reason::ConcurrencyLimitExceeded,
+                        l.max_concurrent,
+                        u.rate.in_flight,
+                        ("Too many requests in flight", "in flight", "max_concurrent"),
+                        u.rate.slot_free_at,
+                    ),
+                };
+                let limit = limit?;
+                (n + 1 > limit).then(|| {
+                    denial(
+                        reason,
+                        limit,
+                        n,
+                        format!(
+                            "{title}{}: {} {noun}, {key}={}",
+                            scope.whose(ai_type),
+                            thousands(n),
+                            thousands(limit)
+                        ),
+                        retry,
+                    )
                 })
-            })
-    };
-    if let Some(d) = counted(
-        Reason::RpmLimitExceeded,
-        [limits.rpm, global.rpm],
-        |r| r.minute_requests,
-        (
-            "Requests per minute exceeded",
-            "requests started this minute",
-            "rpm_limit",
-        ),
-        &|_| Some(periods.minute_end),
-    ) {
-        return Some(d);
-    }
-    if let Some(d) = counted(
-        Reason::RpdLimitExceeded,
-        [limits.rpd, global.rpd],
-        |r| r.day_requests,
-        (
-            "Requests per day exceeded",
-            "requests started today",
-            "rpd_limit",
-        ),
-        &|_| Some(periods.day_end),
-    ) {
-        return Some(d);
-    }
-    let cooldowns = [
-        (Scope::AiType, limits.cooldown_seconds, &snap.ai_rate),
-        (Scope::Global, global.cooldown_seconds, &snap.global_rate),
-    ];
-    for (scope, cooldown, rate) in cooldowns {
-        let Some(last) = rate.last_start_at.filter(|_| cooldown > 0) else {
-            continue;
-        };
-        let free = last + chrono::Duration::seconds(cooldown);
-        if free > now {
-            let ago = (now - last).num_seconds().max(0);
-            return Some(Denial {
-                reason: Reason::CooldownActive,
-                scope,
-                limit: cooldown,
-                usage: ago,
-                message: format!(
-                    "Cooldown active{}: last request started {} s ago, cooldown={} s",
-                    whose(scope, ai_type),
-                    thousands(ago),
-                    thousands(cooldown)
-                ),
-                retry_after: Some(free),
-            });
+            }
+            Check::Cooldown => {
+                let cooldown = l.cooldown_seconds;
+                let last = u.rate.last_start_at.filter(|_| cooldown > 0)?;
+                let free = last + chrono::Duration::seconds(cooldown);
+                if free <= ask.now {
+                    return None;
+                }
+                let ago = (ask.now - last).num_seconds().max(0);
+                Some(denial(
+                    Reason::CooldownActive,
+                    cooldown,
+                    ago,
+                    format!(
+                        "Cooldown active{}: last request started {} s ago, cooldown={} s",
+                        scope.whose(ai_type),
+                        thousands(ago),
+                        thousands(cooldown)
+                    ),
+                    Some(free),
+                ))
+            }
+            Check::Pacing => {
+                if !l.pacing {
+                    return None;
+                }
+                let allowed = pacing::allowed_at(l.monthly, periods, ask.now);
+                let committed = u.month.committed();
+                let need = committed.saturating_add(est);
+                if need <= allowed {
+                    return None;
+                }
+                Some(denial(
+                    Reason::PacingLimitExceeded,
+                    allowed,
+                    committed,
+                    format!(
+                        "Pacing limit exceeded{}: current_usage={} + estimated_tokens={} > paced allowance={} at this point of the month",
+                        scope.whose(ai_type),
+                        thousands(committed),
+                        thousands(est),
+                        thousands(allowed)
+                    ),
+                    Some(
+                        pacing::fits_at(l.monthly, periods, need).unwrap_or(periods.month_end),
+                    ),
+                ))
+            }
         }
     }
-    if let Some(d) = counted(
-        Reason::ConcurrencyLimitExceeded,
-        [limits.max_concurrent, global.max_concurrent],
-        |r| r.in_flight,
-        ("Too many requests in flight", "in flight", "max_concurrent"),
-        &|r| r.slot_free_at,
-    ) {
-        return Some(d);
-    }
-    let pacing = [
-        (
-            Scope::AiType,
-            limits.pacing,
-            limits.monthly,
-            snap.ai_month.committed(),
-        ),
-        (
-            Scope::Global,
-            global.pacing,
-            global.monthly,
-            snap.global_month.committed(),
-        ),
-    ];
-    for (scope, on, monthly, committed) in pacing {
-        if !on {
-            continue;
-        }
-        let allowed = pacing::allowed_at(monthly, periods, now);
-        let need = committed.saturating_add(est);
-        if need > allowed {
-            return Some(Denial {
-                reason: Reason::PacingLimitExceeded,
-                scope,
-                limit: allowed,
-                usage: committed,
-                message: format!(
-                    "Pacing limit exceeded{}: current_usage={} + estimated_tokens={} > paced allowance={} at this point of the month",
-                    whose(scope, ai_type),
-                    thousands(committed),
-                    thousands(est),
-                    thousands(allowed)
-                ),
-                retry_after: Some(pacing::fits_at(monthly, periods, need).unwrap_or(periods.month_end)),
-            });
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -572,21 +569,17 @@ mod tests {
     #[test]
     fn emergency_comes_first_and_global_emergency_denies_everyone() {
         let (l, g, p) = setup();
-        let snap = Snapshot {
-            ai_month: used(137_200),
-            global_month: used(137_200),
-            ..Default::default()
-        };
+        let mut snap = Snapshot::default();
+        snap.usage_mut(&Scope::AiType).month = used(137_200);
+        snap.usage_mut(&Scope::Global).month = used(137_200);
         let d = decide("imperium", 5_000, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
             (Reason::EmergencyShutdown, Some(Scope::AiType))
         );
         assert_eq!(d.retry_after, Some(p.month_end));
-        let snap = Snapshot {
-            global_month: used(137_200),
-            ..Default::default()
-        };
+        let mut snap = Snapshot::default();
+        snap.usage_mut(&Scope::Global).month = used(137_200);
         let d = decide("guardian", 10, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
@@ -597,17 +590,13 @@ mod tests {
     #[test]
     fn reservations_count_against_the_limits() {
         let (l, g, p) = setup();
-        let snap = Snapshot {
-            ai_month: Counter {
+        let mut snap = Snapshot::default();
+        for scope in Scope::CHECKED {
+            snap.usage_mut(&scope).month = Counter {
                 used: 100_000,
                 reserved: 39_500,
-            },
-            global_month: Counter {
-                used: 100_000,
-                reserved: 39_500,
-            },
-            ..Default::default()
-        };
+            };
+        }
         let d = decide("imperium", 600, &l, &g, &snap, &p, p.month_start);
         assert_eq!(d.reason, Reason::MonthlyLimitExceeded);
         assert_eq!(d.current_usage, 139_500);
@@ -623,26 +612,24 @@ mod tests {
     #[test]
     fn order_monthly_then_global_then_daily_then_hourly() {
         let (l, g, p) = setup();
-        let mut snap = Snapshot {
-            global_month: Counter {
-                used: 100_000,
-                reserved: 39_900,
-            },
-            ai_day: used(9_800),
-            ai_hour: used(1_400),
-            ..Default::default()
+        let mut snap = Snapshot::default();
+        snap.usage_mut(&Scope::Global).month = Counter {
+            used: 100_000,
+            reserved: 39_900,
         };
+        snap.usage_mut(&Scope::AiType).day = used(9_800);
+        snap.usage_mut(&Scope::AiType).hour = used(1_400);
         assert_eq!(
             decide("a", 200, &l, &g, &snap, &p, p.month_start).reason,
             Reason::GlobalLimitExceeded
         );
-        snap.global_month = used(0);
+        snap.usage_mut(&Scope::Global).month = used(0);
         let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.retry_after),
             (Reason::DailyLimitExceeded, Some(p.day_end))
         );
-        snap.ai_day = used(0);
+        snap.usage_mut(&Scope::AiType).day = used(0);
         let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.retry_after),
@@ -652,12 +639,96 @@ mod tests {
             d.retry_after.unwrap().to_rfc3339(),
             "2026-11-23T11:00:00+00:00"
         );
-        snap.ai_hour = used(0);
-        snap.global_hour = used(1_300);
+        snap.usage_mut(&Scope::AiType).hour = used(0);
+        snap.usage_mut(&Scope::Global).hour = used(1_300);
         let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
             (Reason::HourlyLimitExceeded, Some(Scope::Global))
+        );
+    }
+
+    #[test]
+    fn each_check_runs_on_every_scope_before_the_next_check() {
+        let (l, g, p) = setup();
+        let mut snap = Snapshot::default();
+        // the AI type's hour is full, and so is the total's day: daily comes before hourly;
+        // with both days full, the first scope's
+        snap.usage_mut(&Scope::AiType).hour = used(1_400);
+        snap.usage_mut(&Scope::Global).day = used(9_800);
+        let cases = [
+            (0, Scope::Global, "Global daily token limit exceeded: current_usage=9,800 + estimated_tokens=200 > limit=9,800"),
+            (9_800, Scope::AiType, "Daily token limit exceeded for a: current_usage=9,800 + estimated_tokens=200 > limit=9,800"),
+        ];
+        for (own_day, scope, message) in cases {
+            snap.usage_mut(&Scope::AiType).day = used(own_day);
+            let d = decide("a", 200, &l, &g, &snap, &p, p.month_start);
+            assert_eq!(
+                (d.reason, d.scope, d.limit, d.message.as_str()),
+                (
+                    Reason::DailyLimitExceeded,
+                    Some(scope),
+                    Some(9_800),
+                    message
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn scopes_are_checked_in_the_order_given_with_their_own_counters() {
+        let (l, g, p) = setup();
+        let mut snap = Snapshot::default();
+        snap.usage_mut(&Scope::AiType).rate.minute_requests = 5;
+        snap.usage_mut(&Scope::Global).rate.minute_requests = 5;
+        let rpm = |n| ScopeLimits {
+            rpm: Some(n),
+            ..ScopeLimits::from(&l)
+        };
+        let total_first = [
+            (
+                Scope::Global,
+                ScopeLimits {
+                    rpm: Some(5),
+                    ..g.clone()
+                },
+            ),
+            (Scope::AiType, rpm(5)),
+        ];
+        let d = decide_in("a", 10, &total_first, &snap, &p, p.month_start);
+        assert_eq!(
+            (d.reason, d.scope),
+            (Reason::RpmLimitExceeded, Some(Scope::Global))
+        );
+        assert_eq!(
+            d.message,
+            "Requests per minute exceeded for all AI types together: 5 requests started this minute, rpm_limit=5"
+        );
+        // a scope's room is its own: only the one whose limit is reached denies
+        let d = decide_in(
+            "a",
+            10,
+            &[(Scope::AiType, rpm(6)), (Scope::Global, g.clone())],
+            &snap,
+            &p,
+            p.month_start,
+        );
+        assert!(d.allowed, "{}", d.message);
+        let d = decide_in(
+            "a",
+            10,
+            &[(Scope::AiType, rpm(5))],
+            &snap,
+            &p,
+            p.month_start,
+        );
+        assert_eq!(
+            (d.reason, d.scope, d.retry_after),
+            (
+                Reason::RpmLimitExceeded,
+                Some(Scope::AiType),
+                Some(p.minute_end)
+            )
         );
     }
 }

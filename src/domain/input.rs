@@ -15,10 +15,52 @@ use super::validate;
 #[serde(try_from = "String", into = "String")]
 pub struct AiType(String);
 
-/// A count of tokens a request used or may use: digits only, at most 1,000,000,000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
-pub struct Tokens(i64);
+/// Whole numbers, each with its rule in `validate`: digits only, within the rule's range.
+/// From a flag they are text; in a JSON body a number (checked by the same rule, through its
+/// digits, so with the same message).
+macro_rules! whole_numbers {
+    ($($(#[$doc:meta])* $name:ident => $rule:path;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "i64", into = "i64")]
+        pub struct $name(i64);
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $rule(s).map($name)
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = String;
+            fn try_from(n: i64) -> Result<Self, String> {
+                n.to_string().parse()
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(n: $name) -> i64 {
+                n.0
+            }
+        }
+
+        impl $name {
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+    )*};
+}
+
+whole_numbers! {
+    /// A count of tokens a request used or may use: at most 1,000,000,000.
+    Tokens => validate::tokens;
+    /// A limit in tokens.
+    Limit => validate::limit;
+    /// A rate limit's value (requests, seconds): 0 turns it off.
+    Count => validate::count;
+}
 
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,17 +72,23 @@ pub struct Month(String);
 #[serde(try_from = "String", into = "String")]
 pub struct Ttl(std::time::Duration);
 
+/// A calendar day, `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Day(String);
+
+/// How far back: a duration (`24h`, `7d`) counted from now, or an RFC 3339 time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Since {
+    Ago(std::time::Duration),
+    At(chrono::DateTime<chrono::Utc>),
+}
+
 impl FromStr for AiType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         validate::ai_type(s).map(AiType)
-    }
-}
-
-impl FromStr for Tokens {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        validate::tokens(s).map(Tokens)
     }
 }
 
@@ -58,18 +106,86 @@ impl FromStr for Ttl {
     }
 }
 
-impl TryFrom<String> for AiType {
+impl FromStr for Day {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+            Ok(d) if s.trim().len() == 10 => Ok(Day(d.format("%Y-%m-%d").to_string())),
+            _ => Err(format!(
+                "day must look like 2026-11-23 (YYYY-MM-DD), got '{s}'"
+            )),
+        }
+    }
+}
+
+impl FromStr for Since {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(d) = humantime::parse_duration(s.trim()) {
+            return Ok(Since::Ago(d));
+        }
+        chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| Since::At(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| format!("expected a duration (24h, 7d) or an RFC 3339 time, got '{s}'"))
+    }
+}
+
+impl Since {
+    /// The instant this names, counting back from `now`.
+    pub fn resolve(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, crate::error::OpError> {
+        match self {
+            Since::At(t) => Ok(t),
+            Since::Ago(d) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .ok_or_else(|| crate::error::OpError::invalid("--since is too long ago")),
+        }
+    }
+}
+
+impl TryFrom<String> for Day {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         s.parse()
     }
 }
 
-impl TryFrom<i64> for Tokens {
+impl TryFrom<String> for Since {
     type Error = String;
-    fn try_from(n: i64) -> Result<Self, String> {
-        // the same rule as typed digits, so the same message
-        n.to_string().parse()
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Day> for String {
+    fn from(d: Day) -> String {
+        d.0
+    }
+}
+
+impl From<Since> for String {
+    fn from(s: Since) -> String {
+        match s {
+            Since::Ago(d) => humantime::format_duration(d).to_string(),
+            Since::At(t) => t.to_rfc3339(),
+        }
+    }
+}
+
+impl Deref for Day {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AiType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 
@@ -90,12 +206,6 @@ impl TryFrom<String> for Ttl {
 impl From<AiType> for String {
     fn from(a: AiType) -> String {
         a.0
-    }
-}
-
-impl From<Tokens> for i64 {
-    fn from(t: Tokens) -> i64 {
-        t.0
     }
 }
 
@@ -137,15 +247,15 @@ impl fmt::Display for AiType {
     }
 }
 
-impl fmt::Display for Month {
+impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl Tokens {
-    pub fn get(self) -> i64 {
-        self.0
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -31,7 +31,8 @@ pub struct LimitRow {
 }
 
 /// Which values `limits unset` puts back.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitFields {
     pub monthly: bool,
     pub daily: bool,
@@ -136,20 +137,41 @@ pub struct Limits {
     pub pacing: bool,
 }
 
-/// The limits enforced on all AI types together.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GlobalLimits {
+/// The limits of one scope (`domain::Scope`), as a decision checks them: the total's are
+/// these (`GlobalLimits`); an AI type's (`Limits`) convert to them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScopeLimits {
     pub monthly: i64,
     pub daily: i64,
     pub hourly: i64,
-    /// a ceiling on any single request, whatever its AI type allows (null: none)
+    /// a ceiling on any single request of the scope (null: none); for the total, whatever the
+    /// request's AI type allows
     pub per_request: Option<i64>,
     pub rpm: Option<i64>,
     pub rpd: Option<i64>,
-    /// seconds between two requests of any AI types (0: off)
+    /// seconds between two requests of the scope (0: off)
     pub cooldown_seconds: i64,
     pub max_concurrent: Option<i64>,
     pub pacing: bool,
+}
+
+/// The limits enforced on all AI types together.
+pub type GlobalLimits = ScopeLimits;
+
+impl From<&Limits> for ScopeLimits {
+    fn from(l: &Limits) -> ScopeLimits {
+        ScopeLimits {
+            monthly: l.monthly,
+            daily: l.daily,
+            hourly: l.hourly,
+            per_request: Some(l.per_request),
+            rpm: l.rpm,
+            rpd: l.rpd,
+            cooldown_seconds: l.cooldown_seconds,
+            max_concurrent: l.max_concurrent,
+            pacing: l.pacing,
+        }
+    }
 }
 
 pub const DEFAULT_MONTHLY: i64 = 140_000;

@@ -12,12 +12,14 @@ pub mod limits;
 pub mod number;
 pub mod pacing;
 pub mod prices;
+pub mod scope;
 pub mod usage;
 pub mod validate;
 
 pub use clock::{Clock, ClockSource, Periods};
 pub use decision::{decide, Decision, Reason};
 pub use level::Level;
-pub use limits::{GlobalLimits, LimitRow, Limits};
+pub use limits::{GlobalLimits, LimitRow, Limits, ScopeLimits};
 pub use number::thousands;
-pub use usage::{Counter, Snapshot};
+pub use scope::Scope;
+pub use usage::{Counter, ScopeUsage, Snapshot};

@@ -1,5 +1,7 @@
 use serde::Serialize;
 
+use super::scope::Scope;
+
 /// Tokens counted against one limit in one period: what requests used, plus what open
 /// reservations hold.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -14,21 +16,47 @@ impl Counter {
     }
 }
 
-/// Every counter an admission decision reads, for one AI type at one instant.
+/// The counters of one scope: tokens in each period, and its requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ScopeUsage {
+    pub month: Counter,
+    pub day: Counter,
+    pub hour: Counter,
+    pub rate: Rate,
+}
+
+/// Every counter an admission decision reads, for one AI type at one instant: each scope's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
-    pub ai_month: Counter,
-    pub ai_day: Counter,
-    pub ai_hour: Counter,
-    pub global_month: Counter,
-    pub global_day: Counter,
-    pub global_hour: Counter,
-    pub ai_rate: Rate,
-    pub global_rate: Rate,
+    /// the counters of each scope read (a scope not here has counted nothing yet)
+    pub scopes: Vec<(Scope, ScopeUsage)>,
     /// the month was closed by monthly-reset: nothing more may be admitted in it
     pub month_closed: bool,
     /// odd values found in rows another program wrote, and how they were read
     pub warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// The counters of `scope` (all zero when none were read).
+    pub fn usage(&self, scope: &Scope) -> ScopeUsage {
+        self.scopes
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map(|(_, u)| *u)
+            .unwrap_or_default()
+    }
+
+    /// The counters of `scope`, to fill in (added, zero, when not there yet).
+    pub fn usage_mut(&mut self, scope: &Scope) -> &mut ScopeUsage {
+        let at = match self.scopes.iter().position(|(s, _)| s == scope) {
+            Some(at) => at,
+            None => {
+                self.scopes.push((scope.clone(), ScopeUsage::default()));
+                self.scopes.len() - 1
+            }
+        };
+        &mut self.scopes[at].1
+    }
 }
 
 /// Request counts for the rate limits: requests started (admitted by `reserve`, or recorded

@@ -111,14 +111,12 @@ impl Db {
         Ok(write_tx!(self, c => {
             c.lock_admission().await?;
             let rows = c.limit_rows(None).await?;
-            let (current, builtin) = match scope {
-                LimitScope::Default => (rows.default.clone(), LimitRow::builtin_default()),
-                LimitScope::Global => (rows.global.clone(), LimitRow::builtin_global()),
-                LimitScope::AiType(a) => (
-                    rows.ai_types.iter().find(|(name, _)| name == a).map(|(_, r)| r.clone()).unwrap_or_default(),
-                    LimitRow::default(),
-                ),
+            let builtin = match scope {
+                LimitScope::Default => LimitRow::builtin_default(),
+                LimitScope::Global => LimitRow::builtin_global(),
+                LimitScope::AiType(_) => LimitRow::default(),
             };
+            let current = rows.row(scope).cloned().unwrap_or_default();
             let new = current.with_reset(fields, &builtin);
             let keep = !matches!(scope, LimitScope::AiType(_)) || new != LimitRow::default();
             c.replace_limits(scope, keep.then_some(&new), clock.now).await?;

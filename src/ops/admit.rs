@@ -1,0 +1,172 @@
+//! Admission and the ledger's writes: `check`, `reserve`, `release` and `record`.
+
+use serde::Deserialize;
+
+use super::OpResult;
+use crate::db::ledger::{RecordInput, Recorded, Released, Reserved};
+use crate::db::Db;
+use crate::domain::input::{AiType, Count, Tokens, Ttl};
+use crate::domain::number::thousands;
+use crate::domain::validate::{self, truncated, MAX_FREE_TEXT_CHARS};
+use crate::domain::{estimate, Clock, Decision};
+use crate::error::OpError;
+
+/// How many tokens a request will use at most: said outright, or estimated from its prompt
+/// and the `max_tokens` it will ask for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "EstimateFields")]
+pub enum Estimate {
+    Tokens { estimated_tokens: Tokens },
+    Prompt { prompt: String, max_tokens: Tokens },
+}
+
+/// The fields as a body has them: each one held to its own rule (so a bad value gets that
+/// rule's message), then the combination checked.
+#[derive(Deserialize)]
+struct EstimateFields {
+    estimated_tokens: Option<Tokens>,
+    prompt: Option<String>,
+    max_tokens: Option<Tokens>,
+}
+
+impl TryFrom<EstimateFields> for Estimate {
+    type Error = String;
+    fn try_from(f: EstimateFields) -> Result<Estimate, String> {
+        match (f.estimated_tokens, f.prompt, f.max_tokens) {
+            (Some(estimated_tokens), _, _) => Ok(Estimate::Tokens { estimated_tokens }),
+            (None, Some(prompt), Some(max_tokens)) => Ok(Estimate::Prompt { prompt, max_tokens }),
+            _ => Err("give estimated_tokens, or prompt with max_tokens".into()),
+        }
+    }
+}
+
+impl Estimate {
+    /// The estimate as a count: a prompt is read once, here, and checked against the rule
+    /// for token counts (bad input before anything is opened).
+    pub fn counted(self) -> OpResult<Estimate> {
+        let estimated_tokens = Tokens::try_from(self.tokens()?).map_err(OpError::invalid)?;
+        Ok(Estimate::Tokens { estimated_tokens })
+    }
+
+    pub fn tokens(&self) -> OpResult<i64> {
+        match self {
+            Estimate::Tokens { estimated_tokens } => Ok(estimated_tokens.get()),
+            Estimate::Prompt { prompt, max_tokens } => {
+                let n = estimate::estimate(prompt, max_tokens.get());
+                Tokens::try_from(n)
+                    .map(Tokens::get)
+                    .map_err(|e| OpError::invalid(format!("the estimate for this prompt: {e}")))
+            }
+        }
+    }
+}
+
+/// Whether a request of this size may go ahead now (`check`, which holds nothing).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRequest {
+    pub ai_type: AiType,
+    #[serde(flatten)]
+    pub estimate: Estimate,
+}
+
+/// Admit and hold the tokens until `record --reservation` settles them, `release` gives them
+/// back, or `ttl` passes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReserveRequest {
+    pub ai_type: AiType,
+    #[serde(flatten)]
+    pub estimate: Estimate,
+    pub ttl: Ttl,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReleaseRequest {
+    pub reservation_id: String,
+}
+
+/// What one LLM request used.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordRequest {
+    pub ai_type: AiType,
+    pub tokens_in: Tokens,
+    pub tokens_out: Tokens,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub request_type: Option<String>,
+    #[serde(default)]
+    pub duration_ms: Option<Count>,
+    #[serde(default)]
+    pub failed: bool,
+    /// cut to its first 1,000 characters (with a warning): the usage is recorded in full
+    #[serde(default)]
+    pub error: Option<String>,
+    /// the reservation this usage settles
+    #[serde(default)]
+    pub reservation: Option<String>,
+}
+
+pub async fn check(db: &Db, clock: &Clock, req: &CheckRequest) -> OpResult<Decision> {
+    Ok(db
+        .check(&req.ai_type, req.estimate.tokens()?, clock)
+        .await?)
+}
+
+pub async fn reserve(db: &Db, clock: &Clock, req: &ReserveRequest) -> OpResult<Reserved> {
+    let ttl = chrono::Duration::from_std(req.ttl.get())
+        .map_err(|_| OpError::invalid("ttl is too long"))?;
+    Ok(db
+        .reserve(&req.ai_type, req.estimate.tokens()?, ttl, clock)
+        .await?)
+}
+
+pub async fn release(db: &Db, clock: &Clock, req: &ReleaseRequest) -> OpResult<Released> {
+    Ok(db.release(&req.reservation_id, clock).await?)
+}
+
+pub async fn record(db: &Db, clock: &Clock, req: RecordRequest) -> OpResult<Recorded> {
+    let mut cut_note = None;
+    let error = req.error.map(|e| {
+        let (kept, cut) = truncated(&e, MAX_FREE_TEXT_CHARS);
+        if cut {
+            cut_note = Some(format!(
+                "--error is {} characters long: its first {} are recorded (the usage is recorded in full)",
+                thousands(e.chars().count() as i64),
+                thousands(MAX_FREE_TEXT_CHARS as i64)
+            ));
+        }
+        kept
+    });
+    // the flags' rules, for a body too
+    let id = |field: &str, value: Option<String>| -> OpResult<Option<String>> {
+        value
+            .map(|v| validate::id(&v).map_err(|e| OpError::invalid(format!("{field}: {e}"))))
+            .transpose()
+    };
+    let model = req.model.filter(|m| !m.trim().is_empty());
+    let input = RecordInput {
+        ai_type: req.ai_type.into(),
+        tokens_in: req.tokens_in.get(),
+        tokens_out: req.tokens_out.get(),
+        model: model
+            .map(|m| validate::model(&m).map_err(OpError::invalid))
+            .transpose()?,
+        request_id: id("request_id", req.request_id)?.filter(|r| !r.is_empty()),
+        user_id: id("user_id", req.user_id)?,
+        session_id: id("session_id", req.session_id)?,
+        request_type: id("request_type", req.request_type)?,
+        duration_ms: req.duration_ms.map(Count::get),
+        failed: req.failed,
+        error,
+        reservation: id("reservation", req.reservation)?,
+    };
+    let mut recorded = db.record(&input, clock).await?;
+    recorded.warnings.extend(cut_note);
+    Ok(recorded)
+}

@@ -1,0 +1,191 @@
+//! `limits`, `limits set` and `limits unset`: the limits in force for the default, each AI
+//! type and the total, and changes to one row of them.
+
+use serde::{Deserialize, Serialize};
+
+use super::OpResult;
+use crate::db::{Db, LimitRows, LimitScope};
+use crate::domain::input::{AiType, Count, Limit};
+use crate::domain::level::{Level, CRITICAL_PERCENT, EMERGENCY_PERCENT, WARNING_PERCENT};
+use crate::domain::limits::{LimitFields, LimitRow};
+use crate::domain::{Clock, GlobalLimits, Limits};
+use crate::error::OpError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Thresholds {
+    pub warning_percent: i64,
+    pub critical_percent: i64,
+    pub emergency_percent: i64,
+    pub warning_tokens: i64,
+    pub critical_tokens: i64,
+    pub emergency_tokens: i64,
+}
+
+impl Thresholds {
+    fn of(monthly: i64) -> Thresholds {
+        Thresholds {
+            warning_percent: WARNING_PERCENT,
+            critical_percent: CRITICAL_PERCENT,
+            emergency_percent: EMERGENCY_PERCENT,
+            warning_tokens: Level::Warning.threshold_tokens(monthly),
+            critical_tokens: Level::Critical.threshold_tokens(monthly),
+            emergency_tokens: Level::Emergency.threshold_tokens(monthly),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AiTypeLimits {
+    pub ai_type: String,
+    /// what is enforced
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// the values set for this AI type itself (the rest follow the default)
+    pub overrides: LimitRow,
+    pub thresholds: Thresholds,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitsReport {
+    /// applies to every AI type without a value of its own
+    pub default: Limits,
+    pub default_thresholds: Thresholds,
+    pub global: GlobalLimits,
+    pub global_thresholds: Thresholds,
+    pub ai_types: Vec<AiTypeLimits>,
+    pub warnings: Vec<String>,
+}
+
+pub fn build(rows: &LimitRows) -> LimitsReport {
+    let default = Limits::resolve(&rows.default, None);
+    let global = GlobalLimits::resolve(&rows.global, &rows.default);
+    let mut warnings = default.warnings("default");
+    warnings.extend(global.warnings(default.per_request));
+    let ai_types: Vec<AiTypeLimits> = rows
+        .ai_types
+        .iter()
+        .map(|(name, own)| {
+            let limits = Limits::resolve(&rows.default, Some(own));
+            warnings.extend(limits.warnings(name));
+            AiTypeLimits {
+                ai_type: name.clone(),
+                thresholds: Thresholds::of(limits.monthly),
+                limits,
+                overrides: own.clone(),
+            }
+        })
+        .collect();
+    LimitsReport {
+        default_thresholds: Thresholds::of(default.monthly),
+        global_thresholds: Thresholds::of(global.monthly),
+        default,
+        global,
+        ai_types,
+        warnings,
+    }
+}
+
+/// Which row of limits a change goes to: an AI type's, else the global total's (`global`),
+/// else the default every AI type without its own follows.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LimitTarget {
+    #[serde(default)]
+    pub ai_type: Option<AiType>,
+    #[serde(default)]
+    pub global: bool,
+}
+
+impl LimitTarget {
+    pub fn scope(&self) -> OpResult<LimitScope> {
+        Ok(match (&self.ai_type, self.global) {
+            (Some(_), true) => {
+                return Err(OpError::invalid(
+                    "an AI type's limits or the global ones, not both",
+                ))
+            }
+            (Some(a), false) => LimitScope::AiType(a.to_string()),
+            (None, true) => LimitScope::Global,
+            (None, false) => LimitScope::Default,
+        })
+    }
+}
+
+/// Whom a row of limits applies to, in words.
+pub fn describe(scope: &LimitScope) -> String {
+    match scope {
+        LimitScope::Default => "the default (every AI type without its own value)".to_string(),
+        LimitScope::Global => "the global total".to_string(),
+        LimitScope::AiType(a) => a.clone(),
+    }
+}
+
+/// The values to set; the rest stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitChanges {
+    pub monthly: Option<Limit>,
+    pub daily: Option<Limit>,
+    pub hourly: Option<Limit>,
+    pub per_request: Option<Limit>,
+    pub rpm: Option<Count>,
+    pub rpd: Option<Count>,
+    pub cooldown_seconds: Option<Count>,
+    pub max_concurrent: Option<Count>,
+    pub pacing: Option<bool>,
+}
+
+impl LimitChanges {
+    fn row(&self) -> OpResult<LimitRow> {
+        let row = LimitRow {
+            monthly: self.monthly.map(Limit::get),
+            daily: self.daily.map(Limit::get),
+            hourly: self.hourly.map(Limit::get),
+            per_request: self.per_request.map(Limit::get),
+            rpm: self.rpm.map(Count::get),
+            rpd: self.rpd.map(Count::get),
+            cooldown_seconds: self.cooldown_seconds.map(Count::get),
+            max_concurrent: self.max_concurrent.map(Count::get),
+            pacing: self.pacing,
+        };
+        if row == LimitRow::default() {
+            return Err(OpError::invalid("give at least one limit to set"));
+        }
+        Ok(row)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SetLimitsRequest {
+    #[serde(flatten)]
+    pub target: LimitTarget,
+    #[serde(flatten)]
+    pub changes: LimitChanges,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UnsetLimitsRequest {
+    #[serde(flatten)]
+    pub target: LimitTarget,
+    /// the values to put back
+    pub fields: LimitFields,
+}
+
+pub async fn limits(db: &Db) -> OpResult<LimitsReport> {
+    Ok(build(&db.limit_rows().await?))
+}
+
+/// Changes one row under the admission lock; the report is of every row after the change.
+pub async fn set(db: &Db, clock: &Clock, req: &SetLimitsRequest) -> OpResult<LimitsReport> {
+    let (scope, row) = (req.target.scope()?, req.changes.row()?);
+    Ok(build(&db.set_limits(&scope, &row, clock).await?))
+}
+
+/// Puts values back: an AI type's to the default's, the default's and the total's to
+/// tokenctl's own.
+pub async fn unset(db: &Db, clock: &Clock, req: &UnsetLimitsRequest) -> OpResult<LimitsReport> {
+    if req.fields == LimitFields::default() {
+        return Err(OpError::invalid("name at least one limit to put back"));
+    }
+    let scope = req.target.scope()?;
+    Ok(build(&db.unset_limits(&scope, req.fields, clock).await?))
+}
