@@ -110,6 +110,108 @@ rows is as quick as the first."
     Completions(CompletionsArgs),
     /// Apply database migrations (also done automatically by every command)
     Migrate(MigrateArgs),
+    /// Serve the operations over HTTP: admission for the backend's hot path, the old
+    /// /api/token-usage/* reports, /metrics and /openapi.json
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+    /// Bearer tokens for `tokenctl serve`: create (the secret is shown once), list, revoke
+    Tokens(TokensArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(subcommand)]
+    pub action: TokensAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensAction {
+    /// Create a token and print its secret, this once (only a hash of it is stored)
+    #[command(after_help = "Scopes: read (the reports and /metrics), admit (also check, \
+reserve, settle, release and usage), admin (everything). Every host sharing the database \
+accepts the token at once. Send it as `Authorization: Bearer SECRET`.")]
+    Create(TokensCreateArgs),
+    /// List the tokens (names, scopes, dates; never a secret)
+    List(TokensListArgs),
+    /// Revoke a token: its requests get 401 from then on, on every host
+    Revoke(TokensRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokensCreateArgs {
+    /// The token's name, shown in the access log (e.g. backend, grafana)
+    #[arg(long, value_name = "NAME", value_parser = crate::ops::tokens::token_name)]
+    pub name: String,
+    /// What it may do: read, admit or admin
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: crate::ops::tokens::TokenScope,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensListArgs {
+    /// Also the revoked tokens
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub table: TableArgs,
+    /// Print one JSON document instead of text
+    #[arg(long, conflicts_with_all = ["wide", "no_headers"])]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensRevokeArgs {
+    /// The token's name
+    #[arg(long, value_name = "NAME", value_parser = crate::ops::tokens::token_name)]
+    pub name: String,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SERVE_HELP: &str = "\
+Every request needs `Authorization: Bearer TOKEN` (tokenctl tokens create --name NAME --scope \
+read|admit|admin), except /healthz, /readyz and /openapi.json. serve refuses to start on an address \
+other hosts can reach unless a token exists; --insecure-no-auth opens every endpoint, on loopback only.
+
+Denials: 429 with Retry-After when waiting helps within 24 hours (a window, rate, cooldown, \
+concurrency or pacing that reopens), 403 when it does not (the month is spent, emergency, a request \
+larger than a limit): retry only on 429. The database unreachable: 503 with Retry-After, and nothing \
+is admitted until it answers again (/readyz says when).
+
+Concurrent reservations are decided together, in one transaction (group commit), each by the \
+same rules as one at a time: never more than the limits allow, on one host or many.
+
+SIGTERM or SIGINT: stop accepting, let requests in flight finish (up to --shutdown-grace), exit 0. \
+One access log line per request on stderr (--log-format json for log shippers); never a token's \
+secret, a password or a webhook URL.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (IP:PORT; port 0 picks a free one, printed on stderr)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4000")]
+    pub listen: std::net::SocketAddr,
+    /// Open every endpoint without a token (only on a loopback address: for local tries)
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Access log lines on stderr: text or json
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: crate::serve::LogFormat,
+    /// A request not answered within this many seconds gets 503 (whatever it began is rolled back)
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
+    /// Largest request body accepted, in bytes (larger: 413)
+    #[arg(long, value_name = "BYTES", default_value = "1048576", value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub max_body_bytes: u64,
+    /// After SIGTERM, how long requests in flight may take to finish, in seconds
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub shutdown_grace: u64,
+    /// Database connections in the pool
+    #[arg(long, value_name = "N", default_value = "16", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub connections: u32,
 }
 
 fn months_back(s: &str) -> Result<u32, String> {
@@ -224,23 +326,6 @@ pub struct MonitorArgs {
     pub json: bool,
 }
 
-fn level(s: &str) -> Result<String, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        l @ ("warning" | "critical" | "emergency") => Ok(l.to_string()),
-        _ => Err(format!(
-            "level must be warning, critical or emergency, got '{s}'"
-        )),
-    }
-}
-
-fn ai_type_or_global(s: &str) -> Result<String, String> {
-    if s == "*" {
-        Ok(crate::domain::validate::GLOBAL_SCOPE.to_string())
-    } else {
-        validate::ai_type(s)
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct DistributionArgs {
     /// The month (default: the current one, or the --day's)
@@ -297,10 +382,10 @@ pub struct AlertsArgs {
     #[arg(long, value_name = "DURATION|TIMESTAMP", conflicts_with = "active")]
     pub since: Option<Since>,
     /// Only this level: warning, critical or emergency
-    #[arg(long, value_name = "LEVEL", value_parser = level)]
+    #[arg(long, value_name = "LEVEL", value_parser = validate::alert_level)]
     pub level: Option<String>,
     /// Only this AI type ('*' for the total)
-    #[arg(long, value_name = "A", value_parser = ai_type_or_global, add = ai_types())]
+    #[arg(long, value_name = "A", value_parser = validate::ai_type_or_global, add = ai_types())]
     pub ai_type: Option<String>,
     /// Each AI type's current level where it is not ok, with the alert that announced it
     #[arg(long)]

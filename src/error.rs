@@ -47,6 +47,10 @@ impl OpError {
     pub fn conflict(message: impl Into<String>) -> OpError {
         OpError::new(ErrorKind::Conflict, message)
     }
+
+    pub fn internal(message: impl Into<String>) -> OpError {
+        OpError::new(ErrorKind::Internal, message)
+    }
 }
 
 /// Any failure from below the operations (the database, a file) as the operation reports it:
@@ -103,6 +107,17 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidInput | ErrorKind::NotFound | ErrorKind::Conflict => EXIT_USAGE,
             ErrorKind::Unavailable | ErrorKind::Internal => EXIT_FAILURE,
+        }
+    }
+
+    /// The `code` of an HTTP error body: the kind's JSON name.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
         }
     }
 
@@ -196,6 +211,19 @@ pub fn redact_urls(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_has_its_json_name_as_code() {
+        for kind in [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::Unavailable,
+            ErrorKind::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.code());
+        }
+    }
 
     #[test]
     fn redaction_and_one_line() {

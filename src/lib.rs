@@ -11,3 +11,4 @@ pub mod domain;
 pub mod error;
 pub mod ops;
 pub mod output;
+pub mod serve;

@@ -39,10 +39,13 @@ fn main() -> ExitCode {
         }
     };
     let secrets = url.secrets();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // one thread does for a command; the server answers on every core
+    let builder = if matches!(cli.command, tokenctl::cli::Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match { builder }.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tokenctl: error: cannot start the async runtime: {e}");

@@ -17,7 +17,9 @@ pub mod monthly_reset;
 pub mod prices;
 pub mod record;
 pub mod reset;
+pub mod serve;
 pub mod status;
+pub mod tokens;
 
 use std::process::ExitCode;
 
@@ -89,6 +91,9 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
     if let Prepared::Monitor(args) = prepared {
         return monitor::run(&url, clock, style, args).await;
     }
+    if let Prepared::Serve(args) = prepared {
+        return serve::run(&url, clock, args).await;
+    }
     let db = Db::open(&url).await?;
     // `config set` is how a disagreement is fixed, so it must not be refused over one
     let clock = match prepared {
@@ -116,7 +121,11 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::Logs(args) => logs::run(&app, args).await,
         Prepared::Distribution(req, json) => distribution::run(&app, req, json).await,
         Prepared::ConfigSet(args) => config::set(&app, args).await,
-        Prepared::Migrate(_) | Prepared::Completions(_) | Prepared::Monitor(_) => {
+        Prepared::Tokens(action) => tokens::run(&app, action).await,
+        Prepared::Migrate(_)
+        | Prepared::Completions(_)
+        | Prepared::Monitor(_)
+        | Prepared::Serve(_) => {
             unreachable!("handled above")
         }
     }
@@ -145,6 +154,8 @@ enum Prepared {
     Logs(crate::cli::LogsArgs),
     Distribution(crate::ops::distribution::DistributionRequest, bool),
     ConfigSet(crate::cli::ConfigSetArgs),
+    Serve(crate::cli::ServeArgs),
+    Tokens(crate::cli::TokensAction),
 }
 
 impl Prepared {
@@ -200,6 +211,8 @@ impl Prepared {
                 req.check()?;
                 Prepared::Distribution(req, args.json)
             }
+            Command::Serve(args) => Prepared::Serve(args),
+            Command::Tokens(args) => Prepared::Tokens(args.action),
             Command::Config(args) => match args.action {
                 None => Prepared::Config(args.json),
                 Some(crate::cli::ConfigAction::Set(set)) => Prepared::ConfigSet(set),

@@ -12,7 +12,7 @@ use crate::output::{print_json, thousands, warn};
 
 pub fn request(args: RecordArgs) -> RecordRequest {
     RecordRequest {
-        ai_type: args.ai_type,
+        ai_type: Some(args.ai_type),
         tokens_in: args.tokens_in,
         tokens_out: args.tokens_out,
         model: args.model,

@@ -169,7 +169,7 @@ pub async fn check<S: Store>(
     ))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reserved {
     #[serde(flatten)]
     pub decision: Decision,
@@ -224,7 +224,7 @@ pub async fn reserve<S: Store>(
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Released {
     pub reservation_id: String,
     pub ai_type: String,
@@ -291,7 +291,7 @@ pub struct RecordInput {
     pub reservation: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Recorded {
     pub ai_type: String,
     pub month: String,

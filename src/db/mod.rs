@@ -416,7 +416,7 @@ pub fn default_sqlite_path() -> Result<PathBuf> {
 
 // ---- values that cross the Store boundary ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HoldState {
     Held,
@@ -848,6 +848,27 @@ pub trait Store {
         month: Option<&str>,
     ) -> Result<Vec<ArchiveRow>>;
     async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64>;
+    /// One round trip that needs the database to answer.
+    async fn ping(&mut self) -> Result<()>;
+    /// How many reservations hold tokens at `now` (held and not past their TTL).
+    async fn held_count(&mut self, now: DateTime<Utc>) -> Result<i64>;
+    // ---- serve's bearer tokens ----
+
+    /// Saves a token (only its secret's SHA-256); false when a token not revoked already has
+    /// this name.
+    async fn insert_api_token(
+        &mut self,
+        name: &str,
+        scope: &str,
+        secret_sha256: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Every token, newest first; revoked ones only with `include_revoked`.
+    async fn api_tokens(&mut self, include_revoked: bool) -> Result<Vec<ApiTokenRow>>;
+    /// Revokes the token of this name that is not revoked yet; false when there is none.
+    async fn revoke_api_token(&mut self, name: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// (name, scope) of the token, not revoked, whose secret has this SHA-256.
+    async fn api_token_by_secret(&mut self, secret_sha256: &str) -> Result<Option<(String, String)>>;
     /// The lowest and highest id of the log rows older than `cutoff`.
     async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>>;
     /// Every AI type with usage in any month or limits of its own, sorted.
@@ -874,6 +895,15 @@ pub struct PruneStep {
     pub deleted: u64,
     /// Where the next batch starts; None when no old row is left.
     pub next: Option<i64>,
+}
+
+/// A bearer token of `tokenctl serve`, as listed (never its secret: only a hash is stored).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiTokenRow {
+    pub name: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// The concurrency limits a snapshot counts requests in flight against.

@@ -24,7 +24,7 @@ use crate::domain::limits::LimitRow;
 pub(super) mod prelude {
     pub(in crate::db) use super::super::{
         in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason,
-        ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry,
+        ApiTokenRow, ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry,
         LogQuery, LogRow, LoggedRequest, MonthRow, PruneStep, Reservation, Store, UsageDelta,
         WindowRow, ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT,
         USAGE_TEXT_COLUMNS,
@@ -618,6 +618,90 @@ macro_rules! statements {
             .await
             .context("cannot save settings")?;
             Ok(())
+        }
+
+        async fn insert_api_token(
+            &mut self,
+            name: &str,
+            scope: &str,
+            secret_sha256: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool> {
+            let done = sqlx::query(
+                "INSERT INTO tokenctl_api_tokens (name, scope, secret_sha256, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(scope)
+            .bind(secret_sha256)
+            .bind(Stamp(at))
+            .execute(&mut *self)
+            .await
+            .context("cannot save the token")?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn api_tokens(&mut self, include_revoked: bool) -> Result<Vec<ApiTokenRow>> {
+            let rows = sqlx::query(
+                "SELECT name, scope, created_at, revoked_at FROM tokenctl_api_tokens
+                 WHERE revoked_at IS NULL OR $1 ORDER BY created_at DESC, id DESC",
+            )
+            .bind(include_revoked)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the tokens")?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ApiTokenRow {
+                        name: r.try_get("name")?,
+                        scope: r.try_get("scope")?,
+                        created_at: r.try_get::<ReadTime, _>("created_at")?.0.unwrap_or_default(),
+                        revoked_at: r.try_get::<ReadTime, _>("revoked_at")?.0,
+                    })
+                })
+                .collect()
+        }
+
+        async fn revoke_api_token(&mut self, name: &str, at: DateTime<Utc>) -> Result<bool> {
+            let done = sqlx::query(
+                "UPDATE tokenctl_api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+            )
+            .bind(name)
+            .bind(Stamp(at))
+            .execute(&mut *self)
+            .await
+            .context("cannot revoke the token")?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        async fn api_token_by_secret(&mut self, secret_sha256: &str) -> Result<Option<(String, String)>> {
+            let row = sqlx::query(
+                "SELECT name, scope FROM tokenctl_api_tokens WHERE secret_sha256 = $1 AND revoked_at IS NULL",
+            )
+            .bind(secret_sha256)
+            .fetch_optional(&mut *self)
+            .await
+            .context("cannot read the tokens")?;
+            row.map(|r| Ok((r.try_get("name")?, r.try_get("scope")?))).transpose()
+        }
+
+        async fn ping(&mut self) -> Result<()> {
+            sqlx::query("SELECT 1")
+                .execute(&mut *self)
+                .await
+                .context("the database does not answer")?;
+            Ok(())
+        }
+
+        async fn held_count(&mut self, now: DateTime<Utc>) -> Result<i64> {
+            let n = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM token_reservations WHERE state = 'held' AND expires_at > $1",
+            )
+            .bind(Stamp(now))
+            .fetch_one(&mut *self)
+            .await
+            .context("cannot count reservations")?;
+            Ok(n)
         }
 
         async fn count_logs_before(&mut self, cutoff: DateTime<Utc>) -> Result<i64> {

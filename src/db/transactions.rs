@@ -177,6 +177,49 @@ impl Db {
         Ok(read_tx!(self, c => c.archive_rows(ai_type, month).await?))
     }
 
+    /// One reservation, whatever its state (None: no such id).
+    pub async fn reservation(&self, id: &str) -> Result<Option<super::Reservation>> {
+        Ok(read_tx!(self, c => c.reservation(id).await?))
+    }
+
+    /// Whether the database answers now (what `/readyz` asks).
+    pub async fn ping(&self) -> Result<()> {
+        Ok(read_tx!(self, c => c.ping().await?))
+    }
+
+    /// Reservations holding tokens now (what `/metrics` reports as holds in flight).
+    pub async fn held_count(&self, now: DateTime<Utc>) -> Result<i64> {
+        Ok(read_tx!(self, c => c.held_count(now).await?))
+    }
+
+    /// Saves a new token of `tokenctl serve`; false when a token of that name is active.
+    pub async fn create_api_token(
+        &self,
+        name: &str,
+        scope: &str,
+        secret_sha256: &str,
+        clock: &Clock,
+    ) -> Result<bool> {
+        Ok(write_tx!(self, c => c.insert_api_token(name, scope, secret_sha256, clock.now).await?))
+    }
+
+    pub async fn api_tokens(&self, include_revoked: bool) -> Result<Vec<super::ApiTokenRow>> {
+        Ok(read_tx!(self, c => c.api_tokens(include_revoked).await?))
+    }
+
+    pub async fn revoke_api_token(&self, name: &str, clock: &Clock) -> Result<bool> {
+        Ok(write_tx!(self, c => c.revoke_api_token(name, clock.now).await?))
+    }
+
+    /// (name, scope) of the active token with this secret hash.
+    pub async fn api_token_by_secret(&self, secret_sha256: &str) -> Result<Option<(String, String)>> {
+        // one statement: no transaction needed around it (and a read on the hot path)
+        match self.pool() {
+            Pool::Sqlite(pool) => acquire(pool, self.place()).await?.api_token_by_secret(secret_sha256).await,
+            Pool::Postgres(pool) => acquire(pool, self.place()).await?.api_token_by_secret(secret_sha256).await,
+        }
+    }
+
     pub async fn count_logs_before(&self, cutoff: DateTime<Utc>) -> Result<i64> {
         Ok(read_tx!(self, c => c.count_logs_before(cutoff).await?))
     }

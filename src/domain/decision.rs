@@ -12,7 +12,7 @@ pub use super::scope::Scope;
 use super::usage::ScopeUsage;
 use super::{pacing, GlobalLimits, Limits, Periods, ScopeLimits, Snapshot};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Ok,
@@ -51,7 +51,7 @@ impl Reason {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub allowed: bool,
     pub reason: Reason,
@@ -86,6 +86,39 @@ pub struct Decision {
     /// odd values found in rows another program wrote, and how they were read
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// A token limit as a client sees it: how many it allows, how many are left, and when the
+/// window starts afresh (what the `x-ratelimit-*-tokens` headers carry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenWindow {
+    pub limit: i64,
+    pub remaining: i64,
+    pub resets_at: DateTime<Utc>,
+}
+
+impl Decision {
+    /// Of the token limits this decision was checked against (the AI type's and the total's
+    /// month, day and hour), the one with the least room left; of equals, the one that
+    /// reopens first.
+    pub fn tightest_window(&self, periods: &Periods) -> TokenWindow {
+        [
+            (self.monthly_limit, self.current_usage, periods.month_end),
+            (self.global_limit, self.global_usage, periods.month_end),
+            (self.daily_limit, self.daily_usage, periods.day_end),
+            (self.global_daily_limit, self.global_daily_usage, periods.day_end),
+            (self.hourly_limit, self.hourly_usage, periods.hour_end),
+            (self.global_hourly_limit, self.global_hourly_usage, periods.hour_end),
+        ]
+        .into_iter()
+        .map(|(limit, used, resets_at)| TokenWindow {
+            limit,
+            remaining: limit.saturating_sub(used).max(0),
+            resets_at,
+        })
+        .min_by_key(|w| (w.remaining, w.resets_at))
+        .expect("six windows")
+    }
 }
 
 struct Denial {
@@ -548,6 +581,23 @@ mod tests {
         );
         assert!(d.message.contains("request_limit=1,000"), "{}", d.message);
         assert_eq!(d.retry_after, None);
+    }
+
+    #[test]
+    fn the_tightest_window_is_the_one_with_least_room() {
+        let (l, g, p) = setup();
+        let mut d = decide("imperium", 10, &l, &g, &Snapshot::default(), &p, p.month_start);
+        // room everywhere: the hour (smallest window) is tightest, resetting at the hour's end
+        let w = d.tightest_window(&p);
+        assert_eq!(w.limit, d.hourly_limit);
+        assert_eq!(w.resets_at, p.hour_end);
+        // the month nearly spent: it is tighter than any day or hour, until the month ends
+        d.current_usage = d.monthly_limit - 5;
+        let w = d.tightest_window(&p);
+        assert_eq!((w.limit, w.remaining, w.resets_at), (d.monthly_limit, 5, p.month_end));
+        // over the limit (usage another program recorded): no room, never negative
+        d.current_usage = d.monthly_limit + 50;
+        assert_eq!(d.tightest_window(&p).remaining, 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct AiType(String);
 /// From a flag they are text; in a JSON body a number (checked by the same rule, through its
 /// digits, so with the same message).
 macro_rules! whole_numbers {
-    ($($(#[$doc:meta])* $name:ident => $rule:path;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $rule:path, at most $max:expr;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "i64", into = "i64")]
@@ -50,16 +50,31 @@ macro_rules! whole_numbers {
                 self.0
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(0))
+                    .maximum(Some($max))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     )*};
 }
 
 whole_numbers! {
     /// A count of tokens a request used or may use: at most 1,000,000,000.
-    Tokens => validate::tokens;
+    Tokens => validate::tokens, at most validate::MAX_TOKENS_PER_VALUE;
     /// A limit in tokens.
-    Limit => validate::limit;
+    Limit => validate::limit, at most validate::MAX_LIMIT;
     /// A rate limit's value (requests, seconds): 0 turns it off.
-    Count => validate::count;
+    Count => validate::count, at most i32::MAX as i64;
 }
 
 /// A calendar month, `YYYY-MM`.
@@ -300,4 +315,31 @@ mod tests {
         assert!("-5m".parse::<Ttl>().unwrap_err().contains("negative"));
         assert_eq!(serde_json::to_string(&ttl).unwrap(), r#""10m""#);
     }
+}
+
+/// Text types as an OpenAPI schema: a string, with what its rule says in words.
+macro_rules! text_schemas {
+    ($($name:ident: $describe:expr, $max:expr;)*) => {$(
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
+                    .max_length($max)
+                    .description(Some($describe))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    )*};
+}
+
+text_schemas! {
+    AiType: "an AI type: 1-100 characters, no control characters, no leading or trailing spaces, not '*'",
+        Some(validate::MAX_AI_TYPE_CHARS);
+    Month: "a month, YYYY-MM", Some(7);
+    Day: "a day, YYYY-MM-DD", Some(10);
+    Ttl: "a duration: 30s, 10m, 1h (more than 0, at most 7 days)", Some(32);
+    Since: "a duration back from now (24h, 7d) or an RFC 3339 time", Some(64);
 }

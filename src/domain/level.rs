@@ -5,7 +5,7 @@ pub const WARNING_PERCENT: i64 = 80;
 pub const CRITICAL_PERCENT: i64 = 95;
 pub const EMERGENCY_PERCENT: i64 = 98;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Ok,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// One set of limits and the counters they are checked against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// the AI type the request is for

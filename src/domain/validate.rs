@@ -55,6 +55,25 @@ fn whole_number(value: &str, what: &str, max: i64) -> Result<i64, String> {
     }
 }
 
+/// An alert level to filter by (alerts are raised at these three; `ok` never is).
+pub fn alert_level(s: &str) -> Result<String, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        l @ ("warning" | "critical" | "emergency") => Ok(l.to_string()),
+        _ => Err(format!(
+            "level must be warning, critical or emergency, got '{s}'"
+        )),
+    }
+}
+
+/// An AI type, or `*` for the total (where alerts are filed under it).
+pub fn ai_type_or_global(s: &str) -> Result<String, String> {
+    if s == GLOBAL_SCOPE {
+        Ok(GLOBAL_SCOPE.to_string())
+    } else {
+        ai_type(s)
+    }
+}
+
 pub fn tokens(value: &str) -> Result<i64, String> {
     whole_number(value, "token count", MAX_TOKENS_PER_VALUE)
 }

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::OpResult;
 use crate::db::ledger::{RecordInput, Recorded, Released, Reserved};
-use crate::db::Db;
+use crate::db::{Db, Reservation};
 use crate::domain::input::{AiType, Count, Tokens, Ttl};
 use crate::domain::number::thousands;
 use crate::domain::validate::{self, truncated, MAX_FREE_TEXT_CHARS};
@@ -22,12 +22,24 @@ pub enum Estimate {
 
 /// The fields as a body has them: each one held to its own rule (so a bad value gets that
 /// rule's message), then the combination checked.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EstimateFields {
+    /// the request's size in tokens, if known; else give `prompt` and `max_tokens`
     estimated_tokens: Option<Tokens>,
+    /// the prompt, estimated as ceil(words x 1.3) tokens
     prompt: Option<String>,
+    /// the most output tokens the request will ask for
     max_tokens: Option<Tokens>,
 }
+
+/// On the wire an estimate is its fields (`EstimateFields`).
+impl utoipa::PartialSchema for Estimate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <EstimateFields as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Estimate {}
 
 impl TryFrom<EstimateFields> for Estimate {
     type Error = String;
@@ -62,7 +74,7 @@ impl Estimate {
 }
 
 /// Whether a request of this size may go ahead now (`check`, which holds nothing).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CheckRequest {
     pub ai_type: AiType,
     #[serde(flatten)]
@@ -85,9 +97,11 @@ pub struct ReleaseRequest {
 }
 
 /// What one LLM request used.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct RecordRequest {
-    pub ai_type: AiType,
+    /// may be left out when settling a reservation: it is the reservation's
+    #[serde(default)]
+    pub ai_type: Option<AiType>,
     pub tokens_in: Tokens,
     pub tokens_out: Tokens,
     #[serde(default)]
@@ -150,8 +164,18 @@ pub async fn record(db: &Db, clock: &Clock, req: RecordRequest) -> OpResult<Reco
             .transpose()
     };
     let model = req.model.filter(|m| !m.trim().is_empty());
+    let reservation = id("reservation", req.reservation)?;
+    let ai_type = match (req.ai_type, &reservation) {
+        (Some(ai_type), _) => ai_type.into(),
+        (None, Some(rid)) => reservation_of(db, rid).await?.hold.ai_type,
+        (None, None) => {
+            return Err(OpError::invalid(
+                "ai_type is required (it may be left out only when settling a reservation)",
+            ))
+        }
+    };
     let input = RecordInput {
-        ai_type: req.ai_type.into(),
+        ai_type,
         tokens_in: req.tokens_in.get(),
         tokens_out: req.tokens_out.get(),
         model: model
@@ -164,9 +188,29 @@ pub async fn record(db: &Db, clock: &Clock, req: RecordRequest) -> OpResult<Reco
         duration_ms: req.duration_ms.map(Count::get),
         failed: req.failed,
         error,
-        reservation: id("reservation", req.reservation)?,
+        reservation,
     };
     let mut recorded = db.record(&input, clock).await?;
     recorded.warnings.extend(cut_note);
     Ok(recorded)
+}
+
+async fn reservation_of(db: &Db, id: &str) -> OpResult<Reservation> {
+    db.reservation(id)
+        .await?
+        .ok_or_else(|| OpError::not_found(format!("no reservation with id '{id}'")))
+}
+
+/// Settles reservation `id` with what its request used: `record --reservation`, except that
+/// an unknown id is an error (not usage recorded without a hold), and the AI type may be left
+/// out (it is the reservation's).
+pub async fn settle(db: &Db, clock: &Clock, id: &str, mut req: RecordRequest) -> OpResult<Recorded> {
+    if req.reservation.as_deref().is_some_and(|r| r != id) {
+        return Err(OpError::invalid(
+            "the body names another reservation than the path: leave `reservation` out",
+        ));
+    }
+    reservation_of(db, id).await?;
+    req.reservation = Some(id.to_string());
+    record(db, clock, req).await
 }

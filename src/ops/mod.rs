@@ -22,6 +22,7 @@ pub mod monitor;
 pub mod prices;
 pub mod reset;
 pub mod status;
+pub mod tokens;
 
 use crate::error::OpError;
 

@@ -1,11 +1,12 @@
 //! `status`: usage per AI type and in total for a month, with each one's level and burn rate.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::OpResult;
+use crate::error::OpError;
 use crate::db::transactions::UsageView;
 use crate::db::{Db, LimitScope};
 use crate::domain::burn::{burn, window_hours, Burn};
@@ -293,4 +294,68 @@ pub(crate) async fn current_view(db: &Db, clock: &Clock, month: &str) -> OpResul
         vec![]
     };
     Ok(db.usage_view(month, &windows, clock).await?)
+}
+
+/// `status`'s total, with how many AI types stand at each level: the old
+/// `/api/token-usage/summary`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub month: String,
+    #[serde(flatten)]
+    pub global: GlobalStatus,
+    /// AI types at each level this month (`ok`, `warning`, `critical`, `emergency`)
+    pub ai_types_by_level: BTreeMap<Level, usize>,
+    pub ai_type_count: usize,
+}
+
+pub async fn summary(db: &Db, clock: &Clock) -> OpResult<Summary> {
+    let report = status(db, clock, &StatusRequest::default()).await?;
+    let mut by_level: BTreeMap<Level, usize> = [Level::Ok, Level::Warning, Level::Critical, Level::Emergency]
+        .into_iter()
+        .map(|l| (l, 0))
+        .collect();
+    for a in &report.ai_types {
+        *by_level.entry(a.level).or_default() += 1;
+    }
+    Ok(Summary {
+        month: report.month,
+        ai_type_count: report.ai_types.len(),
+        global: report.global,
+        ai_types_by_level: by_level,
+    })
+}
+
+/// One AI type's row of `status` and whether a 1-token request of it would pass now: the old
+/// `/api/token-usage/status/{ai_type}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AiTypeNow {
+    pub month: String,
+    #[serde(flatten)]
+    pub status: AiTypeStatus,
+    pub allowed: bool,
+    pub reason: crate::domain::Reason,
+    pub message: String,
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+pub async fn ai_type_now(db: &Db, clock: &Clock, ai_type: &AiType) -> OpResult<AiTypeNow> {
+    let req = StatusRequest {
+        month: None,
+        ai_type: Some(ai_type.clone()),
+    };
+    let report = status(db, clock, &req).await?;
+    let decision = db.check(ai_type, 1, clock).await?;
+    let row = report
+        .ai_types
+        .into_iter()
+        .find(|a| a.ai_type == **ai_type)
+        .ok_or_else(|| OpError::internal(format!("status has no row for '{ai_type}'")))?;
+    Ok(AiTypeNow {
+        month: report.month,
+        status: row,
+        allowed: decision.allowed,
+        reason: decision.reason,
+        message: decision.message,
+        retry_after: decision.retry_after,
+    })
 }
