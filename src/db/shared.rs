@@ -656,7 +656,7 @@ macro_rules! statements {
                         name: r.try_get("name")?,
                         scope: r.try_get("scope")?,
                         created_at: r.try_get::<ReadTime, _>("created_at")?.0.unwrap_or_default(),
-                        revoked_at: r.try_get::<ReadTime, _>("revoked_at")?.0,
+                        revoked_at: r.try_get::<Option<ReadTime>, _>("revoked_at")?.and_then(|t| t.0),
                     })
                 })
                 .collect()
