@@ -6,7 +6,8 @@
 #   2. else the local server at 127.0.0.1:5432 (user postgres);
 #   3. else a throwaway cluster started here with initdb/pg_ctl, installing Debian's
 #      postgresql package first if needed. It is stopped and deleted on exit.
-# Debian's faketime and bsdutils (script) are installed when missing (tests need them).
+# Debian's faketime and bsdutils (script) are installed when missing (tests need them), and a
+# Python venv with the HTTP client tests' packages is made under target/py-venv (see below).
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh --test core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,43 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The HTTP client tests (tests/serve_clients.rs) drive `tokenctl serve` from Python: httpx (the
+# README's example), prometheus-client and schemathesis, pinned in tests/python/requirements.txt,
+# in a venv of their own under target/. It is made once and again only when the requirements
+# change (a stamp holds their hash), so a run that has it costs nothing.
+setup_python_venv() {
+  local venv=target/py-venv req=tests/python/requirements.txt
+  local want have=""
+  mkdir -p target
+  # two runs at once (another checkout's, say) take turns rather than build one venv together
+  exec 9>target/py-venv.lock
+  command -v flock >/dev/null && flock 9
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  [ -f "$venv/.requirements.sha256" ] && have=$(cat "$venv/.requirements.sha256")
+  if [ "$want" = "$have" ] && [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import httpx, prometheus_client, schemathesis' 2>/dev/null; then
+    exec 9>&-
+    return 0
+  fi
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if ! command -v python3 >/dev/null || ! python3 -m venv --help >/dev/null 2>&1 \
+     || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    log "installing Debian's python3-venv (for the HTTP client tests)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  log "making the Python venv for the HTTP client tests ($venv)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  echo "$want" > "$venv/.requirements.sha256"
+  exec 9>&-
+}
+setup_python_venv
+TOKENCTL_TEST_PYTHON="$PWD/target/py-venv/bin/python"
+export TOKENCTL_TEST_PYTHON
+
 log=$(mktemp)
 status=0
 cargo test --locked "$@" 2>&1 | tee "$log" || status=$?
