@@ -123,3 +123,113 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
         assert_eq!(a.json, expected, "{}", a.text);
     }
 });
+
+/// The same state in a second database: what the CLI answers there is what the server
+/// answers in the first (reservation ids differ: they are random).
+fn twin(env: &Env, prepare: impl Fn(&Env)) -> Env {
+    let other = Env::new(env.backend);
+    prepare(env);
+    prepare(&other);
+    other
+}
+
+fn small_state(env: &Env) {
+    open_global_limits(env);
+    env.record("imperium", 400, 100);
+    env.record("guardian", 50, 50);
+}
+
+both!(admission_endpoints_answer_the_cli_documents, |env| {
+    let cli = twin(&env, small_state);
+    let secret = token(&env, "backend", "admit");
+    let serve = Serve::start(&env, &[]);
+
+    // check: by estimated_tokens, and by prompt + max_tokens (3 words: ceil(3.9) + 100)
+    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "imperium", "estimated_tokens": 300}));
+    assert_doc(&a, 200, &cli.json(&["check", "--ai-type", "imperium", "--estimated-tokens", "300"]));
+    assert_eq!(a.json["allowed"], true);
+    let a = post(&serve, "/v1/check", &secret,
+        json!({"ai_type": "imperium", "prompt": "tell me more", "max_tokens": 100}));
+    assert_doc(&a, 200, &cli.json(&["check", "--ai-type", "imperium", "--prompt", "tell me more", "--max-tokens", "100"]));
+    assert_eq!(a.json["estimated_tokens"], 104);
+    // check holds nothing
+    assert_eq!(env.status_of("imperium")["reserved_tokens"], 0);
+
+    // reserve: 201 and reserve's document (its id aside); the hold shows in status
+    let held = post(&serve, "/v1/reservations", &secret,
+        json!({"ai_type": "imperium", "estimated_tokens": 600, "ttl_seconds": 300}));
+    let cli_held = cli.json(&["reserve", "--ai-type", "imperium", "--estimated-tokens", "600", "--ttl", "5m"]);
+    assert_eq!(held.status, 201, "{}", held.text);
+    assert_eq!(without(&held.json, &["reservation_id"]), without(&cli_held, &["reservation_id"]));
+    assert_eq!(held.json["expires_at"], "2026-11-23T10:20:00Z");
+    let id = held.json["reservation_id"].as_str().unwrap().to_string();
+    let cli_id = cli_held["reservation_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("rsv_"), "{id}");
+    assert_eq!(env.status_of("imperium")["reserved_tokens"], 600);
+    assert_eq!(env.json(&["status"]), cli.json(&["status"]));
+
+    // a reservation by prompt, with the default ttl (10 minutes)
+    let by_prompt = post(&serve, "/v1/reservations", &secret,
+        json!({"ai_type": "guardian", "prompt": "one two three four five", "max_tokens": 20}));
+    let cli_by_prompt = cli.json(&["reserve", "--ai-type", "guardian", "--prompt", "one two three four five", "--max-tokens", "20"]);
+    assert_eq!(by_prompt.status, 201, "{}", by_prompt.text);
+    assert_eq!(without(&by_prompt.json, &["reservation_id"]), without(&cli_by_prompt, &["reservation_id"]));
+    assert_eq!(by_prompt.json["estimated_tokens"], 27);
+    assert_eq!(by_prompt.json["expires_at"], "2026-11-23T10:25:00Z");
+
+    // settle: record --reservation's document; the hold ends, the real numbers count
+    let settled = post(&serve, &format!("/v1/reservations/{id}/settle"), &secret,
+        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}));
+    let cli_settled = cli.json(&["record", "--ai-type", "imperium", "--tokens-in", "350", "--tokens-out", "120",
+        "--model", "claude-sonnet-4", "--request-id", "req-1", "--reservation", &cli_id]);
+    assert_eq!(settled.status, 200, "{}", settled.text);
+    assert_eq!(settled.json["reservation_id"], id.as_str());
+    assert_eq!(without(&settled.json, &["reservation_id"]), without(&cli_settled, &["reservation_id"]));
+    assert_eq!(settled.json["reservation_was"], "held", "{}", settled.text);
+    let imperium = env.status_of("imperium");
+    assert_eq!(imperium["reserved_tokens"], 0);
+    assert_eq!(imperium["total_tokens"], 500 + 470);
+    // settling again: a duplicate, nothing counted twice
+    let again = post(&serve, &format!("/v1/reservations/{id}/settle"), &secret,
+        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}));
+    let cli_again = cli.json(&["record", "--ai-type", "imperium", "--tokens-in", "350", "--tokens-out", "120",
+        "--model", "claude-sonnet-4", "--request-id", "req-1", "--reservation", &cli_id]);
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["duplicate"], true, "{}", again.text);
+    assert_eq!(without(&again.json, &["reservation_id"]), without(&cli_again, &["reservation_id"]));
+    assert_eq!(env.status_of("imperium")["total_tokens"], 970);
+
+    // release: release's document; releasing twice says it already ended
+    let rid = by_prompt.json["reservation_id"].as_str().unwrap();
+    let cli_rid = cli_by_prompt["reservation_id"].as_str().unwrap();
+    for _ in 0..2 {
+        let released = call(&serve, "POST", &format!("/v1/reservations/{rid}/release"), Some(&secret), None);
+        let cli_released = cli.json(&["release", "--reservation", cli_rid]);
+        assert_eq!(released.status, 200, "{}", released.text);
+        assert_eq!(released.json["reservation_id"], rid);
+        assert_eq!(without(&released.json, &["reservation_id"]), without(&cli_released, &["reservation_id"]));
+    }
+    assert_eq!(env.status_of("guardian")["reserved_tokens"], 0);
+
+    // usage: 201, then 200 with duplicate: true for the same request id
+    let body = json!({"ai_type": "guardian", "tokens_in": 40, "tokens_out": 2, "request_id": "req-2",
+        "user_id": "u-7", "session_id": "s-1", "request_type": "chat", "duration_ms": 812});
+    let args = ["record", "--ai-type", "guardian", "--tokens-in", "40", "--tokens-out", "2", "--request-id", "req-2",
+        "--user-id", "u-7", "--session-id", "s-1", "--request-type", "chat", "--duration-ms", "812"];
+    let first = post(&serve, "/v1/usage", &secret, body.clone());
+    assert_doc(&first, 201, &cli.json(&args));
+    assert_eq!(first.json["duplicate"], false);
+    let second = post(&serve, "/v1/usage", &secret, body);
+    assert_doc(&second, 200, &cli.json(&args));
+    assert_eq!(second.json["duplicate"], true);
+    // a failed request, recorded as such
+    let failed = post(&serve, "/v1/usage", &secret,
+        json!({"ai_type": "guardian", "tokens_in": 10, "tokens_out": 0, "failed": true, "error": "overloaded_error: 529"}));
+    assert_doc(&failed, 201, &cli.json(&["record", "--ai-type", "guardian", "--tokens-in", "10", "--tokens-out", "0",
+        "--failed", "--error", "overloaded_error: 529"]));
+    assert_eq!(failed.json["success"], false);
+
+    // in the end both databases tell the same story
+    assert_eq!(env.json(&["status"]), cli.json(&["status"]));
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), cli.scalar("SELECT COUNT(*) FROM token_usage_logs"));
+});
