@@ -233,3 +233,108 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
     assert_eq!(env.json(&["status"]), cli.json(&["status"]));
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), cli.scalar("SELECT COUNT(*) FROM token_usage_logs"));
 });
+
+/// The x-ratelimit-*-tokens headers and x-tokenctl-reason of an admission answer, as numbers.
+#[track_caller]
+fn rate_headers(a: &Answer) -> (i64, i64, i64) {
+    let n = |name: &str| -> i64 {
+        let v = a.header(name).unwrap_or_else(|| panic!("no {name} header: {:?}", a.headers));
+        v.parse().unwrap_or_else(|_| panic!("{name}: {v} is not an integer"))
+    };
+    assert_eq!(a.header("x-tokenctl-reason"), a.json["reason"].as_str(), "{:?}", a.headers);
+    let limit = n("x-ratelimit-limit-tokens");
+    let remaining = n("x-ratelimit-remaining-tokens");
+    let reset = n("x-ratelimit-reset-tokens");
+    assert!(limit >= 0 && (0..=limit).contains(&remaining) && reset >= 1, "{:?}", a.headers);
+    (limit, remaining, reset)
+}
+
+/// A denial over HTTP: its status, the body equal to the CLI's (exit 3), Retry-After only on
+/// a 429, in whole seconds.
+#[track_caller]
+fn denied(env: &Env, serve: &Serve, secret: &str, ai: &str, tokens: i64, status: u16, reason: &str) -> Answer {
+    let a = post(serve, "/v1/check", secret, json!({"ai_type": ai, "estimated_tokens": tokens}));
+    let cli = env.json_code(3, &["check", "--ai-type", ai, "--estimated-tokens", &tokens.to_string()]);
+    assert_doc(&a, status, &cli);
+    assert_eq!(a.json["allowed"], false);
+    assert_eq!(a.json["reason"], reason, "{}", a.text);
+    rate_headers(&a);
+    match status {
+        429 => {
+            let retry: i64 = a.header("retry-after").expect("Retry-After on a 429").parse().unwrap();
+            assert!((1..=86_400).contains(&retry), "{retry}");
+            let at = chrono::DateTime::parse_from_rfc3339(a.json["retry_after"].as_str().unwrap()).unwrap();
+            let now = chrono::DateTime::parse_from_rfc3339(&env.now).unwrap();
+            assert_eq!(retry, (at - now).num_seconds(), "Retry-After is retry_after in whole seconds");
+        }
+        _ => assert_eq!(a.header("retry-after"), None, "{:?}", a.headers),
+    }
+    // a reservation is denied the same way, and holds nothing
+    let r = post(serve, "/v1/reservations", secret, json!({"ai_type": ai, "estimated_tokens": tokens}));
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.json["reason"], reason);
+    assert_eq!(r.json["reservation_id"], Value::Null);
+    assert_eq!(r.header("retry-after"), a.header("retry-after"));
+    a
+}
+
+both!(denials_are_429_when_waiting_helps_within_a_day_else_403, |env| {
+    open_global_limits(&env);
+    env.ok(&["limits", "set", "--ai-type", "hourly", "--monthly", "100000", "--daily", "100000", "--hourly", "500", "--per-request", "500"]);
+    env.ok(&["limits", "set", "--ai-type", "daily", "--monthly", "100000", "--daily", "600", "--hourly", "600", "--per-request", "500"]);
+    env.ok(&["limits", "set", "--ai-type", "rpm", "--rpm", "2"]);
+    env.ok(&["limits", "set", "--ai-type", "spent", "--monthly", "1000", "--daily", "1000", "--hourly", "1000"]);
+    env.ok(&["limits", "set", "--ai-type", "sentinel", "--monthly", "1000", "--daily", "1000", "--hourly", "1000"]);
+    env.record("hourly", 400, 50);
+    env.record("daily", 500, 50);
+    env.record("spent", 800, 100);
+    env.record("sentinel", 990, 0);
+    let secret = token(&env, "backend", "admit");
+    let serve = Serve::start(&env, &[]);
+
+    // allowed: 200 (check) and 201 (reserve), with the headers of the tightest window: the
+    // hour of "hourly" (450 of 500 used; the hour ends at 11:00, 2,700 s away)
+    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "hourly", "estimated_tokens": 50}));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(rate_headers(&a), (500, 50, 2700));
+    assert_eq!(a.header("retry-after"), None);
+    // a hold counts against the window like usage
+    let r = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "hourly", "estimated_tokens": 30}));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "hourly", "estimated_tokens": 20}));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(rate_headers(&a), (500, 20, 2700));
+    let r = post(&serve, &format!("/v1/reservations/{}/release", r.json["reservation_id"].as_str().unwrap()), &secret, json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // the hour is full: 429, Retry-After 2,700 s (11:00)
+    let a = denied(&env, &serve, &secret, "hourly", 100, 429, "hourly_limit_exceeded");
+    assert_eq!(a.header("retry-after"), Some("2700"));
+    assert_eq!(a.json["retry_after"], "2026-11-23T11:00:00Z");
+    // the day is full: 429 until midnight, 13 h 45 min away
+    let a = denied(&env, &serve, &secret, "daily", 100, 429, "daily_limit_exceeded");
+    assert_eq!(a.header("retry-after"), Some("49500"));
+    let (limit, remaining, _) = rate_headers(&a);
+    assert_eq!((limit, remaining), (600, 50));
+    // the month is spent: waiting a day does not help, 403
+    let a = denied(&env, &serve, &secret, "spent", 200, 403, "monthly_limit_exceeded");
+    assert_eq!(a.json["retry_after"], "2026-12-01T00:00:00Z");
+    // larger than a request may be: it never passes
+    let a = denied(&env, &serve, &secret, "imperium", 1500, 403, "request_limit_exceeded");
+    assert_eq!(a.json["retry_after"], Value::Null);
+    // emergency: every request of that AI type denied
+    denied(&env, &serve, &secret, "sentinel", 1, 403, "emergency_shutdown");
+
+    // requests per minute: two reservations pass, the third waits for the minute
+    for _ in 0..2 {
+        let r = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "rpm", "estimated_tokens": 10}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        rate_headers(&r);
+    }
+    let a = denied(&env, &serve, &secret, "rpm", 10, 429, "rpm_limit_exceeded");
+    assert_eq!(a.header("retry-after"), Some("60"), "{:?}", a.headers);
+
+    // nothing denied was held
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE ai_type = 'rpm'"), 2);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 2);
+});
