@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::serve::{call, token, Serve};
-use common::{free_port, i, Env};
+use common::{free_port, i};
 use serde_json::{json, Value};
 
 /// The venv's python; a failure that says how to get it when it is not set.
@@ -156,4 +156,139 @@ both!(the_readme_python_example_settles_what_ran_and_leaves_no_hold, |env| {
     let after = env.json(&["status", "--ai-type", "imperium"]);
     assert_eq!(i(&after["ai_types"][0]["request_count"]), 3, "{after}");
     assert_eq!(i(&after["global"]["reserved_tokens"]), 0, "{after}");
+});
+
+/// The samples of family `name` (as the OpenMetrics parser read it) whose labels include `labels`.
+fn samples<'a>(scrape: &'a Value, family: &str, sample: &str, labels: &Value) -> Vec<&'a Value> {
+    let f = scrape["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == family)
+        .unwrap_or_else(|| panic!("no family {family} in /metrics: {scrape}"));
+    f["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s[0] == sample
+                && labels
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| &s[1][k] == v)
+        })
+        .map(|s| &s[2])
+        .collect()
+}
+
+/// The one value of `sample` with `labels`.
+fn value(scrape: &Value, family: &str, sample: &str, labels: Value) -> f64 {
+    let found = samples(scrape, family, sample, &labels);
+    assert_eq!(found.len(), 1, "{sample}{labels}: {found:?}");
+    found[0].as_f64().unwrap()
+}
+
+fn family_type(scrape: &Value, family: &str) -> (String, String) {
+    let f = scrape["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == family)
+        .unwrap_or_else(|| panic!("no family {family} in /metrics"));
+    (f["type"].as_str().unwrap().into(), f["unit"].as_str().unwrap().into())
+}
+
+fn level_number(level: &Value) -> f64 {
+    match level.as_str().unwrap() {
+        "ok" => 0.0,
+        "warning" => 1.0,
+        "critical" => 2.0,
+        "emergency" => 3.0,
+        other => panic!("level {other}"),
+    }
+}
+
+both!(metrics_parse_with_prometheus_client_and_match_status, |env| {
+    env.json(&["record", "--ai-type", "imperium", "--tokens-in", "600", "--tokens-out", "140", "--model", "gpt-4o"]);
+    env.json(&["record", "--ai-type", "guardian", "--tokens-in", "90", "--tokens-out", "0"]);
+    let admit = token(&env, "backend", "admit");
+    let read = token(&env, "grafana", "read");
+    let serve = Serve::start(&env, &[]);
+    let post = |path: &str, body: Value, want: u16| {
+        let a = call(&serve, "POST", path, Some(&admit), Some(&body));
+        assert_eq!(a.status, want, "{path} {body}: {}", a.text);
+    };
+    post("/v1/check", json!({"ai_type": "imperium", "estimated_tokens": 10}), 200);
+    post("/v1/check", json!({"ai_type": "imperium", "prompt": "hello", "max_tokens": 20}), 200);
+    post("/v1/check", json!({"ai_type": "imperium", "estimated_tokens": 5000}), 403);
+    post("/v1/reservations", json!({"ai_type": "imperium", "estimated_tokens": 300}), 201);
+    post("/v1/reservations", json!({"ai_type": "guardian", "estimated_tokens": 4000}), 403);
+    // 740 used + 300 held + 900 > the hour's 1,400: waiting helps
+    post("/v1/check", json!({"ai_type": "imperium", "estimated_tokens": 900}), 429);
+
+    let url = serve.url("");
+    let scrape = parse(&run_python(
+        &[&script("metrics.py")],
+        &[("TOKENCTL_URL", url.as_str()), ("TOKENCTL_TOKEN", read.as_str())],
+    ));
+    assert!(
+        scrape["content_type"].as_str().unwrap().starts_with("application/openmetrics-text"),
+        "{}",
+        scrape["content_type"]
+    );
+    for f in scrape["families"].as_array().unwrap() {
+        assert!(f["name"].as_str().unwrap().starts_with("tokenctl_"), "{}", f["name"]);
+    }
+    for name in scrape["classic_names"].as_array().unwrap() {
+        assert!(name.as_str().unwrap().starts_with("tokenctl_"), "classic parser: {name}");
+    }
+
+    // the usage gauges are `status`, for an AI type and for the total ("*")
+    let status = env.json(&["status"]);
+    let rows = [
+        ("imperium", ai_row(&status, "imperium").clone(), "monthly_limit"),
+        ("*", status["global"].clone(), "enforced_limit"),
+    ];
+    for (ai, row, limit) in rows {
+        let gauge = |name: &str| value(&scrape, name, name, json!({"ai_type": ai}));
+        let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+        assert_eq!(gauge("tokenctl_tokens_used"), num(&row["total_tokens"]), "{ai}");
+        assert_eq!(gauge("tokenctl_tokens_limit"), num(&row[limit]), "{ai}");
+        assert_eq!(gauge("tokenctl_tokens_remaining"), num(&row["remaining"]), "{ai}");
+        assert_eq!(gauge("tokenctl_tokens_reserved"), num(&row["reserved_tokens"]), "{ai}");
+        assert_eq!(gauge("tokenctl_level"), level_number(&row["level"]), "{ai}");
+        assert_eq!(gauge("tokenctl_requests"), num(&row["request_count"]), "{ai}");
+        let cost = gauge("tokenctl_cost_usd");
+        assert!((cost - num(&row["cost_usd"])).abs() < 1e-6, "{ai}: {cost} vs {}", row["cost_usd"]);
+        for name in ["tokenctl_tokens_used", "tokenctl_level", "tokenctl_cost_usd"] {
+            assert_eq!(family_type(&scrape, name).0, "gauge");
+        }
+    }
+    assert_eq!(i(&ai_row(&status, "imperium")["reserved_tokens"]), 300, "{status}");
+    assert!(status["global"]["cost_usd"].as_f64().unwrap() > 0.0, "gpt-4o is priced: {status}");
+    assert_eq!(value(&scrape, "tokenctl_holds_in_flight", "tokenctl_holds_in_flight", json!({})), 1.0);
+
+    // decisions by endpoint and reason
+    let decisions = |endpoint: &str, reason: &str| {
+        value(&scrape, "tokenctl_admission_decisions", "tokenctl_admission_decisions_total",
+            json!({"endpoint": endpoint, "reason": reason}))
+    };
+    assert_eq!(family_type(&scrape, "tokenctl_admission_decisions").0, "counter");
+    assert_eq!(decisions("check", "ok"), 2.0);
+    assert_eq!(decisions("check", "request_limit_exceeded"), 1.0);
+    assert_eq!(decisions("check", "hourly_limit_exceeded"), 1.0);
+    assert_eq!(decisions("reserve", "ok"), 1.0);
+    assert_eq!(decisions("reserve", "request_limit_exceeded"), 1.0);
+
+    // the latency histogram, per route and status, in seconds
+    let h = "tokenctl_http_request_duration_seconds";
+    assert_eq!(family_type(&scrape, h), ("histogram".into(), "seconds".into()));
+    let check_ok = json!({"method": "POST", "route": "/v1/check", "status": "200"});
+    assert_eq!(value(&scrape, h, &format!("{h}_count"), check_ok.clone()), 2.0);
+    let mut inf = check_ok.clone();
+    inf["le"] = json!("+Inf");
+    assert_eq!(value(&scrape, h, &format!("{h}_bucket"), inf), 2.0);
+    let reserve_held = json!({"method": "POST", "route": "/v1/reservations", "status": "201"});
+    assert_eq!(value(&scrape, h, &format!("{h}_count"), reserve_held), 1.0);
 });
