@@ -338,3 +338,145 @@ both!(denials_are_429_when_waiting_helps_within_a_day_else_403, |env| {
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE ai_type = 'rpm'"), 2);
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 2);
 });
+
+/// What a bad request must leave as it was: the usage, the log, the holds.
+fn snapshot(env: &Env) -> (Value, i64, i64, i64) {
+    (
+        env.json(&["status"]),
+        env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
+        env.scalar("SELECT COUNT(*) FROM token_reservations"),
+        env.scalar("SELECT COUNT(*) FROM token_usage"),
+    )
+}
+
+#[track_caller]
+fn assert_error(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert_eq!(a.json["code"], code, "{}", a.text);
+    let message = a.json["error"].as_str().unwrap_or_else(|| panic!("no error message: {}", a.text));
+    assert!(!message.is_empty() && !message.contains('\n'), "{message:?}");
+    assert_eq!(a.json.as_object().unwrap().len(), 2, "{}", a.text);
+    assert!(a.header("content-type").unwrap_or("").starts_with("application/json"), "{:?}", a.headers);
+}
+
+both!(bad_requests_get_json_errors_and_write_nothing, |env| {
+    open_global_limits(&env);
+    env.record("imperium", 100, 10);
+    env.record("guardian", 100, 10);
+    let secret = token(&env, "backend", "admin");
+    let serve = Serve::start(&env, &["--max-body-bytes", "1024"]);
+    let held = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 100}));
+    assert_eq!(held.status, 201, "{}", held.text);
+    let id = held.json["reservation_id"].as_str().unwrap().to_string();
+    let used = post(&serve, "/v1/usage", &secret,
+        json!({"ai_type": "imperium", "tokens_in": 5, "tokens_out": 5, "request_id": "req-1"}));
+    assert_eq!(used.status, 201, "{}", used.text);
+    let before = snapshot(&env);
+
+    let raw_400: &[(&str, &str)] = &[
+        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": "#),
+        ("/v1/check", "not json"),
+        ("/v1/check", ""),
+        ("/v1/check", "[]"),
+        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": -5}"#),
+        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": "many"}"#),
+        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": 1.5}"#),
+        ("/v1/check", r#"{"estimated_tokens": 10}"#),
+        ("/v1/check", r#"{"ai_type": "", "estimated_tokens": 10}"#),
+        ("/v1/check", r#"{"ai_type": "imperium"}"#),
+        ("/v1/check", r#"{"ai_type": 7, "estimated_tokens": 10}"#),
+        ("/v1/check", r#"{"ai_type": "imperium", "prompt": "hello"}"#),
+        ("/v1/check", r#"{"ai_type": "imperium", "prompt": "hello", "max_tokens": -1}"#),
+        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": -5}"#),
+        ("/v1/reservations", r#"{"estimated_tokens": 10}"#),
+        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 0}"#),
+        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": -3}"#),
+        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 99999999}"#),
+        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": -1, "tokens_out": 0}"#),
+        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": "ten", "tokens_out": 0}"#),
+        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": 10}"#),
+        ("/v1/usage", r#"{"tokens_in": 10, "tokens_out": 0}"#),
+        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": 10, "tokens_out": 0, "duration_ms": -4}"#),
+    ];
+    for (path, body) in raw_400 {
+        let a = call_raw(&serve, "POST", path, Some(&secret), Some(body));
+        assert_error(&a, 400, "invalid_input");
+        assert_eq!(a.header("x-tokenctl-reason"), None, "{path} {body}: {:?}", a.headers);
+    }
+    let long = json!({"ai_type": "a".repeat(101), "estimated_tokens": 10});
+    assert_error(&post(&serve, "/v1/reservations", &secret, long), 400, "invalid_input");
+    // a body that does not say it is JSON
+    let a = ureq::post(&serve.url("/v1/check"))
+        .set("Authorization", &format!("Bearer {secret}"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(r#"{"ai_type": "imperium", "estimated_tokens": 10}"#);
+    match a {
+        Err(ureq::Error::Status(400, r)) => assert!(r.into_string().unwrap().contains("invalid_input")),
+        other => panic!("{other:?}"),
+    }
+    let settle = format!("/v1/reservations/{id}/settle");
+    for body in [r#"{"tokens_in": -1, "tokens_out": 0}"#, r#"{"tokens_in": 1}"#, "{"] {
+        assert_error(&call_raw(&serve, "POST", &settle, Some(&secret), Some(body)), 400, "invalid_input");
+    }
+    for path in [
+        "/api/token-usage/monthly?month=2026-13",
+        "/api/token-usage/monthly?month=november",
+        "/api/token-usage/monthly/imperium?month=26-11",
+        "/api/token-usage/distribution?day=2026-02-30",
+        "/api/token-usage/alerts?level=panic",
+        "/api/token-usage/alerts?active=maybe",
+        "/api/token-usage/alerts?since=yesterday",
+    ] {
+        assert_error(&get(&serve, path, &secret), 400, "invalid_input");
+    }
+
+    // an unknown reservation: 404, to settle or to release
+    let a = post(&serve, "/v1/reservations/rsv_0000/settle", &secret, json!({"tokens_in": 1, "tokens_out": 1}));
+    assert_error(&a, 404, "not_found");
+    let a = post(&serve, "/v1/reservations/rsv_0000/release", &secret, json!({}));
+    assert_error(&a, 404, "not_found");
+    // another AI type's reservation: 409
+    let a = post(&serve, &settle, &secret, json!({"ai_type": "guardian", "tokens_in": 50, "tokens_out": 5}));
+    assert_error(&a, 409, "conflict");
+    // a request id another request used cannot settle a reservation: 409 (record exits 2)
+    let a = post(&serve, &settle, &secret, json!({"tokens_in": 50, "tokens_out": 5, "request_id": "req-1"}));
+    assert_error(&a, 409, "conflict");
+    // as plain usage, a reused request id is what `record` says it is: a duplicate, nothing
+    // recorded, and a warning that these numbers were not (the CLI exits 0 and warns)
+    for body in [
+        json!({"ai_type": "guardian", "tokens_in": 5, "tokens_out": 5, "request_id": "req-1"}),
+        json!({"ai_type": "imperium", "tokens_in": 7, "tokens_out": 5, "request_id": "req-1"}),
+    ] {
+        let a = post(&serve, "/v1/usage", &secret, body);
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(a.json["duplicate"], true, "{}", a.text);
+        assert_eq!((a.json["tokens_in"].clone(), a.json["tokens_out"].clone()), (json!(5), json!(5)));
+        assert!(a.json["warnings"][0].as_str().unwrap().contains("were not recorded"), "{}", a.text);
+    }
+
+    // a body over --max-body-bytes: 413
+    let big = json!({"ai_type": "imperium", "prompt": "word ".repeat(300), "max_tokens": 10});
+    assert!(big.to_string().len() > 1024);
+    assert_error(&post(&serve, "/v1/check", &secret, big.clone()), 413, "payload_too_large");
+    assert_error(&post(&serve, "/v1/reservations", &secret, big), 413, "payload_too_large");
+    // just under it is fine
+    let fits = json!({"ai_type": "imperium", "prompt": "word ".repeat(150), "max_tokens": 10});
+    assert!(fits.to_string().len() < 1024);
+    assert_eq!(post(&serve, "/v1/check", &secret, fits).status, 200);
+
+    // an unknown path: 404 in JSON; a known one with the wrong method: 405
+    assert_error(&get(&serve, "/v1/nothing", &secret), 404, "not_found");
+    assert_error(&call(&serve, "GET", "/nothing", None, None), 404, "not_found");
+    let a = get(&serve, "/v1/check", &secret);
+    assert_eq!(a.status, 405, "{}", a.text);
+    assert!(a.json["error"].is_string(), "{}", a.text);
+    let a = post(&serve, "/api/token-usage/limits", &secret, json!({}));
+    assert_eq!(a.status, 405, "{}", a.text);
+    assert!(a.json["error"].is_string(), "{}", a.text);
+
+    // nothing was written
+    assert_eq!(snapshot(&env), before);
+    // and the reservation is still there to settle
+    let a = post(&serve, &settle, &secret, json!({"tokens_in": 50, "tokens_out": 5}));
+    assert_eq!(a.status, 200, "{}", a.text);
+});
