@@ -22,7 +22,9 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
         ))
         .into());
     }
-    let db = Db::open_pool(url, args.connections).await?;
+    // a request waits at most this long for a database connection, then gets 503: fail
+    // closed, and fast, when the database is gone
+    let db = Db::open_pool_waiting(url, args.connections, Duration::from_secs(2)).await?;
     let clock = super::shared_clock(&db, clock).await?;
     let has_tokens = crate::ops::tokens::any_active(&db).await?;
     if !args.insecure_no_auth && !loopback && !has_tokens {

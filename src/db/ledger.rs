@@ -177,6 +177,14 @@ pub struct Reserved {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// One reservation asked for: `estimated` tokens of `ai_type`, held for `ttl` when allowed.
+#[derive(Debug, Clone)]
+pub struct ReserveAsk {
+    pub ai_type: String,
+    pub estimated: i64,
+    pub ttl: Duration,
+}
+
 /// Decides and, when allowed, holds `estimated` tokens against every limit, in one step.
 pub async fn reserve<S: Store>(
     s: &mut S,
@@ -185,43 +193,108 @@ pub async fn reserve<S: Store>(
     ttl: Duration,
     clock: &Clock,
 ) -> Result<Reserved> {
+    let ask = ReserveAsk {
+        ai_type: ai_type.to_string(),
+        estimated,
+        ttl,
+    };
+    let mut decided = reserve_batch(s, std::slice::from_ref(&ask), clock).await?;
+    Ok(decided.remove(0))
+}
+
+/// Decides `asks` in their order, as one at a time would, under one admission lock: the
+/// counters are read once (per AI type), each ask is decided against them by the pure rules
+/// and, when allowed, counted in them before the next is decided; then every hold and counter
+/// is written with a few set-based statements. One transaction and one commit for the lot is
+/// what lets `serve` admit more per second than one row can be updated one by one.
+pub async fn reserve_batch<S: Store>(
+    s: &mut S,
+    asks: &[ReserveAsk],
+    clock: &Clock,
+) -> Result<Vec<Reserved>> {
     let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
-    let (limits, global) = limits_for(s, ai_type).await?;
     let periods = clock.periods();
-    let caps = InFlightCaps {
-        ai_type: limits.max_concurrent,
-        global: global.max_concurrent,
-    };
-    let snap = snapshot(s, ai_type, &periods, clock.now, caps).await?;
-    let decision = decide(
-        ai_type, estimated, &limits, &global, &snap, &periods, clock.now,
-    );
-    if !decision.allowed {
-        return Ok(Reserved {
-            decision,
-            reservation_id: None,
-            expires_at: None,
-        });
+    let usage = month_usage(s, &periods.month).await?;
+    // per AI type in the batch: its limits and its counters (the total's inside each)
+    let mut seen: Vec<(String, Limits, GlobalLimits, Snapshot)> = Vec::new();
+    for ask in asks {
+        if seen.iter().any(|(a, ..)| *a == ask.ai_type) {
+            continue;
+        }
+        let (limits, global) = limits_for(s, &ask.ai_type).await?;
+        let caps = InFlightCaps {
+            ai_type: limits.max_concurrent,
+            global: global.max_concurrent,
+        };
+        let mut snap = s.snapshot(&ask.ai_type, &periods, clock.now, caps).await?;
+        for scope in Scope::CHECKED {
+            snap.usage_mut(&scope).month = usage.scope_counter(&scope, &ask.ai_type);
+        }
+        snap.month_closed = usage.closed.is_some();
+        snap.warnings = usage.warnings();
+        seen.push((ask.ai_type.clone(), limits, global, snap));
     }
-    let hold = Hold {
-        id: format!("rsv_{}", uuid::Uuid::new_v4().simple()),
-        ai_type: ai_type.to_string(),
-        estimated_tokens: estimated,
-        month: periods.month.clone(),
-        day: periods.day.clone(),
-        hour: periods.hour.clone(),
-    };
-    let expires_at = clock.now + ttl;
-    s.insert_hold(&hold, clock.now, expires_at).await?;
-    s.add_reserved(&hold, estimated, limits.monthly, clock.now)
-        .await?;
-    s.count_start(ai_type, &periods, clock.now).await?;
-    Ok(Reserved {
-        decision,
-        reservation_id: Some(hold.id),
-        expires_at: Some(expires_at),
-    })
+    let mut decided = Vec::with_capacity(asks.len());
+    let mut holds: Vec<(Hold, DateTime<Utc>)> = Vec::new();
+    for ask in asks {
+        let at = seen
+            .iter()
+            .position(|(a, ..)| *a == ask.ai_type)
+            .expect("every AI type was read");
+        let (_, limits, global, snap) = &seen[at];
+        let decision = decide(
+            &ask.ai_type, ask.estimated, limits, global, snap, &periods, clock.now,
+        );
+        if !decision.allowed {
+            decided.push(Reserved {
+                decision,
+                reservation_id: None,
+                expires_at: None,
+            });
+            continue;
+        }
+        let expires_at = clock.now + ask.ttl;
+        let global_cap = global.max_concurrent;
+        // the hold counts for its AI type, and for the total as every AI type sees it
+        for (ai_type, limits, _, snap) in &mut seen {
+            if *ai_type == ask.ai_type {
+                snap.count_hold(&Scope::AiType, ask.estimated, clock.now, expires_at, limits.max_concurrent);
+            }
+            snap.count_hold(&Scope::Global, ask.estimated, clock.now, expires_at, global_cap);
+        }
+        let hold = Hold {
+            id: format!("rsv_{}", uuid::Uuid::new_v4().simple()),
+            ai_type: ask.ai_type.clone(),
+            estimated_tokens: ask.estimated,
+            month: periods.month.clone(),
+            day: periods.day.clone(),
+            hour: periods.hour.clone(),
+        };
+        decided.push(Reserved {
+            decision,
+            reservation_id: Some(hold.id.clone()),
+            expires_at: Some(expires_at),
+        });
+        holds.push((hold, expires_at));
+    }
+    if holds.is_empty() {
+        return Ok(decided);
+    }
+    s.insert_holds(&holds, clock.now).await?;
+    for (ai_type, limits, ..) in &seen {
+        let mine: Vec<&Hold> = holds
+            .iter()
+            .map(|(h, _)| h)
+            .filter(|h| h.ai_type == *ai_type)
+            .collect();
+        let Some(first) = mine.first() else { continue };
+        let held = saturating_sum(mine.iter().map(|h| h.estimated_tokens));
+        s.add_reserved(first, held, limits.monthly, clock.now).await?;
+        s.count_start(ai_type, mine.len() as i64, &periods, clock.now)
+            .await?;
+    }
+    Ok(decided)
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -419,7 +492,7 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
     } else if closed.is_none() {
         // a request that ran without a reservation starts (and counts for rate limits) now;
         // a reserved one was counted when it was admitted
-        s.count_start(&input.ai_type, &periods, clock.now).await?;
+        s.count_start(&input.ai_type, 1, &periods, clock.now).await?;
     }
     let delta = UsageDelta {
         ai_type: &input.ai_type,

@@ -226,7 +226,17 @@ impl Db {
 
     /// `open` with up to `connections` connections, for operations that run at once.
     pub async fn open_pool(url: &DbUrl, connections: u32) -> Result<Db> {
-        let db = Db::connect_pool(url, connections).await?;
+        Db::open_pool_waiting(url, connections, CONNECT_TIMEOUT).await
+    }
+
+    /// `open_pool` whose operations wait at most `acquire_timeout` for a connection: a server
+    /// answers 503 that soon when its database is gone, instead of hanging.
+    pub async fn open_pool_waiting(
+        url: &DbUrl,
+        connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Db> {
+        let db = Db::connect_pool_waiting(url, connections, acquire_timeout).await?;
         if !db.is_up_to_date().await {
             db.migrate()
                 .await
@@ -267,6 +277,14 @@ impl Db {
     /// Connects a pool of up to `connections` (at least one is opened now, so a database that
     /// is not there fails here, named); migrations are not applied (see `open_pool`).
     pub async fn connect_pool(url: &DbUrl, connections: u32) -> Result<Db> {
+        Db::connect_pool_waiting(url, connections, CONNECT_TIMEOUT).await
+    }
+
+    async fn connect_pool_waiting(
+        url: &DbUrl,
+        connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Db> {
         let connections = connections.max(1);
         let place: Arc<str> = url.describe().into();
         let pool = match url {
@@ -338,7 +356,7 @@ impl Db {
                     // no ping before each transaction (a round trip each): a connection the
                     // server killed fails its next statement once, visibly, and is replaced
                     .test_before_acquire(false)
-                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .acquire_timeout(acquire_timeout)
                     .connect_lazy_with(opts.clone());
                 first_connection(&pool, &opts)
                     .await
@@ -722,11 +740,13 @@ pub trait Store {
         now: DateTime<Utc>,
         caps: InFlightCaps,
     ) -> Result<Snapshot>;
-    /// Counts a request start for the rate limits: the day and hour windows' `requests` and
-    /// the minute counter and last start of the AI type and of the total.
+    /// Counts `requests` request starts of one AI type for the rate limits: the day and hour
+    /// windows' `requests` and the minute counter and last start of the AI type and of the
+    /// total.
     async fn count_start(
         &mut self,
         ai_type: &str,
+        requests: i64,
         periods: &Periods,
         at: DateTime<Utc>,
     ) -> Result<()>;
@@ -742,11 +762,11 @@ pub trait Store {
         monthly_limit: i64,
         at: DateTime<Utc>,
     ) -> Result<()>;
-    async fn insert_hold(
+    /// Saves holds made at `created_at`, each with when it expires, in one statement.
+    async fn insert_holds(
         &mut self,
-        hold: &Hold,
+        holds: &[(Hold, DateTime<Utc>)],
         created_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
     ) -> Result<()>;
     async fn reservation(&mut self, id: &str) -> Result<Option<Reservation>>;
     async fn end_reservation(
@@ -913,17 +933,7 @@ pub struct InFlightCaps {
     pub global: Option<i64>,
 }
 
-/// (in flight, when a slot frees) from the earliest expiries of held reservations, fetched up
-/// to `limit + 1`.
-pub(crate) fn in_flight(expiries: &[DateTime<Utc>], limit: i64) -> (i64, Option<DateTime<Utc>>) {
-    let k = expiries.len() as i64;
-    let free_at = if k >= limit && limit >= 0 {
-        expiries.get((k - limit) as usize).copied()
-    } else {
-        None
-    };
-    (k, free_at)
-}
+pub(crate) use crate::domain::usage::in_flight;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AlertRow {

@@ -391,27 +391,44 @@ macro_rules! statements {
             rows.iter().map(hold).collect()
         }
 
-        async fn insert_hold(
+        async fn insert_holds(
             &mut self,
-            h: &Hold,
+            holds: &[(Hold, DateTime<Utc>)],
             created_at: DateTime<Utc>,
-            expires_at: DateTime<Utc>,
         ) -> Result<()> {
-            sqlx::query(
-                "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'held', $7, $8)",
-            )
-            .bind(&h.id)
-            .bind(&h.ai_type)
-            .bind(h.estimated_tokens)
-            .bind(&h.month)
-            .bind(&h.day)
-            .bind(&h.hour)
-            .bind(Stamp(created_at))
-            .bind(Stamp(expires_at))
-            .execute(&mut *self)
-            .await
-            .context("cannot save the reservation")?;
+            // a batch's holds in statements of at most 100 rows (800 parameters: under
+            // SQLite's and PostgreSQL's limits alike)
+            for chunk in holds.chunks(100) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let n = i * 8;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, 'held', ${}, ${})",
+                            n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
+                     VALUES {}",
+                    rows.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for (h, expires_at) in chunk {
+                    q = q
+                        .bind(&h.id)
+                        .bind(&h.ai_type)
+                        .bind(h.estimated_tokens)
+                        .bind(&h.month)
+                        .bind(&h.day)
+                        .bind(&h.hour)
+                        .bind(Stamp(created_at))
+                        .bind(Stamp(*expires_at));
+                }
+                q.execute(&mut *self)
+                    .await
+                    .context("cannot save the reservation")?;
+            }
             Ok(())
         }
 
@@ -837,27 +854,34 @@ macro_rules! statements {
             Ok(done.rows_affected())
         }
 
-        async fn count_start(&mut self, ai_type: &str, p: &Periods, at: DateTime<Utc>) -> Result<()> {
+        async fn count_start(
+            &mut self,
+            ai_type: &str,
+            requests: i64,
+            p: &Periods,
+            at: DateTime<Utc>,
+        ) -> Result<()> {
             sqlx::query(
                 "INSERT INTO token_usage_windows (ai_type, period, month_year, requests)
-                 VALUES ($1, $3, $5, 1), ($1, $4, $5, 1), ($2, $3, $5, 1), ($2, $4, $5, 1)
-                 ON CONFLICT (ai_type, period) DO UPDATE SET requests = token_usage_windows.requests + 1",
+                 VALUES ($1, $3, $5, $6), ($1, $4, $5, $6), ($2, $3, $5, $6), ($2, $4, $5, $6)
+                 ON CONFLICT (ai_type, period) DO UPDATE SET requests = token_usage_windows.requests + $6",
             )
             .bind(ai_type)
             .bind(GLOBAL_SCOPE)
             .bind(&p.day)
             .bind(&p.hour)
             .bind(&p.month)
+            .bind(requests)
             .execute(&mut *self)
             .await
             .context("cannot count the request")?;
             sqlx::query(
                 &format!(
                 "INSERT INTO token_request_starts (ai_type, last_start_at, minute, minute_requests)
-                 VALUES ($1, $3, $4, 1), ($2, $3, $4, 1)
+                 VALUES ($1, $3, $4, $5), ($2, $3, $4, $5)
                  ON CONFLICT (ai_type) DO UPDATE SET
                      minute_requests = CASE WHEN excluded.minute > token_request_starts.minute
-                                            THEN 1 ELSE token_request_starts.minute_requests + 1 END,
+                                            THEN $5 ELSE token_request_starts.minute_requests + $5 END,
                      minute = {GREATEST}(token_request_starts.minute, excluded.minute),
                      last_start_at = {GREATEST}(token_request_starts.last_start_at, excluded.last_start_at)"
             ),
@@ -866,6 +890,7 @@ macro_rules! statements {
             .bind(GLOBAL_SCOPE)
             .bind(Stamp(at))
             .bind(&p.minute)
+            .bind(requests)
             .execute(&mut *self)
             .await
             .context("cannot count the request")?;
@@ -1121,6 +1146,7 @@ macro_rules! statements {
                 let times: Vec<DateTime<Utc>> = times.iter().filter_map(|t| t.0).collect();
                 let rate = &mut snap.usage_mut(scope).rate;
                 (rate.in_flight, rate.slot_free_at) = in_flight(&times, limit);
+                snap.held_until.push(((*scope).clone(), times));
             }
             Ok(snap)
         }

@@ -45,6 +45,15 @@ impl Db {
         Ok(write_tx!(self, c => ledger::reserve(c, ai_type, estimated, ttl, clock).await?))
     }
 
+    /// Decides many reservations together, in one transaction (see `ledger::reserve_batch`).
+    pub async fn reserve_batch(
+        &self,
+        asks: &[ledger::ReserveAsk],
+        clock: &Clock,
+    ) -> Result<Vec<Reserved>> {
+        Ok(write_tx!(self, c => ledger::reserve_batch(c, asks, clock).await?))
+    }
+
     pub async fn release(&self, id: &str, clock: &Clock) -> Result<Released> {
         Ok(write_tx!(self, c => ledger::release(c, id, clock).await?))
     }

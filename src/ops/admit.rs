@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::OpResult;
-use crate::db::ledger::{RecordInput, Recorded, Released, Reserved};
+use crate::db::ledger::{RecordInput, Recorded, Released, ReserveAsk, Reserved};
 use crate::db::{Db, Reservation};
 use crate::domain::input::{AiType, Count, Tokens, Ttl};
 use crate::domain::number::thousands;
@@ -132,11 +132,22 @@ pub async fn check(db: &Db, clock: &Clock, req: &CheckRequest) -> OpResult<Decis
         .await?)
 }
 
+impl ReserveRequest {
+    /// What the ledger decides: the AI type, the estimate in tokens, the hold's length.
+    pub fn ask(&self) -> OpResult<ReserveAsk> {
+        Ok(ReserveAsk {
+            ai_type: self.ai_type.to_string(),
+            estimated: self.estimate.tokens()?,
+            ttl: chrono::Duration::from_std(self.ttl.get())
+                .map_err(|_| OpError::invalid("ttl is too long"))?,
+        })
+    }
+}
+
 pub async fn reserve(db: &Db, clock: &Clock, req: &ReserveRequest) -> OpResult<Reserved> {
-    let ttl = chrono::Duration::from_std(req.ttl.get())
-        .map_err(|_| OpError::invalid("ttl is too long"))?;
+    let ask = req.ask()?;
     Ok(db
-        .reserve(&req.ai_type, req.estimate.tokens()?, ttl, clock)
+        .reserve(&ask.ai_type, ask.estimated, ask.ttl, clock)
         .await?)
 }
 

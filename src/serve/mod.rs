@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod batch;
 mod metrics;
 mod reply;
 
@@ -67,6 +68,8 @@ pub struct Server(Arc<Inner>);
 
 struct Inner {
     db: Db,
+    /// reservations are decided in batches (group commit)
+    batcher: batch::Batcher,
     /// the agreed clock (zone, offset from the database's); each request reads it afresh
     clock: RwLock<Clock>,
     config: ServeConfig,
@@ -78,12 +81,32 @@ struct Inner {
 const CLOCK_RESYNC: Duration = Duration::from_secs(30);
 
 impl Server {
+    /// A server over `db`; its reservation batcher starts now (inside the runtime).
     pub fn new(db: Db, clock: Clock, config: ServeConfig) -> Server {
-        Server(Arc::new(Inner {
-            db,
-            clock: RwLock::new(clock),
-            config,
-            metrics: metrics::Metrics::new(),
+        Server(Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let for_clock = weak.clone();
+            let for_metrics = weak.clone();
+            let batcher = batch::Batcher::start(
+                db.clone(),
+                move || {
+                    for_clock
+                        .upgrade()
+                        .map(|inner| Server(inner).clock())
+                        .unwrap_or(clock)
+                },
+                move |size| {
+                    if let Some(inner) = for_metrics.upgrade() {
+                        inner.metrics.batch(size);
+                    }
+                },
+            );
+            Inner {
+                db,
+                batcher,
+                clock: RwLock::new(clock),
+                config,
+                metrics: metrics::Metrics::new(),
+            }
         }))
     }
 
@@ -107,10 +130,9 @@ impl Server {
     /// Decides and holds: the reservations of the moment decided together (group commit).
     pub async fn reserve(
         &self,
-        clock: &Clock,
         req: crate::ops::admit::ReserveRequest,
     ) -> crate::ops::OpResult<crate::db::ledger::Reserved> {
-        crate::ops::admit::reserve(&self.0.db, clock, &req).await
+        self.0.batcher.reserve(req.ask()?).await
     }
 
     /// Every route, with the layers every request passes through.
