@@ -287,7 +287,7 @@ async fn reserve(State(s): State<Server>, Body(body): Body<ReserveBody>) -> ApiR
         ttl,
     };
     let clock = s.clock();
-    let reserved = s.reserve(&clock, req).await?;
+    let reserved = s.reserve(req).await?;
     s.metrics().decided("reserve", reserved.decision.reason.as_str());
     Ok(admission(
         &reserved.decision,
