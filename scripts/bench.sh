@@ -13,7 +13,12 @@
 #   - (logs) `logs` pages (the first, one AI type's, the last 24 hours, one deep in the log)
 #     with 1,000 and with 10,000,000 rows in token_usage_logs;
 #   - (spread) `distribution` for a month with a full set of hourly rollups (8 AI types and the
-#     total, every hour of November) and 1,000 or 10,000,000 rows in token_usage_logs.
+#     total, every hour of November) and 1,000 or 10,000,000 rows in token_usage_logs;
+#   - (serve) reservations per second and p50/p99 latency through `tokenctl serve` with 16 and
+#     64 concurrent HTTP clients (benches/serve_load.rs), reserve + settle pairs too, the batch
+#     sizes its group commit saw, next to the hot-row ceiling (pgbench, 16 clients; on SQLite
+#     one process doing the same conditional UPDATE), the in-process path without batching and
+#     the CLI's process per reservation.
 # --against REV (with core): the same figures for the commit REV, built beside this one in a
 # temporary worktree, each run alternating the two binaries, with the ratio new/old.
 # PostgreSQL: TOKENCTL_BENCH_POSTGRES_URL (a server where CREATE DATABASE is allowed), default
@@ -25,8 +30,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --against) AGAINST=${2:?--against needs a commit}; shift ;;
-    core|prune|spread|logs|all) PART=$1 ;;
-    *) echo "usage: scripts/bench.sh [--quick] [--against REV] [core|prune|spread|logs|all]" >&2; exit 2 ;;
+    core|prune|spread|logs|serve|all) PART=$1 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--against REV] [core|prune|spread|logs|serve|all]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -35,7 +40,7 @@ for tool in python3 psql pgbench sqlite3; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed (apt-get install postgresql-client postgresql-contrib sqlite3 python3)" >&2; exit 1; }
 done
 cargo build --release --locked -q
-cargo bench --locked --no-run -q --bench reserve_throughput 2>/dev/null
+cargo bench --locked --no-run -q --bench reserve_throughput --bench serve_load 2>/dev/null
 BIN=$PWD/target/release/tokenctl
 WORK=$(mktemp -d /tmp/tokenctl-bench.XXXXXX)
 OLD= OLD_DIR=
@@ -129,31 +134,6 @@ m() { # variable, runs, command
 line() { # label, median, what to compare it with
   printf '%-9s %-28s %10s  %-26s%s\n' $backend "$1" "$2" "$3" "$AGAINST_COLS"
 }
-run_core() {
-RUNS=$([ $QUICK = 1 ] && echo 15 || echo 60)
-BIG=$([ $QUICK = 1 ] && echo 200000 || echo 1000000)
-printf '\n%-9s %-28s %10s\n' backend command "median ms"
-for backend in sqlite postgres; do
-  url=$([ $backend = sqlite ] && echo "$SQLITE" || echo "$PGURL")
-  export TOKENCTL_DATABASE_URL=$url
-  $BIN migrate >/dev/null
-  for a in 0 1 2 3 4 5 6 7; do $BIN record --ai-type agent-$a --tokens-in 100 --tokens-out 50 >/dev/null; done
-  seed_logs $backend "$url" 1000
-  m v $RUNS $BIN --version; line "--version" "$v" ""
-  m s1 $RUNS $BIN status; line "status (1k log rows)" "$s1" "($(python3 -c "print(f'{$s1/$v:.1f}')")x --version)"
-  m c1 $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500; line "check (1k log rows)" "$c1" "($(python3 -c "print(f'{$c1/$v:.1f}')")x --version)"
-  m r1 $RUNS $BIN record --ai-type agent-2 --tokens-in 1 --tokens-out 1 --model gpt-4o; line "record" "$r1" "($(python3 -c "print(f'{$r1/$v:.1f}')")x --version)"
-  seed_logs $backend "$url" $BIG
-  m s2 $RUNS $BIN status; line "status ($BIG log rows)" "$s2" "($(python3 -c "print(f'{$s2/$s1:.2f}')")x the 1k figure)"
-  m c2 $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500; line "check ($BIG log rows)" "$c2" "($(python3 -c "print(f'{$c2/$c1:.2f}')")x the 1k figure)"
-done
-
-# Reservations per second, 16 clients, PostgreSQL: each client a loop of `tokenctl reserve`
-# processes, each reservation released by the limit (none is ever denied for lack of room).
-export TOKENCTL_DATABASE_URL=$PGURL
-$BIN limits set --global --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --max-concurrent 0 --rpm 0 --rpd 0 >/dev/null
-$BIN limits set --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --rpm 0 --rpd 0 >/dev/null
-SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
 per_process() { # binaries: reservations/s of each, 16 clients each running `tokenctl reserve`
 # in a loop; with two binaries they take turns (four phases), so both see the same database
 python3 - "$SECS" "$@" <<'PY'
@@ -180,6 +160,31 @@ for _ in range(phases):
 print(" ".join(f"{done[b] / spent[b]:.0f}" for b in bins))
 PY
 }
+run_core() {
+RUNS=$([ $QUICK = 1 ] && echo 15 || echo 60)
+BIG=$([ $QUICK = 1 ] && echo 200000 || echo 1000000)
+printf '\n%-9s %-28s %10s\n' backend command "median ms"
+for backend in sqlite postgres; do
+  url=$([ $backend = sqlite ] && echo "$SQLITE" || echo "$PGURL")
+  export TOKENCTL_DATABASE_URL=$url
+  $BIN migrate >/dev/null
+  for a in 0 1 2 3 4 5 6 7; do $BIN record --ai-type agent-$a --tokens-in 100 --tokens-out 50 >/dev/null; done
+  seed_logs $backend "$url" 1000
+  m v $RUNS $BIN --version; line "--version" "$v" ""
+  m s1 $RUNS $BIN status; line "status (1k log rows)" "$s1" "($(python3 -c "print(f'{$s1/$v:.1f}')")x --version)"
+  m c1 $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500; line "check (1k log rows)" "$c1" "($(python3 -c "print(f'{$c1/$v:.1f}')")x --version)"
+  m r1 $RUNS $BIN record --ai-type agent-2 --tokens-in 1 --tokens-out 1 --model gpt-4o; line "record" "$r1" "($(python3 -c "print(f'{$r1/$v:.1f}')")x --version)"
+  seed_logs $backend "$url" $BIG
+  m s2 $RUNS $BIN status; line "status ($BIG log rows)" "$s2" "($(python3 -c "print(f'{$s2/$s1:.2f}')")x the 1k figure)"
+  m c2 $RUNS $BIN check --ai-type agent-1 --estimated-tokens 500; line "check ($BIG log rows)" "$c2" "($(python3 -c "print(f'{$c2/$c1:.2f}')")x the 1k figure)"
+done
+
+# Reservations per second, 16 clients, PostgreSQL: each client a loop of `tokenctl reserve`
+# processes, each reservation released by the limit (none is ever denied for lack of room).
+export TOKENCTL_DATABASE_URL=$PGURL
+$BIN limits set --global --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --max-concurrent 0 --rpm 0 --rpd 0 >/dev/null
+$BIN limits set --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --rpm 0 --rpd 0 >/dev/null
+SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
 in_process() { # this build's bench, or with `against` the other build's
   if [ "${1:-}" = against ]; then
     (cd "$OLD_DIR" && CARGO_TARGET_DIR=$OLD_TARGET cargo bench -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1)
@@ -380,10 +385,89 @@ run_logs() {
   done
 }
 
+# serve: one `tokenctl serve` per backend on a free port, limits that never deny, loaded by
+# benches/serve_load.rs (CLIENTS threads with keep-alive connections) for SECS each
+run_serve() {
+SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+load() { # base token clients mode
+  cargo bench --locked -q --bench serve_load -- "$1" "$2" "$3" "$SECS" "$4" 2>/dev/null | tail -n 1
+}
+batches() { # base token: "mean max" batch size seen since the server started
+  curl -s -H "Authorization: Bearer $2" "$1/metrics" | python3 -c '
+import sys
+s = c = 0.0; top = 0.0; last = 0
+for line in sys.stdin:
+    if line.startswith("tokenctl_admission_batch_size_sum"): s = float(line.split()[-1])
+    elif line.startswith("tokenctl_admission_batch_size_count"): c = float(line.split()[-1])
+    elif line.startswith("tokenctl_admission_batch_size_bucket"):
+        le = line.split("le=\"")[1].split("\"")[0]; n = float(line.split()[-1])
+        if n > last and le != "+Inf": top = float(le)
+        last = max(last, n)
+print(f"{s / c if c else 0:.1f} {top:.0f}")'
+}
+printf '\n%-9s %-52s %s\n' backend "admission through tokenctl serve" "figures"
+for backend in postgres sqlite; do
+  if [ $backend = postgres ]; then
+    psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS ${DB}_serve WITH (FORCE)" -c "CREATE DATABASE ${DB}_serve" >/dev/null
+    url="${ADMIN%/*}/${DB}_serve"
+    psql -q "$url" -c "CREATE TABLE bench_counter (id int PRIMARY KEY, used bigint NOT NULL, lim bigint NOT NULL)" -c "INSERT INTO bench_counter VALUES (1, 0, 9223372036854775000)" >/dev/null
+    echo 'UPDATE bench_counter SET used = used + 10 WHERE id = 1 AND used + 10 <= lim;' > "$WORK/update.sql"
+    CEIL=$(pgbench -n -c 16 -j 2 -T "$SECS" -f "$WORK/update.sql" "$url" 2>/dev/null | awk '/^tps/ {print int($3)}')
+    CEIL_WHAT="pgbench hot-row conditional UPDATE, 16 clients"
+  else
+    rm -f "$WORK"/serve.db*
+    url="sqlite://$WORK/serve.db"
+    CEIL=$(python3 - "$WORK/serve-ceiling.db" "$SECS" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=NORMAL")
+db.execute("CREATE TABLE IF NOT EXISTS c (id INTEGER PRIMARY KEY, used INTEGER, lim INTEGER)")
+db.execute("INSERT OR REPLACE INTO c VALUES (1, 0, 9223372036854775000)")
+n, end = 0, time.perf_counter() + float(sys.argv[2])
+start = time.perf_counter()
+while time.perf_counter() < end:
+    db.execute("BEGIN IMMEDIATE"); db.execute("UPDATE c SET used = used + 10 WHERE id = 1 AND used + 10 <= lim"); db.execute("COMMIT")
+    n += 1
+print(int(n / (time.perf_counter() - start)))
+PY
+)
+    CEIL_WHAT="one process: BEGIN IMMEDIATE; conditional UPDATE; COMMIT"
+  fi
+  export TOKENCTL_DATABASE_URL=$url
+  $BIN migrate >/dev/null
+  $BIN limits set --global --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --max-concurrent 0 --rpm 0 --rpd 0 >/dev/null
+  $BIN limits set --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --per-request 1000000 --rpm 0 --rpd 0 >/dev/null
+  TOKEN=$($BIN tokens create --name bench --scope admit 2>/dev/null)
+  PORT=$(free_port)
+  BASE=http://127.0.0.1:$PORT
+  $BIN serve --listen 127.0.0.1:$PORT --connections 16 2>/dev/null &
+  SERVE_PID=$!
+  LOAD_PIDS+=($SERVE_PID)
+  for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
+  ratio() { python3 -c "print(f'{$1/$CEIL:.2f}')"; }
+  printf '%-9s %-52s %s tps (the ceiling)\n' $backend "$CEIL_WHAT" "$CEIL"
+  for clients in 16 64; do
+    read -r rate p50 p99 denied < <(load "$BASE" "$TOKEN" $clients reserve)
+    printf '%-9s %-52s %s reservations/s (%sx the ceiling), p50 %s ms, p99 %s ms\n' $backend "serve: reserve, $clients HTTP clients" "$rate" "$(ratio "$rate")" "$p50" "$p99"
+  done
+  read -r rate p50 p99 denied < <(load "$BASE" "$TOKEN" 64 pair)
+  printf '%-9s %-52s %s pairs/s, p50 %s ms, p99 %s ms (each request)\n' $backend "serve: reserve + settle, 64 HTTP clients" "$rate" "$p50" "$p99"
+  read -r mean top < <(batches "$BASE" "$TOKEN")
+  printf '%-9s %-52s mean %s, largest bucket %s\n' $backend "serve: reservations decided per transaction" "$mean" "$top"
+  kill -TERM $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
+  LIB=$(cargo bench --locked -q --bench reserve_throughput -- "$url" "$SECS" 16 2>/dev/null | tail -n 1)
+  printf '%-9s %-52s %s reservations/s (%sx the ceiling)\n' $backend "in-process, one transaction each, 16 tasks" "$LIB" "$(ratio "$LIB")"
+  CLI=$(per_process "$BIN")
+  printf '%-9s %-52s %s reservations/s (%sx the ceiling)\n' $backend "tokenctl reserve, a process each, 16 clients" "$CLI" "$(ratio "$CLI")"
+done
+}
+
 case $PART in
   core) run_core ;;
   logs) run_logs ;;
   prune) run_prune ;;
   spread) run_spread ;;
-  all) run_core; run_prune; run_spread; run_logs ;;
+  serve) run_serve ;;
+  all) run_core; run_prune; run_spread; run_logs; run_serve ;;
 esac
