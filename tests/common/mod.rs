@@ -375,6 +375,16 @@ impl Cluster {
         );
     }
 
+    /// Stops the server at once (as a crash or a killed host would), keeping its data.
+    pub fn stop(&self) {
+        run_ok(
+            self.tool("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"]),
+        );
+    }
+
     pub fn create_database(&self, name: &str) {
         pg_admin_at(&self.url("postgres"), &format!("CREATE DATABASE {name}"));
     }
