@@ -480,3 +480,182 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
     let a = post(&serve, &settle, &secret, json!({"tokens_in": 50, "tokens_out": 5}));
     assert_eq!(a.status, 200, "{}", a.text);
 });
+
+const READ_PATHS: &[&str] = &[
+    "/api/token-usage/monthly",
+    "/api/token-usage/monthly/imperium",
+    "/api/token-usage/summary",
+    "/api/token-usage/limits",
+    "/api/token-usage/alerts",
+    "/api/token-usage/alerts?active=true",
+    "/api/token-usage/status/imperium",
+    "/api/token-usage/distribution",
+    "/metrics",
+];
+
+/// Each admit endpoint with a body that succeeds (a fresh reservation for the ones that name
+/// one): the status it answers with.
+fn admit_calls(serve: &Serve, secret: Option<&str>, hold: &str) -> Vec<(String, Answer)> {
+    let body = json!({"ai_type": "imperium", "estimated_tokens": 10});
+    let usage = json!({"ai_type": "imperium", "tokens_in": 1, "tokens_out": 1});
+    let settle = json!({"tokens_in": 1, "tokens_out": 1});
+    [
+        ("/v1/check".to_string(), body.clone()),
+        ("/v1/reservations".to_string(), body),
+        (format!("/v1/reservations/{hold}/settle"), settle),
+        (format!("/v1/reservations/{hold}/release"), json!({})),
+        ("/v1/usage".to_string(), usage),
+    ]
+    .into_iter()
+    .map(|(path, body)| {
+        let a = call(serve, "POST", &path, secret, Some(&body));
+        (path, a)
+    })
+    .collect()
+}
+
+fn hold(serve: &Serve, secret: &str) -> String {
+    let a = post(serve, "/v1/reservations", secret, json!({"ai_type": "imperium", "estimated_tokens": 10}));
+    assert_eq!(a.status, 201, "{}", a.text);
+    a.json["reservation_id"].as_str().unwrap().to_string()
+}
+
+#[track_caller]
+fn assert_401(a: &Answer) {
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert_eq!(a.header("www-authenticate"), Some("Bearer"), "{:?}", a.headers);
+    assert!(a.json["error"].is_string(), "{}", a.text);
+}
+
+both!(tokens_and_scopes_decide_who_may_call_what, |env| {
+    open_global_limits(&env);
+    env.record("imperium", 10, 10);
+    let read = token(&env, "grafana", "read");
+    let admit = token(&env, "backend", "admit");
+    let admin = token(&env, "ops", "admin");
+    let doomed = token(&env, "old-backend", "admit");
+    for s in [&read, &admit, &admin, &doomed] {
+        assert!(s.starts_with("tkc_") && s.len() > 40, "{s}");
+    }
+    let serve = Serve::start(&env, &[]);
+    let before = snapshot(&env);
+
+    // no token, an unknown one, a malformed header: 401 with WWW-Authenticate, everywhere
+    let unknown = format!("tkc_{}", "0".repeat(64));
+    for secret in [None, Some(unknown.as_str()), Some("nonsense"), Some("")] {
+        for path in READ_PATHS {
+            assert_401(&call(&serve, "GET", path, secret, None));
+        }
+        for (_, a) in admit_calls(&serve, secret, "rsv_x") {
+            assert_401(&a);
+        }
+    }
+    let a = ureq::get(&serve.url("/api/token-usage/limits"))
+        .set("Authorization", &format!("Basic {admit}"))
+        .call();
+    assert!(matches!(a, Err(ureq::Error::Status(401, _))), "{a:?}");
+    assert_eq!(snapshot(&env), before, "a refused request wrote something");
+
+    // read: the reports, not admission (403: the token is known, its scope too small)
+    for path in READ_PATHS {
+        assert_eq!(get(&serve, path, &read).status, 200, "{path}");
+    }
+    for (path, a) in admit_calls(&serve, Some(&read), &hold(&serve, &admit)) {
+        assert_eq!(a.status, 403, "{path}: {}", a.text);
+        assert!(a.json["error"].as_str().unwrap().contains("scope read"), "{}", a.text);
+        assert_eq!(a.header("www-authenticate"), None);
+    }
+    // admit and admin: both
+    for secret in [&admit, &admin] {
+        for path in READ_PATHS {
+            assert_eq!(get(&serve, path, secret).status, 200, "{path}");
+        }
+        let statuses: Vec<u16> = admit_calls(&serve, Some(secret), &hold(&serve, secret))
+            .iter()
+            .map(|(_, a)| a.status)
+            .collect();
+        assert_eq!(statuses, [200, 201, 200, 200, 201]);
+    }
+
+    // the open endpoints need nothing
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        let a = call(&serve, "GET", path, None, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+        assert!(a.json.is_object(), "{path}: {}", a.text);
+    }
+    let doc = call(&serve, "GET", "/openapi.json", None, None).json;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    for path in ["/api/token-usage/monthly", "/v1/reservations/{id}/settle", "/v1/usage", "/metrics", "/readyz"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from /openapi.json");
+    }
+
+    // a token revoked while the server runs: 401 from then on; the others still pass
+    assert_eq!(post(&serve, "/v1/check", &doomed, json!({"ai_type": "imperium", "estimated_tokens": 1})).status, 200);
+    let (stdout, _) = env.expect(0, &["tokens", "revoke", "--name", "old-backend"]);
+    assert!(stdout.contains("old-backend"), "{stdout}");
+    assert_401(&post(&serve, "/v1/check", &doomed, json!({"ai_type": "imperium", "estimated_tokens": 1})));
+    assert_401(&get(&serve, "/api/token-usage/limits", &doomed));
+    assert_eq!(post(&serve, "/v1/check", &admit, json!({"ai_type": "imperium", "estimated_tokens": 1})).status, 200);
+    // its name may be given to a new token; the old secret stays refused
+    let renewed = token(&env, "old-backend", "read");
+    assert_eq!(get(&serve, "/api/token-usage/limits", &renewed).status, 200);
+    assert_401(&get(&serve, "/api/token-usage/limits", &doomed));
+
+    // tokens list: names, scopes, dates; never a secret (nor its hash)
+    let secrets = [&read, &admit, &admin, &doomed, &renewed];
+    for args in [&["tokens", "list", "--json"][..], &["tokens", "list", "--all", "--json"], &["tokens", "list", "--all"]] {
+        let (stdout, stderr) = env.expect(0, args);
+        for s in secrets {
+            assert!(!stdout.contains(s.as_str()) && !stderr.contains(s.as_str()), "{args:?} shows a secret");
+            assert!(!stdout.contains(&sha256_hex(s)), "{args:?} shows a secret's hash");
+        }
+        assert!(!stdout.contains("tkc_"), "{stdout}");
+    }
+    let list = env.json(&["tokens", "list"]);
+    let names: Vec<(&str, &str)> = list["tokens"].as_array().unwrap().iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["scope"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names.len(), 4, "{list}");
+    for want in [("grafana", "read"), ("backend", "admit"), ("ops", "admin"), ("old-backend", "read")] {
+        assert!(names.contains(&want), "{want:?} not in {list}");
+    }
+    for t in list["tokens"].as_array().unwrap() {
+        let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["created_at", "name", "revoked_at", "scope"], "{t}");
+    }
+    let all = env.json(&["tokens", "list", "--all"]);
+    let revoked: Vec<&Value> = all["tokens"].as_array().unwrap().iter().filter(|t| !t["revoked_at"].is_null()).collect();
+    assert_eq!(revoked.len(), 1, "{all}");
+    assert_eq!(revoked[0]["name"], "old-backend");
+    assert_eq!(revoked[0]["scope"], "admit");
+
+    // tokens create --json: the secret once, with its name, scope and time
+    let created = env.json(&["tokens", "create", "--name", "ci", "--scope", "read"]);
+    assert_eq!(created["name"], "ci");
+    assert_eq!(created["scope"], "read");
+    assert_eq!(created["created_at"], "2026-11-23T10:15:00Z");
+    assert_eq!(get(&serve, "/api/token-usage/limits", created["token"].as_str().unwrap()).status, 200);
+
+    // a name taken, an unknown one, a bad scope or name: exit 2, one line on stderr, nothing written
+    let tokens_before = env.scalar("SELECT COUNT(*) FROM tokenctl_api_tokens");
+    for args in [
+        &["tokens", "create", "--name", "backend", "--scope", "read"][..],
+        &["tokens", "create", "--name", "backend", "--scope", "admin", "--json"],
+        &["tokens", "revoke", "--name", "nobody"],
+        &["tokens", "revoke", "--name", "old-backend-2"],
+        &["tokens", "create", "--name", "two words", "--scope", "read"],
+        &["tokens", "create", "--name", "x", "--scope", "root"],
+    ] {
+        let (stdout, stderr) = env.expect(2, args);
+        assert_eq!(stdout, "", "{args:?}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM tokenctl_api_tokens"), tokens_before);
+    assert_eq!(get(&serve, "/api/token-usage/limits", &admit).status, 200, "a refused create changed 'backend'");
+});
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
