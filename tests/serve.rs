@@ -659,3 +659,74 @@ fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
+
+/// Runs `tokenctl args` expected to exit on its own within 30 s (killed, and failed, if not):
+/// (exit code, stdout, stderr).
+fn run_bounded(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = common::spawn(env, args);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    (status.and_then(|s| s.code()), text(&out.stdout), text(&out.stderr))
+}
+
+both!(serve_refuses_to_listen_beyond_loopback_without_auth, |env| {
+    // --insecure-no-auth beyond loopback: refused, token or not
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let (code, stdout, stderr) = run_bounded(&env, &["serve", "--listen", listen, "--insecure-no-auth"]);
+        assert_eq!(code, Some(2), "{listen}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("--insecure-no-auth") && stderr.contains("loopback"), "{stderr}");
+    }
+    // beyond loopback with no token: every request would be refused, so it does not start
+    let (code, stdout, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("tokens create"), "{stderr}");
+    // a revoked token is no token
+    token(&env, "gone", "admit");
+    env.ok(&["tokens", "revoke", "--name", "gone"]);
+    let (code, _, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    token(&env, "backend", "admit");
+    let (code, _, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0", "--insecure-no-auth"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // bad flag values: exit 2, before listening
+    for extra in [&["--max-body-bytes", "10"][..], &["--log-format", "xml"], &["--listen", "localhost"]] {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(extra);
+        let (code, _, stderr) = run_bounded(&env, &args);
+        assert_eq!(code, Some(2), "{extra:?}: {stderr}");
+    }
+});
+
+both!(insecure_no_auth_on_loopback_opens_every_endpoint, |env| {
+    open_global_limits(&env);
+    env.record("imperium", 10, 10);
+    let serve = Serve::start(&env, &["--insecure-no-auth"]);
+    assert!(serve.log_text().contains("no auth"), "{}", serve.log_text());
+    for path in READ_PATHS.iter().chain(&["/healthz", "/readyz", "/openapi.json"]) {
+        let a = call(&serve, "GET", path, None, None);
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+    }
+    let h = post(&serve, "/v1/reservations", "ignored", json!({"ai_type": "imperium", "estimated_tokens": 10}));
+    assert_eq!(h.status, 201, "{}", h.text);
+    let statuses: Vec<u16> = admit_calls(&serve, None, h.json["reservation_id"].as_str().unwrap())
+        .iter()
+        .map(|(_, a)| a.status)
+        .collect();
+    assert_eq!(statuses, [200, 201, 200, 200, 201]);
+});
