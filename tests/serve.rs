@@ -730,3 +730,127 @@ both!(insecure_no_auth_on_loopback_opens_every_endpoint, |env| {
         .collect();
     assert_eq!(statuses, [200, 201, 200, 200, 201]);
 });
+
+/// This test's database URL with a password in it (PostgreSQL; the test server trusts
+/// 127.0.0.1, so a password it does not need is simply not checked), and the password; a
+/// URL that has one already keeps it. SQLite URLs have none.
+fn url_with_password(env: &Env) -> (String, Option<String>) {
+    if env.backend == Backend::Sqlite {
+        return (env.url.clone(), None);
+    }
+    let (scheme, rest) = env.url.split_once("://").unwrap();
+    let (userinfo, host) = rest.split_once('@').expect("a user in the PostgreSQL URL");
+    match userinfo.split_once(':') {
+        Some((_, pw)) => (env.url.clone(), Some(pw.to_string())),
+        None => {
+            let pw = "Pw-never-logged-7Q2";
+            (format!("{scheme}://{userinfo}:{pw}@{host}"), Some(pw.to_string()))
+        }
+    }
+}
+
+/// Requests of every outcome, made with `secret`; what the access log must show for each
+/// (method, path, status, reason).
+fn requests_of_every_kind(serve: &Serve, secret: &str) -> Vec<(&'static str, &'static str, u16, &'static str)> {
+    let wrong = format!("{secret}x");
+    let calls: Vec<(&str, &str, Option<&str>, Option<Value>, u16, &str)> = vec![
+        ("GET", "/api/token-usage/limits", Some(secret), None, 200, "-"),
+        ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 10})), 200, "ok"),
+        ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 5000})), 403, "request_limit_exceeded"),
+        ("POST", "/v1/reservations", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 10})), 201, "ok"),
+        ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": -1})), 400, "invalid_input"),
+        ("GET", "/api/token-usage/summary", None, None, 401, "invalid_input"),
+        ("GET", "/api/token-usage/summary", Some(&wrong), None, 401, "invalid_input"),
+        ("GET", "/no/such/path", Some(secret), None, 404, "not_found"),
+        ("POST", "/v1/reservations/rsv_nope/release", Some(secret), None, 404, "not_found"),
+        ("GET", "/readyz", None, None, 200, "-"),
+    ];
+    calls
+        .into_iter()
+        .map(|(method, path, token, body, status, reason)| {
+            let a = call(serve, method, path, token, body.as_ref());
+            assert_eq!(a.status, status, "{method} {path}: {}", a.text);
+            (method, path, status, reason)
+        })
+        .collect()
+}
+
+/// The access log's lines for requests other than the readiness probe's /healthz.
+fn request_lines(serve: &Serve) -> Vec<String> {
+    serve
+        .log_text()
+        .lines()
+        .filter(|l| !l.contains("/healthz"))
+        .map(str::to_string)
+        .collect()
+}
+
+both!(the_access_log_has_one_line_per_request_and_no_secret, |env| {
+    let (url, password) = url_with_password(&env);
+    let secret = token(&env, "backend", "admit");
+    let adjust = |c: &mut std::process::Command| {
+        c.env("TOKENCTL_DATABASE_URL", &url);
+    };
+
+    // text: time, method, path, status, latency, reason, the token's name
+    let serve = Serve::start_with(&env, &[], adjust);
+    let expected = requests_of_every_kind(&serve, &secret);
+    let lines: Vec<String> = request_lines(&serve)
+        .into_iter()
+        .filter(|l| !l.starts_with("tokenctl serve:"))
+        .collect();
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    for (line, (method, path, status, reason)) in lines.iter().zip(&expected) {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 7, "{line}");
+        assert!(chrono::DateTime::parse_from_rfc3339(f[0]).is_ok(), "{line}");
+        assert_eq!((f[1], f[2], f[3]), (*method, *path, status.to_string().as_str()), "{line}");
+        let ms = f[4].strip_suffix("ms").unwrap_or_else(|| panic!("no latency: {line}"));
+        assert!(ms.parse::<f64>().unwrap() >= 0.0, "{line}");
+        assert_eq!(f[5], format!("reason={reason}"), "{line}");
+        // no route, no token check: an unknown path names no caller
+        let who = if *status == 401 || ["/readyz", "/no/such/path"].contains(path) { "-" } else { "backend" };
+        assert_eq!(f[6], format!("token={who}"), "{line}");
+    }
+    drop(serve);
+
+    // json: one object per line, every line
+    let serve = Serve::start_with(&env, &["--log-format", "json"], adjust);
+    let expected = requests_of_every_kind(&serve, &secret);
+    let mut serve = serve;
+    assert_eq!(serve.terminate(std::time::Duration::from_secs(20)), Some(0));
+    let text = serve.log_text();
+    let objects: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}")))
+        .collect();
+    assert!(objects.iter().all(Value::is_object), "{text}");
+    let requests: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o.get("method").is_some() && o["path"] != "/healthz")
+        .collect();
+    assert_eq!(requests.len(), expected.len(), "{text}");
+    for (o, (method, path, status, reason)) in requests.iter().zip(&expected) {
+        assert_eq!(o["method"], *method, "{o}");
+        assert_eq!(o["path"], *path, "{o}");
+        assert_eq!(o["status"], *status, "{o}");
+        assert_eq!(o["reason"], *reason, "{o}");
+        assert!(o["latency_ms"].as_f64().unwrap() >= 0.0, "{o}");
+        assert!(chrono::DateTime::parse_from_rfc3339(o["at"].as_str().unwrap()).is_ok(), "{o}");
+    }
+
+    // neither the secret (nor the wrong one sent) nor the database password ever appears
+    let all_logs: String = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(all_logs.lines().count() >= 2 * expected.len(), "{all_logs}");
+    assert!(!all_logs.contains(&secret), "the secret is in the log:\n{all_logs}");
+    assert!(!all_logs.contains(&secret[4..20]), "part of the secret is in the log:\n{all_logs}");
+    assert!(!all_logs.contains(&sha256_hex(&secret)), "{all_logs}");
+    if let Some(pw) = password {
+        assert!(!all_logs.contains(&pw), "the database password is in the log:\n{all_logs}");
+    }
+});

@@ -10,7 +10,7 @@ use crate::cli::ServeArgs;
 use crate::db::{Db, DbUrl};
 use crate::domain::Clock;
 use crate::error::OpError;
-use crate::serve::{is_loopback, Auth, ServeConfig, Server};
+use crate::serve::{is_loopback, Auth, LogFormat, ServeConfig, Server};
 
 pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode> {
     let loopback = is_loopback(&args.listen);
@@ -44,14 +44,18 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
     } else {
         Auth::Tokens
     };
-    eprintln!(
-        "tokenctl serve: listening on http://{addr} ({})",
-        match (auth, has_tokens) {
-            (Auth::Open, _) => "no auth: every endpoint open to this host",
-            (Auth::Tokens, true) => "Authorization: Bearer TOKEN",
-            (Auth::Tokens, false) =>
-                "no token exists yet: every request but /healthz, /readyz and /openapi.json gets 401 until one is created",
-        }
+    notice(
+        args.log_format,
+        "listening",
+        &format!(
+            "listening on http://{addr} ({})",
+            match (auth, has_tokens) {
+                (Auth::Open, _) => "no auth: every endpoint open to this host",
+                (Auth::Tokens, true) => "Authorization: Bearer TOKEN",
+                (Auth::Tokens, false) =>
+                    "no token exists yet: every request but /healthz, /readyz and /openapi.json gets 401 until one is created",
+            }
+        ),
     );
     let config = ServeConfig {
         auth,
@@ -61,15 +65,32 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         local_zone: super::local_zone(),
     };
+    let format = args.log_format;
     Server::new(db, clock, config)
-        .run(listener, shutdown_signal())
+        .run(listener, shutdown_signal(format))
         .await?;
-    eprintln!("tokenctl serve: stopped");
+    notice(format, "stopped", "stopped");
     Ok(ExitCode::SUCCESS)
 }
 
+/// A line about the server itself on stderr, in the access log's format: with
+/// `--log-format json` every line is one JSON object, for log shippers.
+fn notice(format: LogFormat, event: &str, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("tokenctl serve: {message}"),
+        LogFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "event": event,
+                "message": message,
+            })
+        ),
+    }
+}
+
 /// SIGTERM (service managers) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+async fn shutdown_signal(format: LogFormat) {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -88,5 +109,9 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    eprintln!("tokenctl serve: stopping: no new connections; finishing the requests in flight");
+    notice(
+        format,
+        "stopping",
+        "stopping: no new connections; finishing the requests in flight",
+    );
 }
