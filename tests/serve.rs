@@ -854,3 +854,136 @@ both!(the_access_log_has_one_line_per_request_and_no_secret, |env| {
         assert!(!all_logs.contains(&pw), "the database password is in the log:\n{all_logs}");
     }
 });
+
+/// A raw HTTP/1.1 POST whose body arrives in two parts: `first` is sent with the headers,
+/// `rest` only when `go` says; then the whole answer is read. The request is in flight (its
+/// headers read, its body awaited) for as long as the test wants.
+struct SlowPost {
+    stream: std::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl SlowPost {
+    fn start(port: u16, path: &str, secret: &str, body: &Value) -> SlowPost {
+        use std::io::Write;
+        let body = body.to_string().into_bytes();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {secret}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let half = body.len() / 2;
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body[..half]).unwrap();
+        stream.flush().unwrap();
+        SlowPost {
+            stream,
+            rest: body[half..].to_vec(),
+        }
+    }
+
+    /// Sends the rest of the body and reads the answer to its end: (status, body as JSON).
+    /// A connection reset or an answer cut short panics.
+    fn finish(mut self) -> (u16, Value) {
+        use std::io::{Read, Write};
+        self.stream.write_all(&self.rest).unwrap();
+        self.stream.flush().unwrap();
+        let mut raw = Vec::new();
+        self.stream
+            .read_to_end(&mut raw)
+            .unwrap_or_else(|e| panic!("the answer was cut: {e}"));
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+        let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no content-length: {head}"));
+        assert_eq!(body.len(), length, "an answer cut short: {text:?}");
+        (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    }
+}
+
+both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
+    open_global_limits(&env);
+    let secret = token(&env, "backend", "admit");
+    let mut serve = Serve::start(&env, &["--shutdown-grace", "30"]);
+    let port = serve.port;
+    // eight reservations in flight: their headers sent, half their bodies
+    let in_flight: Vec<SlowPost> = (0..8)
+        .map(|n| {
+            let ai = if n % 2 == 0 { "imperium" } else { "guardian" };
+            SlowPost::start(port, "/v1/reservations", &secret,
+                &json!({"ai_type": ai, "estimated_tokens": 100 + n, "ttl_seconds": 3600}))
+        })
+        .collect();
+    // a few plain requests keep it busy meanwhile
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            let secret = secret.clone();
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    let r = ureq::post(&format!("http://127.0.0.1:{port}/v1/check"))
+                        .set("Authorization", &format!("Bearer {secret}"))
+                        .set("Content-Type", "application/json")
+                        .send_string(r#"{"ai_type": "imperium", "estimated_tokens": 10}"#);
+                    match r {
+                        Ok(r) => assert_eq!(r.status(), 200),
+                        // once it stops listening, new connections are refused: never a
+                        // request cut in the middle (ureq retries a stale pooled connection)
+                        Err(ureq::Error::Transport(t)) => {
+                            assert_eq!(t.kind(), ureq::ErrorKind::ConnectionFailed, "{t}");
+                            return;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    // give the server a moment to read the headers: then the requests are in flight
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(serve.child.try_wait().unwrap(), None, "serve exited with requests in flight");
+    // the rest of each body: every request gets its whole answer
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = in_flight.into_iter().map(|p| s.spawn(move || p.finish())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for h in busy {
+        h.join().unwrap();
+    }
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+        assert!(body["reservation_id"].as_str().unwrap().starts_with("rsv_"), "{body}");
+    }
+    assert_eq!(serve.terminate(std::time::Duration::from_secs(30)), Some(0), "{}", serve.log_text());
+    let log = serve.log_text();
+    assert!(log.contains("stopping") && log.contains("stopped"), "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains("POST /v1/reservations 201")).count(), 8, "{log}");
+
+    // every hold written whole: the counters say what the rows say
+    let held = env.scalar("SELECT CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) FROM token_reservations WHERE state = 'held'");
+    let want: i64 = (0..8).map(|n| 100 + n).sum();
+    assert_eq!(held, want);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations"), 8);
+    let status = env.json(&["status"]);
+    assert_eq!(i(&status["global"]["reserved_tokens"]), want, "{status}");
+    let per_ai: i64 = status["ai_types"].as_array().unwrap().iter().map(|a| i(&a["reserved_tokens"])).sum();
+    assert_eq!(per_ai, want, "{status}");
+    for ai in ["imperium", "guardian"] {
+        let rows = env.scalar(&format!(
+            "SELECT CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) FROM token_reservations WHERE state = 'held' AND ai_type = '{ai}'"));
+        assert_eq!(i(&env.status_of(ai)["reserved_tokens"]), rows, "{ai}");
+    }
+});
