@@ -987,3 +987,132 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
         assert_eq!(i(&env.status_of(ai)["reserved_tokens"]), rows, "{ai}");
     }
 });
+
+/// Limits under which only imperium's tokens bind: 10,000 a month (and day, and hour), no
+/// rates, no cooldown, no concurrency limit.
+fn only_tokens_bind(env: &Env) {
+    open_global_limits(env);
+    env.ok(&[
+        "limits", "set", "--ai-type", "imperium", "--monthly", "10000", "--per-request", "1000",
+        "--daily", "10000", "--hourly", "10000", "--rpm", "0", "--rpd", "0", "--cooldown", "0",
+    ]);
+}
+
+const LIMIT: i64 = 10_000;
+const ASK: i64 = 150;
+
+/// 64 threads, each reserving ASK tokens twice at once (over the servers in turn), then all
+/// the holds settled at once with 120 tokens each, then every thread reserving and settling
+/// (with 100 to 150 tokens) until the month is spent. Never more admitted than the limit;
+/// the total in the end is exactly what the settles recorded.
+fn sixty_four_reservers(env: &Env, serves: &[&Serve], secret: &str) {
+    use std::sync::{Arc, Barrier};
+    const THREADS: usize = 64;
+    let reserve = |serve: &Serve| {
+        let a = post(serve, "/v1/reservations", secret, json!({"ai_type": "imperium", "estimated_tokens": ASK}));
+        match a.status {
+            201 => Some(a.json["reservation_id"].as_str().unwrap().to_string()),
+            // the month spent, or at its 98% emergency threshold
+            403 => {
+                let reason = a.json["reason"].as_str().unwrap();
+                assert!(["monthly_limit_exceeded", "emergency_shutdown"].contains(&reason), "{}", a.text);
+                None
+            }
+            _ => panic!("{}: {}", a.status, a.text),
+        }
+    };
+    let settle = |serve: &Serve, id: &str, tokens: i64| {
+        let a = post(serve, &format!("/v1/reservations/{id}/settle"), secret,
+            json!({"tokens_in": tokens - 20, "tokens_out": 20}));
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(a.json["duplicate"], false, "{}", a.text);
+        assert_eq!(a.json["reservation_was"], "held", "{}", a.text);
+    };
+
+    // all at once: the holds never add up to more than the limit
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let held: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let barrier = barrier.clone();
+                s.spawn(move || {
+                    let serve = serves[t % serves.len()];
+                    barrier.wait();
+                    (0..2).filter_map(|_| reserve(serve)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let admitted = held.len() as i64;
+    assert!(admitted * ASK <= LIMIT, "{admitted} holds of {ASK} admitted under {LIMIT}");
+    // one at a time would admit exactly as many: deciding together loses no room either
+    assert_eq!(admitted, LIMIT / ASK);
+    assert_eq!(i(&env.status_of("imperium")["reserved_tokens"]), admitted * ASK);
+    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) FROM token_reservations WHERE state = 'held'"), admitted * ASK);
+
+    // all settled at once, for less than they held
+    std::thread::scope(|s| {
+        for (n, id) in held.iter().enumerate() {
+            s.spawn(move || settle(serves[n % serves.len()], id, 120));
+        }
+    });
+    let after = env.status_of("imperium");
+    assert_eq!(i(&after["total_tokens"]), admitted * 120, "{after}");
+    assert_eq!(i(&after["reserved_tokens"]), 0, "{after}");
+    assert_eq!(i(&after["request_count"]), admitted, "{after}");
+
+    // reserve and settle until the month is spent: the room the settles gave back is used,
+    // never more
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let settled: i64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let barrier = barrier.clone();
+                s.spawn(move || {
+                    let serve = serves[t % serves.len()];
+                    barrier.wait();
+                    let mut sum = 0;
+                    let mut n = 0;
+                    while let Some(id) = reserve(serve) {
+                        let tokens = 100 + ((t as i64 * 7 + n) % 51);
+                        settle(serve, &id, tokens);
+                        sum += tokens;
+                        n += 1;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let end = env.status_of("imperium");
+    let total = i(&end["total_tokens"]);
+    assert_eq!(total, admitted * 120 + settled, "{end}");
+    assert!(total <= LIMIT, "{end}");
+    // the last denial came when no other hold was left (every other thread had had its
+    // last one): at or above the emergency threshold, or with no room for one more
+    assert!(total >= LIMIT * 98 / 100, "{end}");
+    env.json_code(3, &["check", "--ai-type", "imperium", "--estimated-tokens", &ASK.to_string()]);
+    assert_eq!(i(&end["reserved_tokens"]), 0, "{end}");
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 0);
+    let logged = env.scalar("SELECT CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT) FROM token_usage_logs WHERE ai_type = 'imperium'");
+    assert_eq!(logged, total);
+}
+
+both!(sixty_four_concurrent_reservers_never_pass_the_limit, |env| {
+    only_tokens_bind(&env);
+    let secret = token(&env, "backend", "admit");
+    let serve = Serve::start(&env, &[]);
+    sixty_four_reservers(&env, &[&serve], &secret);
+});
+
+#[test]
+fn two_servers_on_one_postgres_database_never_pass_the_limit() {
+    let env = Env::new(Backend::Postgres);
+    only_tokens_bind(&env);
+    let secret = token(&env, "backend", "admit");
+    let a = Serve::start(&env, &[]);
+    let b = Serve::start(&env, &[]);
+    sixty_four_reservers(&env, &[&a, &b], &secret);
+}
