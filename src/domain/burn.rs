@@ -57,9 +57,11 @@ pub fn burn(
     let hours_left = ((periods.month_end - now).num_seconds().max(0)) as f64 / 3600.0;
     let projected = used.saturating_add((rate * hours_left).round() as i64);
     let exhaustion = if rate > 0.0 && used < limit {
+        // a huge limit at a slow rate is reached past any date there is: never this month
         let secs = ((limit - used) as f64 / rate * 3600.0).ceil() as i64;
-        let at = now + Duration::seconds(secs);
-        (at < periods.month_end).then_some(at)
+        Duration::try_seconds(secs)
+            .and_then(|d| now.checked_add_signed(d))
+            .filter(|at| *at < periods.month_end)
     } else {
         None
     };
@@ -96,6 +98,16 @@ mod tests {
         );
         // 90,000 tokens to go at 1,021.28/h: 88.1 hours → 2026-11-27T02:38:45Z
         assert_eq!(b.projected_exhaustion_at, Some(t("2026-11-27T02:37:30Z")));
+    }
+
+    #[test]
+    fn a_limit_far_beyond_the_rate_is_never_reached_this_month() {
+        // 1 token an hour against a 10^18 limit: 10^18 hours away, past any date
+        let now = t("2026-11-23T10:30:00Z");
+        let p = periods_at(now, chrono_tz::Tz::UTC);
+        let b = burn(now, &p, 24, 1_000_000_000_000_000_000, &[(t("2026-11-23T10:00:00Z"), 24)]);
+        assert_eq!(b.projected_exhaustion_at, None);
+        assert!(b.burn_rate_per_hour.unwrap() > 0.0);
     }
 
     #[test]
