@@ -855,9 +855,9 @@ both!(the_access_log_has_one_line_per_request_and_no_secret, |env| {
     }
 });
 
-/// A raw HTTP/1.1 POST whose body arrives in two parts: `first` is sent with the headers,
-/// `rest` only when `go` says; then the whole answer is read. The request is in flight (its
-/// headers read, its body awaited) for as long as the test wants.
+/// A raw HTTP/1.1 POST whose body arrives late: the headers go first, with
+/// `Expect: 100-continue`; the server's `100 Continue` says its handler is reading the body,
+/// so from then on the request is in flight, for as long as the test holds back the body.
 struct SlowPost {
     stream: std::net::TcpStream,
     rest: Vec<u8>,
@@ -871,11 +871,22 @@ impl SlowPost {
         stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {secret}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\
+             Expect: 100-continue\r\n\r\n",
             body.len()
         );
-        let half = body.len() / 2;
         stream.write_all(head.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        let mut interim = Vec::new();
+        let mut byte = [0u8; 1];
+        while !interim.ends_with(b"\r\n\r\n") {
+            use std::io::Read;
+            let n = stream.read(&mut byte).unwrap();
+            assert_eq!(n, 1, "closed before 100 Continue: {}", String::from_utf8_lossy(&interim));
+            interim.push(byte[0]);
+        }
+        assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
+        let half = body.len() / 2;
         stream.write_all(&body[..half]).unwrap();
         stream.flush().unwrap();
         SlowPost {
@@ -922,37 +933,24 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
                 &json!({"ai_type": ai, "estimated_tokens": 100 + n, "ttl_seconds": 3600}))
         })
         .collect();
-    // a few plain requests keep it busy meanwhile
-    let busy: Vec<_> = (0..4)
-        .map(|_| {
-            let secret = secret.clone();
-            std::thread::spawn(move || {
+    // other requests come and go meanwhile (all answered before the signal: a request sent
+    // as the server stops accepting may meet a closed connection, as with any server)
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
                 for _ in 0..5 {
-                    let r = ureq::post(&format!("http://127.0.0.1:{port}/v1/check"))
-                        .set("Authorization", &format!("Bearer {secret}"))
-                        .set("Content-Type", "application/json")
-                        .send_string(r#"{"ai_type": "imperium", "estimated_tokens": 10}"#);
-                    match r {
-                        Ok(r) => assert_eq!(r.status(), 200),
-                        // once it stops listening, new connections are refused: never a
-                        // request cut in the middle (ureq retries a stale pooled connection)
-                        Err(ureq::Error::Transport(t)) => {
-                            assert_eq!(t.kind(), ureq::ErrorKind::ConnectionFailed, "{t}");
-                            return;
-                        }
-                        Err(e) => panic!("{e}"),
-                    }
+                    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "imperium", "estimated_tokens": 10}));
+                    assert_eq!(a.status, 200, "{}", a.text);
                 }
-            })
-        })
-        .collect();
-    // give the server a moment to read the headers: then the requests are in flight
-    std::thread::sleep(std::time::Duration::from_millis(300));
+            });
+        }
+    });
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &serve.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
+    // a moment for the signal to arrive: the server then stops accepting, and waits
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(serve.child.try_wait().unwrap(), None, "serve exited with requests in flight");
     // the rest of each body: every request gets its whole answer
@@ -960,9 +958,6 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
         let handles: Vec<_> = in_flight.into_iter().map(|p| s.spawn(move || p.finish())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    for h in busy {
-        h.join().unwrap();
-    }
     for (status, body) in &answers {
         assert_eq!(*status, 201, "{body}");
         assert!(body["reservation_id"].as_str().unwrap().starts_with("rsv_"), "{body}");
