@@ -334,6 +334,22 @@ both!(denials_are_429_when_waiting_helps_within_a_day_else_403, |env| {
     let a = denied(&env, &serve, &secret, "rpm", 10, 429, "rpm_limit_exceeded");
     assert_eq!(a.header("retry-after"), Some("60"), "{:?}", a.headers);
 
+    // a cooldown: 429 until it has passed
+    env.ok(&["limits", "set", "--ai-type", "cool", "--cooldown", "30"]);
+    env.record("cool", 5, 5);
+    let a = denied(&env, &serve, &secret, "cool", 10, 429, "cooldown_active");
+    assert_eq!(a.header("retry-after"), Some("30"));
+    // too many requests in flight (the two holds above): 429 until the first hold expires
+    env.ok(&["limits", "set", "--global", "--max-concurrent", "2"]);
+    let a = denied(&env, &serve, &secret, "imperium", 10, 429, "concurrency_limit_exceeded");
+    assert_eq!(a.header("retry-after"), Some("600"));
+    env.ok(&["limits", "set", "--global", "--max-concurrent", "0"]);
+    // the total's month: 403; set so that the total stands at 90%, with 10% left
+    let total = i(&env.json(&["status"])["global"]["total_tokens"]);
+    env.ok(&["limits", "set", "--global", "--monthly", &(total * 10 / 9).to_string()]);
+    let a = denied(&env, &serve, &secret, "imperium", total / 9 + 10, 403, "global_limit_exceeded");
+    assert_eq!(a.json["retry_after"], "2026-12-01T00:00:00Z");
+
     // nothing denied was held
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE ai_type = 'rpm'"), 2);
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 2);
