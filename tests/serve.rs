@@ -769,7 +769,8 @@ fn url_with_password(env: &Env) -> (String, Option<String>) {
 /// (method, path, status, reason).
 fn requests_of_every_kind(serve: &Serve, secret: &str) -> Vec<(&'static str, &'static str, u16, &'static str)> {
     let wrong = format!("{secret}x");
-    let calls: Vec<(&str, &str, Option<&str>, Option<Value>, u16, &str)> = vec![
+    type Call<'a> = (&'static str, &'static str, Option<&'a str>, Option<Value>, u16, &'static str);
+    let calls: Vec<Call> = vec![
         ("GET", "/api/token-usage/limits", Some(secret), None, 200, "-"),
         ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 10})), 200, "ok"),
         ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 5000})), 403, "request_limit_exceeded"),
