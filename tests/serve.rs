@@ -698,6 +698,17 @@ fn run_bounded(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
 }
 
 both!(serve_refuses_to_listen_beyond_loopback_without_auth, |env| {
+    // on loopback with no token it starts, says so, and refuses every guarded request until
+    // a token is created (then at once: tokens live in the database)
+    {
+        let serve = Serve::start(&env, &[]);
+        assert!(serve.log_text().contains("no token exists yet"), "{}", serve.log_text());
+        assert_401(&call(&serve, "GET", "/api/token-usage/limits", None, None));
+        assert_eq!(call(&serve, "GET", "/readyz", None, None).status, 200);
+        let secret = token(&env, "first", "read");
+        assert_eq!(get(&serve, "/api/token-usage/limits", &secret).status, 200);
+        env.ok(&["tokens", "revoke", "--name", "first"]);
+    }
     // --insecure-no-auth beyond loopback: refused, token or not
     for listen in ["0.0.0.0:0", "[::]:0"] {
         let (code, stdout, stderr) = run_bounded(&env, &["serve", "--listen", listen, "--insecure-no-auth"]);
@@ -745,6 +756,23 @@ both!(insecure_no_auth_on_loopback_opens_every_endpoint, |env| {
         .map(|(_, a)| a.status)
         .collect();
     assert_eq!(statuses, [200, 201, 200, 200, 201]);
+    // SIGINT (Ctrl-C) stops it like SIGTERM: exit 0
+    let mut serve = serve;
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &serve.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "still running after SIGINT");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0), "{}", serve.log_text());
+    assert!(serve.log_text().contains("tokenctl serve: stopped"), "{}", serve.log_text());
 });
 
 /// This test's database URL with a password in it (PostgreSQL; the test server trusts
