@@ -80,6 +80,8 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
         ("/api/token-usage/distribution?month=2026-10", &["distribution", "--month", "2026-10"]),
         ("/api/token-usage/distribution?day=2026-11-23&ai_type=imperium", &["distribution", "--day", "2026-11-23", "--ai-type", "imperium"]),
     ];
+    // the server and the CLI read the same pinned instant (TOKENCTL_NOW), so even the clock
+    // fields (`clock.now`, burn rates, projections) agree: the documents compare whole
     for (path, args) in pairs {
         let a = get(&serve, path, &secret);
         let cli = env.json(args);
@@ -210,6 +212,15 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
         assert_eq!(without(&released.json, &["reservation_id"]), without(&cli_released, &["reservation_id"]));
     }
     assert_eq!(env.status_of("guardian")["reserved_tokens"], 0);
+    // a released hold may still be settled (the request ran after all): its numbers count;
+    // the body may name the reservation's own AI type
+    let late = post(&serve, &format!("/v1/reservations/{rid}/settle"), &secret,
+        json!({"ai_type": "guardian", "tokens_in": 20, "tokens_out": 3}));
+    let cli_late = cli.json(&["record", "--ai-type", "guardian", "--tokens-in", "20", "--tokens-out", "3",
+        "--reservation", cli_rid]);
+    assert_eq!(late.status, 200, "{}", late.text);
+    assert_eq!(late.json["reservation_was"], "released", "{}", late.text);
+    assert_eq!(without(&late.json, &["reservation_id"]), without(&cli_late, &["reservation_id"]));
 
     // usage: 201, then 200 with duplicate: true for the same request id
     let body = json!({"ai_type": "guardian", "tokens_in": 40, "tokens_out": 2, "request_id": "req-2",
