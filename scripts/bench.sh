@@ -40,7 +40,18 @@ for tool in python3 psql pgbench sqlite3; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed (apt-get install postgresql-client postgresql-contrib sqlite3 python3)" >&2; exit 1; }
 done
 cargo build --release --locked -q
-cargo bench --locked --no-run -q --bench reserve_throughput --bench serve_load 2>/dev/null
+# the bench programs, built once here and run by path (cargo bench would rebuild them whenever
+# the tree changes, in the middle of a measurement)
+bench_exe() { # name
+  cargo bench --locked --no-run --bench "$1" --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1"
+}
+RESERVE_THROUGHPUT=$(bench_exe reserve_throughput)
+SERVE_LOAD=$(bench_exe serve_load)
 BIN=$PWD/target/release/tokenctl
 WORK=$(mktemp -d /tmp/tokenctl-bench.XXXXXX)
 OLD= OLD_DIR=
@@ -189,7 +200,7 @@ in_process() { # this build's bench, or with `against` the other build's
   if [ "${1:-}" = against ]; then
     (cd "$OLD_DIR" && CARGO_TARGET_DIR=$OLD_TARGET cargo bench -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1)
   else
-    cargo bench --locked -q --bench reserve_throughput -- "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1
+    "$RESERVE_THROUGHPUT" "$PGURL" "$SECS" 16 2>/dev/null | tail -n 1
   fi
 }
 if [ -n "$OLD" ]; then
@@ -391,7 +402,7 @@ run_serve() {
 SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 load() { # base token clients mode
-  cargo bench --locked -q --bench serve_load -- "$1" "$2" "$3" "$SECS" "$4" 2>/dev/null | tail -n 1
+  "$SERVE_LOAD" "$1" "$2" "$3" "$SECS" "$4" 2>/dev/null | tail -n 1
 }
 batches() { # base token: "mean max" batch size seen since the server started
   curl -s -H "Authorization: Bearer $2" "$1/metrics" | python3 -c '
@@ -456,7 +467,7 @@ PY
   read -r mean top < <(batches "$BASE" "$TOKEN")
   printf '%-9s %-52s mean %s, largest bucket %s\n' $backend "serve: reservations decided per transaction" "$mean" "$top"
   kill -TERM $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
-  LIB=$(cargo bench --locked -q --bench reserve_throughput -- "$url" "$SECS" 16 2>/dev/null | tail -n 1)
+  LIB=$("$RESERVE_THROUGHPUT" "$url" "$SECS" 16 2>/dev/null | tail -n 1)
   printf '%-9s %-52s %s reservations/s (%sx the ceiling)\n' $backend "in-process, one transaction each, 16 tasks" "$LIB" "$(ratio "$LIB")"
   CLI=$(per_process "$BIN")
   printf '%-9s %-52s %s reservations/s (%sx the ceiling)\n' $backend "tokenctl reserve, a process each, 16 clients" "$CLI" "$(ratio "$CLI")"
