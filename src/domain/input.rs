@@ -15,6 +15,38 @@ use super::validate;
 #[serde(try_from = "String", into = "String")]
 pub struct AiType(String);
 
+/// A JSON number that is a whole number, as its digits: `1164`, or `1164.0` as JSON (and JSON
+/// Schema's `integer`) allows it and clients that compute in floats send it. A fraction, or a
+/// number past any count, is refused here; the digits then go through the count's own rule.
+struct JsonWhole(String);
+
+impl<'de> Deserialize<'de> for JsonWhole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonWhole, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = JsonWhole;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<JsonWhole, E> {
+                Ok(JsonWhole(n.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<JsonWhole, E> {
+                Ok(JsonWhole(n.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<JsonWhole, E> {
+                // 2^63: past it no count's rule could accept the number anyway
+                if n.is_finite() && n.fract() == 0.0 && n.abs() < 9.2e18 {
+                    Ok(JsonWhole((n as i64).to_string()))
+                } else {
+                    Err(E::custom(format!("expected a whole number, got {n}")))
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// Whole numbers, each with its rule in `validate`: digits only, within the rule's range.
 /// From a flag they are text; in a JSON body a number (checked by the same rule, through its
 /// digits, so with the same message).
@@ -22,7 +54,7 @@ macro_rules! whole_numbers {
     ($($(#[$doc:meta])* $name:ident => $rule:path, at most $max:expr;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "i64", into = "i64")]
+        #[serde(try_from = "JsonWhole", into = "i64")]
         pub struct $name(i64);
 
         impl FromStr for $name {
@@ -36,6 +68,13 @@ macro_rules! whole_numbers {
             type Error = String;
             fn try_from(n: i64) -> Result<Self, String> {
                 n.to_string().parse()
+            }
+        }
+
+        impl TryFrom<JsonWhole> for $name {
+            type Error = String;
+            fn try_from(n: JsonWhole) -> Result<Self, String> {
+                n.0.parse()
             }
         }
 
@@ -305,6 +344,15 @@ mod tests {
         );
         assert!("1_000".parse::<Tokens>().is_err());
         assert!(serde_json::from_str::<Tokens>("1000000001").is_err());
+        // JSON's whole numbers, however written; never a fraction, a string or past the rule
+        assert_eq!(serde_json::from_str::<Tokens>("1164.0").unwrap().get(), 1164);
+        assert_eq!(serde_json::from_str::<Tokens>("1e3").unwrap().get(), 1000);
+        assert!(serde_json::from_str::<Tokens>("1.5").is_err());
+        assert!(serde_json::from_str::<Tokens>("\"5\"").is_err());
+        assert!(serde_json::from_str::<Tokens>("1e300").is_err());
+        assert!(serde_json::from_str::<Tokens>("18446744073709551615").is_err());
+        let json = serde_json::from_str::<Tokens>("-5.0").unwrap_err().to_string();
+        assert!(json.starts_with(&"-5".parse::<Tokens>().unwrap_err()), "{json}");
 
         assert!(serde_json::from_str::<Month>(r#""2026-13""#).is_err());
         assert_eq!(&*"2026-11".parse::<Month>().unwrap(), "2026-11");
@@ -317,17 +365,49 @@ mod tests {
     }
 }
 
-/// Text types as an OpenAPI schema: a string, with what its rule says in words.
+/// Characters no name or id may hold: control characters (`char::is_control`), as a regex class.
+const CONTROL_CHARS: &str = r"\u0000-\u001f\u007f-\u009f";
+/// What `str::trim` strips besides control characters (Unicode White_Space), as a regex class.
+const SPACE_CHARS: &str = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The pattern of an AI type's rule (`validate::ai_type`): no control characters, no leading
+/// or trailing spaces, and not `*` (unless `or_global`, for where `*` names the total).
+pub fn ai_type_pattern(or_global: bool) -> String {
+    let star = if or_global { "" } else { "*" };
+    format!(
+        "^(?:[^{CONTROL_CHARS}{SPACE_CHARS}{star}]|[^{CONTROL_CHARS}{SPACE_CHARS}][^{CONTROL_CHARS}]*[^{CONTROL_CHARS}{SPACE_CHARS}])$"
+    )
+}
+
+/// The pattern of an id's rule (`validate::id`): no control characters.
+pub fn id_pattern() -> String {
+    format!("^[^{CONTROL_CHARS}]*$")
+}
+
+fn text_schema(
+    describe: &str,
+    min: Option<usize>,
+    max: Option<usize>,
+    pattern: Option<String>,
+    format: Option<utoipa::openapi::KnownFormat>,
+) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(min)
+        .max_length(max)
+        .pattern(pattern)
+        .format(format.map(utoipa::openapi::SchemaFormat::KnownFormat))
+        .description(Some(describe))
+        .build()
+}
+
+/// Text types as an OpenAPI schema: a string, with what its rule says in words and, where a
+/// regex can say it, as a pattern.
 macro_rules! text_schemas {
-    ($($name:ident: $describe:expr, $max:expr;)*) => {$(
+    ($($name:ident => $schema:expr;)*) => {$(
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::schema::Type::String)
-                    .min_length(Some(1))
-                    .max_length($max)
-                    .description(Some($describe))
-                    .into()
+                $schema.into()
             }
         }
 
@@ -336,10 +416,18 @@ macro_rules! text_schemas {
 }
 
 text_schemas! {
-    AiType: "an AI type: 1-100 characters, no control characters, no leading or trailing spaces, not '*'",
-        Some(validate::MAX_AI_TYPE_CHARS);
-    Month: "a month, YYYY-MM", Some(7);
-    Day: "a day, YYYY-MM-DD", Some(10);
-    Ttl: "a duration: 30s, 10m, 1h (more than 0, at most 7 days)", Some(32);
-    Since: "a duration back from now (24h, 7d) or an RFC 3339 time", Some(64);
+    AiType => text_schema(
+        "an AI type: 1-100 characters, no control characters, no leading or trailing spaces, not '*'",
+        Some(1), Some(validate::MAX_AI_TYPE_CHARS), Some(ai_type_pattern(false)), None);
+    Month => text_schema("a month, YYYY-MM", Some(7), Some(7),
+        Some("^[0-9]{4}-(?:0[1-9]|1[0-2])$".into()), None);
+    Day => text_schema("a day, YYYY-MM-DD", Some(10), Some(10),
+        Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$".into()), Some(utoipa::openapi::KnownFormat::Date));
+    Ttl => text_schema("a duration: 30s, 10m, 1h (more than 0, at most 7 days)", Some(1), Some(32), None, None);
+    Since => utoipa::openapi::schema::Schema::AnyOf(utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(text_schema("a duration back from now: 90s, 30m, 24h, 7d", Some(1), Some(5),
+            Some("^(?:0|[0-9]{1,4}[smhd])$".into()), None))
+        .item(text_schema("an RFC 3339 time", None, None, None, Some(utoipa::openapi::KnownFormat::DateTime)))
+        .description(Some("a duration back from now (24h, 7d; humantime's other forms too) or an RFC 3339 time"))
+        .build());
 }

@@ -15,10 +15,10 @@ use super::auth;
 use super::reply::{admission, ok, with_status, ApiError, ApiResult};
 use super::Server;
 use crate::db::ledger::{Recorded, Released, Reserved};
-use crate::domain::input::{AiType, Day, Month, Since, Ttl};
+use crate::domain::input::{AiType, Count, Day, Month, Since, Ttl};
 use crate::domain::{validate, Decision};
 use crate::error::OpError;
-use crate::ops::admit::{self, CheckRequest, Estimate, RecordRequest, ReleaseRequest, ReserveRequest};
+use crate::ops::admit::{self, CheckRequest, RecordRequest, ReleaseRequest, ReserveRequest};
 use crate::ops::tokens::TokenScope;
 use crate::ops::{alerts, distribution, limits, status};
 
@@ -63,6 +63,7 @@ pub fn routes(server: Server) -> Router {
         .merge(open)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(super::reply::catch_panic))
         .with_state(server)
 }
 
@@ -85,7 +86,7 @@ async fn method_not_allowed() -> Response {
 #[into_params(parameter_in = Query)]
 pub struct MonthQuery {
     /// YYYY-MM (default: the current month)
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schemas::month)]
     month: Option<Month>,
 }
 
@@ -103,7 +104,7 @@ async fn monthly(State(s): State<Server>, Query(q): Query<MonthQuery>) -> ApiRes
 }
 
 /// One AI type's usage and the total: `tokenctl status --ai-type A --json`.
-#[utoipa::path(get, path = "/api/token-usage/monthly/{ai_type}", params(("ai_type" = String, Path), MonthQuery),
+#[utoipa::path(get, path = "/api/token-usage/monthly/{ai_type}", params(("ai_type" = AiType, Path), MonthQuery),
     tag = "read",
     responses((status = 200, description = "`status --ai-type A --json`", body = Object), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
@@ -142,11 +143,13 @@ async fn limits_report(State(s): State<Server>) -> ApiResult {
 #[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
     /// a duration back from now (24h, 7d) or an RFC 3339 time; ignored with `active`
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schemas::since)]
     since: Option<Since>,
     /// warning, critical or emergency
+    #[param(schema_with = schemas::alert_level)]
     level: Option<String>,
     /// an AI type, or `*` for the total
+    #[param(schema_with = schemas::ai_type_or_total)]
     ai_type: Option<String>,
     /// each AI type's current level where it is not ok: `alerts --active`
     active: Option<bool>,
@@ -180,7 +183,7 @@ async fn alerts_report(State(s): State<Server>, Query(q): Query<AlertsQuery>) ->
 }
 
 /// One AI type's row of `status`, and whether a 1-token request of it would pass now.
-#[utoipa::path(get, path = "/api/token-usage/status/{ai_type}", params(("ai_type" = String, Path)), tag = "read",
+#[utoipa::path(get, path = "/api/token-usage/status/{ai_type}", params(("ai_type" = AiType, Path)), tag = "read",
     responses((status = 200, description = "the `status` row with `allowed` and `reason`", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)),
@@ -193,13 +196,13 @@ async fn status_of(State(s): State<Server>, Path(ai_type): Path<AiType>) -> ApiR
 #[into_params(parameter_in = Query)]
 pub struct DistributionQuery {
     /// YYYY-MM (default: the current month, or the day's)
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schemas::month)]
     month: Option<Month>,
-    /// YYYY-MM-DD: the day whose hours to show
-    #[param(value_type = Option<String>)]
+    /// YYYY-MM-DD: the day whose hours to show (in `month`, when both are given)
+    #[param(schema_with = schemas::day)]
     day: Option<Day>,
     /// default: all AI types together
-    #[param(value_type = Option<String>)]
+    #[param(schema_with = schemas::ai_type)]
     ai_type: Option<AiType>,
 }
 
@@ -237,13 +240,22 @@ async fn metrics(State(s): State<Server>) -> ApiResult {
 }
 
 /// Whether a request of this size may go ahead now (holds nothing): `tokenctl check --json`.
-#[utoipa::path(post, path = "/v1/check", request_body = CheckRequest, tag = "admit",
-    responses((status = 200, description = "allowed", body = Decision),
+#[utoipa::path(post, path = "/v1/check", request_body = schemas::CheckBody, tag = "admit",
+    responses((status = 200, description = "allowed", body = Decision, headers(("x-tokenctl-reason" = String, description = "the decision's reason (ok when allowed)"),
+            ("x-ratelimit-limit-tokens" = i64, description = "the tightest token limit"),
+            ("x-ratelimit-remaining-tokens" = i64, description = "tokens left under it"),
+            ("x-ratelimit-reset-tokens" = i64, description = "seconds until its window resets"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "denied, and waiting will not help (or the token lacks the scope)", body = Decision),
+        (status = 403, description = "denied, and waiting will not help (a decision); or the token lacks the scope (an error)",
+            body = schemas::CheckRefusal),
         (status = 413, body = ErrorBody),
-        (status = 429, description = "denied; Retry-After says when it may pass", body = Decision),
-        (status = 503, body = ErrorBody)),
+        (status = 429, description = "denied; Retry-After says when it may pass", body = Decision, headers(("Retry-After" = i64, description = "whole seconds until it may pass"),
+            ("x-tokenctl-reason" = String, description = "the decision's reason"),
+            ("x-ratelimit-limit-tokens" = i64, description = "the tightest token limit"),
+            ("x-ratelimit-remaining-tokens" = i64, description = "tokens left under it"),
+            ("x-ratelimit-reset-tokens" = i64, description = "seconds until its window resets"))),
+        (status = 503, description = "the database cannot be reached: never admit without it", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "whole seconds to wait before trying again")))),
     security(("bearer" = [])))]
 async fn check(State(s): State<Server>, Body(req): Body<CheckRequest>) -> ApiResult {
     let req = CheckRequest {
@@ -256,28 +268,36 @@ async fn check(State(s): State<Server>, Body(req): Body<CheckRequest>) -> ApiRes
     Ok(admission(&decision, &decision, false, clock.now, &clock.periods()))
 }
 
-/// A reservation's body: `check`'s, and how long the hold lasts.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A reservation's body: `check`'s, and how long the hold lasts (its schema: `schemas::ReservationBody`).
+#[derive(Debug, Deserialize)]
 pub struct ReserveBody {
     #[serde(flatten)]
     check: CheckRequest,
     /// how long the hold lasts unless settled or released (default 600, at most 7 days)
-    #[schema(minimum = 1, maximum = 604800)]
-    ttl_seconds: Option<u64>,
+    ttl_seconds: Option<Count>,
 }
 
 /// Decide and, when allowed, hold the estimate against every limit: `tokenctl reserve --json`.
-#[utoipa::path(post, path = "/v1/reservations", request_body = ReserveBody, tag = "admit",
-    responses((status = 201, description = "held: settle or release it by its reservation_id", body = Reserved),
+#[utoipa::path(post, path = "/v1/reservations", request_body = schemas::ReservationBody, tag = "admit",
+    responses((status = 201, description = "held: settle or release it by its reservation_id", body = Reserved, headers(("x-tokenctl-reason" = String, description = "the decision's reason (ok when allowed)"),
+            ("x-ratelimit-limit-tokens" = i64, description = "the tightest token limit"),
+            ("x-ratelimit-remaining-tokens" = i64, description = "tokens left under it"),
+            ("x-ratelimit-reset-tokens" = i64, description = "seconds until its window resets"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "denied, and waiting will not help (or the token lacks the scope)", body = Reserved),
+        (status = 403, description = "denied, and waiting will not help (a decision); or the token lacks the scope (an error)",
+            body = schemas::ReserveRefusal),
         (status = 413, body = ErrorBody),
-        (status = 429, description = "denied; Retry-After says when it may pass", body = Reserved),
-        (status = 503, body = ErrorBody)),
+        (status = 429, description = "denied; Retry-After says when it may pass", body = Reserved, headers(("Retry-After" = i64, description = "whole seconds until it may pass"),
+            ("x-tokenctl-reason" = String, description = "the decision's reason"),
+            ("x-ratelimit-limit-tokens" = i64, description = "the tightest token limit"),
+            ("x-ratelimit-remaining-tokens" = i64, description = "tokens left under it"),
+            ("x-ratelimit-reset-tokens" = i64, description = "seconds until its window resets"))),
+        (status = 503, description = "the database cannot be reached: never admit without it", body = ErrorBody,
+            headers(("Retry-After" = i64, description = "whole seconds to wait before trying again")))),
     security(("bearer" = [])))]
 async fn reserve(State(s): State<Server>, Body(body): Body<ReserveBody>) -> ApiResult {
     let ttl: Ttl = match body.ttl_seconds {
-        Some(n) => format!("{n}s").parse(),
+        Some(n) => format!("{}s", n.get()).parse(),
         None => "10m".parse(),
     }
     .map_err(|e| ApiError::Op(OpError::invalid(format!("ttl_seconds: {e}"))))?;
@@ -300,7 +320,7 @@ async fn reserve(State(s): State<Server>, Body(body): Body<ReserveBody>) -> ApiR
 
 /// Settle a reservation with what its request used: `tokenctl record --reservation ID --json`.
 #[utoipa::path(post, path = "/v1/reservations/{id}/settle", params(("id" = String, Path)),
-    request_body = RecordRequest, tag = "admit",
+    request_body = schemas::SettleBody, tag = "admit",
     responses((status = 200, description = "recorded (`duplicate` when it was already)", body = Recorded),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "no such reservation", body = ErrorBody),
@@ -318,7 +338,7 @@ async fn settle(
 /// Give back a reservation whose request never ran: `tokenctl release --json`.
 #[utoipa::path(post, path = "/v1/reservations/{id}/release", params(("id" = String, Path)), tag = "admit",
     responses((status = 200, description = "released (or already ended: see `state`)", body = Released),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "no such reservation", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn release(State(s): State<Server>, Path(id): Path<String>) -> ApiResult {
@@ -327,7 +347,7 @@ async fn release(State(s): State<Server>, Path(id): Path<String>) -> ApiResult {
 }
 
 /// Record what one finished request used: `tokenctl record --json`.
-#[utoipa::path(post, path = "/v1/usage", request_body = RecordRequest, tag = "admit",
+#[utoipa::path(post, path = "/v1/usage", request_body = schemas::UsageBody, tag = "admit",
     responses((status = 201, description = "recorded", body = Recorded),
         (status = 200, description = "a duplicate (this request id was recorded before): nothing changed", body = Recorded),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -362,7 +382,25 @@ async fn readyz(State(s): State<Server>) -> ApiResult {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "open", responses((status = 200, description = "OpenAPI 3", body = Object)))]
 async fn openapi() -> Response {
-    axum::Json(ApiDoc::openapi()).into_response()
+    axum::Json(document()).into_response()
+}
+
+/// The OpenAPI document as served: utoipa's, plus the links from a new reservation to its
+/// settle and release (added here as JSON: utoipa 5.5 writes a link's `operationId` as
+/// `operation_id`).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(held) = doc.pointer_mut("/paths/~1v1~1reservations/post/responses/201") {
+        let link = |operation: &str| {
+            serde_json::json!({
+                "operationId": operation,
+                "parameters": {"id": "$response.body#/reservation_id"},
+                "description": format!("{operation} this reservation"),
+            })
+        };
+        held["links"] = serde_json::json!({"settle": link("settle"), "release": link("release")});
+    }
+    doc
 }
 
 /// An error's body.
@@ -375,6 +413,245 @@ pub struct ErrorBody {
     code: String,
 }
 
+/// The request bodies and parameters as the OpenAPI document tells them: what each rule
+/// accepts, so that a client (or a fuzzer) built from the document sends what is accepted.
+/// The handlers deserialize the operations' own types; these only describe them.
+mod schemas {
+    use utoipa::openapi::schema::{AnyOfBuilder, Object, ObjectBuilder, Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    use crate::db::ledger::Reserved;
+    use crate::domain::input::{self, AiType, Count, Day, Month, Since, Tokens};
+    use crate::domain::validate::{MAX_ID_CHARS, MAX_TOKENS_PER_VALUE};
+    use crate::domain::Decision;
+    use crate::ops::admit::RecordRequest;
+
+    fn reference<T: ToSchema>() -> RefOr<Schema> {
+        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(T::name()))
+    }
+
+    fn nullable(of: Type) -> SchemaType {
+        SchemaType::from_iter([of, Type::Null])
+    }
+
+    /// A string of at most `max` characters without control characters, or null.
+    fn id(describe: &str, max: usize) -> Object {
+        ObjectBuilder::new()
+            .schema_type(nullable(Type::String))
+            .max_length(Some(max))
+            .pattern(Some(input::id_pattern()))
+            .description(Some(describe))
+            .build()
+    }
+
+    pub fn month() -> RefOr<Schema> {
+        Month::schema()
+    }
+
+    pub fn day() -> RefOr<Schema> {
+        Day::schema()
+    }
+
+    pub fn since() -> RefOr<Schema> {
+        Since::schema()
+    }
+
+    pub fn ai_type() -> RefOr<Schema> {
+        AiType::schema()
+    }
+
+    pub fn ai_type_or_total() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::domain::validate::MAX_AI_TYPE_CHARS))
+            .pattern(Some(input::ai_type_pattern(true)))
+            .description(Some("an AI type, or * for the total"))
+            .build()
+    }
+
+    pub fn alert_level() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["warning", "critical", "emergency"]))
+            .build()
+    }
+
+    /// `check`'s body (`extra`: reserve's more), as the two ways to give a request's size.
+    fn estimate(describe: &str, extra: &[(&str, Object)]) -> RefOr<Schema> {
+        let with = |o: ObjectBuilder| {
+            extra.iter().fold(
+                o.property("ai_type", AiType::schema()).required("ai_type"),
+                |o, (name, schema)| o.property(*name, schema.clone()),
+            )
+        };
+        let by_count = with(ObjectBuilder::new())
+            .property("estimated_tokens", Tokens::schema())
+            .required("estimated_tokens")
+            .description(Some("the request's size in tokens"));
+        let by_prompt = with(ObjectBuilder::new())
+            .property(
+                "prompt",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("the prompt, estimated as ceil(words x 1.3) tokens")),
+            )
+            .required("prompt")
+            .property("max_tokens", Tokens::schema())
+            .required("max_tokens")
+            .description(Some(format!(
+                "the prompt and the most output tokens the request will ask for (together at most {MAX_TOKENS_PER_VALUE} tokens; estimated_tokens, when also given, wins)"
+            )));
+        AnyOfBuilder::new()
+            .item(by_count)
+            .item(by_prompt)
+            .description(Some(describe))
+            .into()
+    }
+
+    pub struct CheckBody;
+    impl PartialSchema for CheckBody {
+        fn schema() -> RefOr<Schema> {
+            estimate("an AI type and the request's size, said outright or as its prompt and max_tokens", &[])
+        }
+    }
+    impl ToSchema for CheckBody {}
+
+    pub struct ReservationBody;
+    impl PartialSchema for ReservationBody {
+        fn schema() -> RefOr<Schema> {
+            let ttl = ObjectBuilder::new()
+                .schema_type(nullable(Type::Integer))
+                .minimum(Some(1))
+                .maximum(Some(604_800))
+                .description(Some("how long the hold lasts unless settled or released, in seconds (default 600, at most 7 days)"))
+                .build();
+            estimate("`check`'s body, and how long the hold lasts", &[("ttl_seconds", ttl)])
+        }
+    }
+    impl ToSchema for ReservationBody {}
+
+    /// `record`'s fields (RecordRequest's own schema) with each rule's length and characters;
+    /// `ai_type` required or not, `reservation` kept or not.
+    fn record(ai_type_required: bool, with_reservation: bool) -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut o)) = RecordRequest::schema() else {
+            unreachable!("RecordRequest's schema is an object")
+        };
+        let ids = [
+            ("request_id", "the request's id (a provider's message id, say): recording it again changes nothing"),
+            ("user_id", "who made the request"),
+            ("session_id", "the conversation or job it belongs to"),
+            ("request_type", "what kind of request (chat, embedding, …)"),
+        ];
+        for (name, describe) in ids {
+            o.properties.insert(name.into(), id(describe, MAX_ID_CHARS).into());
+        }
+        for name in ["tokens_in", "tokens_out"] {
+            o.properties.insert(name.into(), Tokens::schema());
+        }
+        o.properties.insert(
+            "model".into(),
+            ObjectBuilder::new()
+                .schema_type(nullable(Type::String))
+                .max_length(Some(200))
+                .description(Some("the model, for its price (case and surrounding spaces do not matter)"))
+                .into(),
+        );
+        o.properties.insert(
+            "duration_ms".into(),
+            AnyOfBuilder::new()
+                .item(Count::schema())
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .into(),
+        );
+        if with_reservation {
+            o.properties.insert(
+                "reservation".into(),
+                id("the reservation this usage settles (an unknown one: the usage still counts)", MAX_ID_CHARS).into(),
+            );
+        } else {
+            o.properties.remove("reservation");
+        }
+        if ai_type_required {
+            o.properties.insert("ai_type".into(), AiType::schema());
+            o.required.push("ai_type".into());
+        } else {
+            o.properties.insert(
+                "ai_type".into(),
+                AnyOfBuilder::new()
+                    .item(AiType::schema())
+                    .item(ObjectBuilder::new().schema_type(Type::Null))
+                    .description(Some("may be left out: it is the reservation's (another one is 409)"))
+                    .into(),
+            );
+        }
+        RefOr::T(Schema::Object(o))
+    }
+
+    pub struct SettleBody;
+    impl PartialSchema for SettleBody {
+        fn schema() -> RefOr<Schema> {
+            record(false, false)
+        }
+    }
+    impl ToSchema for SettleBody {}
+
+    pub struct UsageBody;
+    impl PartialSchema for UsageBody {
+        fn schema() -> RefOr<Schema> {
+            record(true, true)
+        }
+    }
+    impl ToSchema for UsageBody {}
+
+    /// A 403 of an admission endpoint: a denial that waiting will not lift (the decision), or
+    /// a token without scope admit (an error).
+    fn refusal<T: ToSchema>() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(reference::<T>())
+            .item(reference::<super::ErrorBody>())
+            .into()
+    }
+
+    pub struct CheckRefusal;
+    impl PartialSchema for CheckRefusal {
+        fn schema() -> RefOr<Schema> {
+            refusal::<Decision>()
+        }
+    }
+    impl ToSchema for CheckRefusal {}
+
+    pub struct ReserveRefusal;
+    impl PartialSchema for ReserveRefusal {
+        fn schema() -> RefOr<Schema> {
+            refusal::<Reserved>()
+        }
+    }
+    impl ToSchema for ReserveRefusal {}
+
+    /// What each status means where an annotation says nothing more.
+    pub fn describe(status: &str) -> Option<&'static str> {
+        Some(match status {
+            "400" => "bad input: {error, code: invalid_input}",
+            "401" => "no token, or an unknown or revoked one",
+            "403" => "the token lacks the scope this endpoint needs",
+            "404" => "not found",
+            "409" => "a conflict: another AI type's reservation, or a request id another request used",
+            "413" => "the body is larger than this server accepts (serve --max-body-bytes)",
+            "503" => "the database cannot be reached: never admit without it",
+            _ => return None,
+        })
+    }
+
+    pub fn retry_after() -> utoipa::openapi::header::Header {
+        utoipa::openapi::header::HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+            .description(Some("whole seconds to wait before trying again"))
+            .build()
+    }
+}
+
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -385,6 +662,29 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // every response says what it is, and every 503 when to come back
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(r) = response else { continue };
+                    if r.description.is_empty() {
+                        if let Some(d) = schemas::describe(status) {
+                            r.description = d.to_string();
+                        }
+                    }
+                    if status == "503" && !r.headers.contains_key("Retry-After") {
+                        r.headers.insert("Retry-After".into(), schemas::retry_after());
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -395,7 +695,7 @@ Every body is the `--json` document of the matching tokenctl command. Tokens: `t
 --name NAME --scope read|admit|admin`; send `Authorization: Bearer SECRET`."),
     paths(monthly, monthly_of, summary, limits_report, alerts_report, status_of, distribution_report,
         metrics, check, reserve, settle, release, usage, healthz, readyz, openapi),
-    components(schemas(ErrorBody, Estimate)),
+    components(schemas(ErrorBody, AiType)),
     modifiers(&BearerAuth),
     tags((name = "read", description = "scope read"), (name = "admit", description = "scope admit"),
         (name = "open", description = "no token needed"))

@@ -125,6 +125,42 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult = Result<Response, ApiError>;
 
+/// A handler that panics answers 500 `{"error", "code": "internal"}` (and the panic is on
+/// stderr as usual) instead of the connection closing without an answer. The request's future
+/// is polled in place, so a deadline that drops it still cancels it.
+pub async fn catch_panic(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match CatchPanic(Box::pin(next.run(req))).await {
+        Ok(response) => response,
+        Err(message) => ApiError::Op(OpError::internal(format!(
+            "the server failed on this request ({message}); it goes on serving others"
+        )))
+        .into_response(),
+    }
+}
+
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let inner = self.get_mut().0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into()))),
+        }
+    }
+}
+
 /// A document with 200.
 pub fn ok<T: Serialize>(body: &T) -> ApiResult {
     Ok(Json(body).into_response())
@@ -222,6 +258,18 @@ mod tests {
         assert_eq!(admission_status(&d, now, true), StatusCode::FORBIDDEN);
         let (d, now) = decision(false, None);
         assert_eq!(admission_status(&d, now, false), StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_caught_with_its_message_and_a_pending_future_stays_pending() {
+        let caught = CatchPanic(Box::pin(async { panic!("boom {}", 1) })).await;
+        assert_eq!(caught.unwrap_err(), "boom 1");
+        let fine = CatchPanic(Box::pin(async {
+            tokio::task::yield_now().await;
+            7
+        }))
+        .await;
+        assert_eq!(fine, Ok(7));
     }
 
     #[test]
