@@ -1167,3 +1167,74 @@ fn two_servers_on_one_postgres_database_never_pass_the_limit() {
     let b = Serve::start(&env, &[]);
     sixty_four_reservers(&env, &[&a, &b], &secret);
 }
+
+/// Another program holding the admission lock (SQLite: the write lock, `BEGIN IMMEDIATE`;
+/// PostgreSQL: the advisory lock every admission writer takes first) until the returned
+/// sender is used or dropped; the thread to join afterwards.
+fn hold_admission_lock(env: &Env) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    use sqlx::{Connection, Executor};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (backend, url) = (env.backend, env.url.clone());
+    let holder = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let wait = || tokio::task::spawn_blocking(move || release_rx.recv());
+            match backend {
+                Backend::Sqlite => {
+                    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    c.execute("BEGIN IMMEDIATE").await.unwrap();
+                    ready_tx.send(()).unwrap();
+                    let _ = wait().await;
+                    c.execute("ROLLBACK").await.unwrap();
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                    c.execute("BEGIN").await.unwrap();
+                    // "tokenctl" in ASCII, as src/db/postgres.rs has it
+                    c.execute("SELECT pg_advisory_xact_lock(8390042714202403948)").await.unwrap();
+                    ready_tx.send(()).unwrap();
+                    let _ = wait().await;
+                    c.execute("ROLLBACK").await.unwrap();
+                }
+            }
+        });
+    });
+    ready_rx.recv().expect("the lock holder failed");
+    (release_tx, holder)
+}
+
+both!(a_request_past_its_deadline_gets_503_and_leaves_nothing, |env| {
+    open_global_limits(&env);
+    env.record("imperium", 10, 10);
+    let secret = token(&env, "backend", "admit");
+    let serve = Serve::start(&env, &["--request-timeout", "1"]);
+    let before = snapshot(&env);
+
+    // the admission lock is held elsewhere for longer than the deadline: 503 with
+    // Retry-After, never an admission without the database
+    let (release, holder) = hold_admission_lock(&env);
+    let a = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 100}));
+    assert_error(&a, 503, "unavailable");
+    assert_eq!(a.header("retry-after"), Some("2"), "{:?}", a.headers);
+    let usage = json!({"ai_type": "imperium", "tokens_in": 40, "tokens_out": 2, "request_id": "req-late"});
+    let a = post(&serve, "/v1/usage", &secret, usage.clone());
+    assert_error(&a, 503, "unavailable");
+    assert_eq!(a.header("retry-after"), Some("2"), "{:?}", a.headers);
+    release.send(()).unwrap();
+    holder.join().unwrap();
+
+    // the next reservation is decided after the one that timed out (one deciding task, in
+    // order): by then that hold, which nobody heard of, has been given back
+    let a = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 70}));
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 1);
+    assert_eq!(env.status_of("imperium")["reserved_tokens"], 70);
+    // the usage that timed out was not recorded: sent again, it is new
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), before.1);
+    assert_eq!(env.json(&["status"])["global"]["total_tokens"], before.0["global"]["total_tokens"]);
+    let a = post(&serve, "/v1/usage", &secret, usage);
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.json["duplicate"], false);
+    assert_eq!(env.status_of("imperium")["total_tokens"], 20 + 42);
+});
