@@ -292,3 +292,72 @@ both!(metrics_parse_with_prometheus_client_and_match_status, |env| {
     let reserve_held = json!({"method": "POST", "route": "/v1/reservations", "status": "201"});
     assert_eq!(value(&scrape, h, &format!("{h}_count"), reserve_held), 1.0);
 });
+
+/// schemathesis's seed: fixed, so that a run is repeatable (TOKENCTL_SCHEMATHESIS_SEED=N for
+/// another, or `random` for a new one each run).
+fn schemathesis_seed() -> Option<String> {
+    match std::env::var("TOKENCTL_SCHEMATHESIS_SEED") {
+        Ok(s) if s == "random" => None,
+        Ok(s) if !s.is_empty() => Some(s),
+        _ => Some("20261123".into()),
+    }
+}
+
+both!(schemathesis_finds_nothing_wrong_against_openapi_json, |env| {
+    let admin = token(&env, "schemathesis", "admin");
+    // room for what it sends to be admitted (and then settled or released through the
+    // document's links), not only refused: months of 10^12 tokens, no rates nor concurrency;
+    // the per-request limit (1,000) still refuses the larger estimates (403)
+    let room = ["--monthly", "1000000000000", "--rpm", "0", "--rpd", "0", "--max-concurrent", "0"];
+    env.ok(&[&["limits", "set"][..], &room].concat());
+    env.ok(&[&["limits", "set", "--global"][..], &room].concat());
+    let serve = Serve::start(&env, &[]);
+
+    let doc = call(&serve, "GET", "/openapi.json", None, None);
+    assert_eq!(doc.status, 200);
+    let operations: usize = doc.json["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+
+    let schemathesis = python().with_file_name("schemathesis");
+    let header = format!("Authorization: Bearer {admin}");
+    let mut cmd = Command::new(&schemathesis);
+    cmd.arg("--config-file")
+        .arg(script("schemathesis.toml"))
+        .args(["run", &serve.url("/openapi.json"), "--header", &header])
+        .args(["--max-examples", "40", "--generation-database", "none"])
+        .args(["--suppress-health-check", "all", "--request-timeout", "30", "--no-color"])
+        .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_HOOKS", "")
+        .stdin(Stdio::null());
+    if let Some(seed) = schemathesis_seed() {
+        cmd.args(["--seed", &seed]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {} ({e}): run scripts/test.sh, which makes the venv", schemathesis.display())
+    });
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "schemathesis found something ({}):\n{text}\n--- serve's log (last 40 lines):\n{}",
+        out.status, serve.log_text().lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+    // "Selected: 15/15" and "Tested: 15": every operation (schemathesis leaves out the
+    // document's own, /openapi.json)
+    let selected = format!("Selected: {0}/{0}", operations - 1);
+    let tested = format!("Tested: {}", operations - 1);
+    assert!(
+        text.contains(&selected) && text.contains(&tested),
+        "every one of the document's operations is tested ({selected}, {tested}):\n{text}"
+    );
+    // e.g. "1196 generated, 1196 passed, 26 skipped"
+    let cases = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or_else(|| panic!("no test case count:\n{text}"));
+    let generated: usize = cases.split(' ').next().unwrap().parse().unwrap();
+    assert!(generated >= 20 * operations, "{cases}");
+    assert!(cases.contains(&format!("{generated} passed")), "{cases}");
+    eprintln!("schemathesis ({:?}): {} operations, {cases}", env.backend, operations - 1);
+});
