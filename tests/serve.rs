@@ -54,6 +54,8 @@ fn some_usage(env: &Env) {
     env.record("imperium", 120, 30);
     env.record("guardian", 850, 0);
     env.record("sentinel", 990, 0);
+    // an AI type may be any string: a slash, a space, an accent (percent-encoded in a path)
+    env.record("team/agent é", 5, 5);
     let held = env.json(&["reserve", "--ai-type", "imperium", "--estimated-tokens", "250"]);
     assert_eq!(held["allowed"], true, "{held}");
     env.at("2026-10-12T08:00:00Z").record("imperium", 700, 100);
@@ -70,6 +72,8 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
         ("/api/token-usage/monthly/imperium", &["status", "--ai-type", "imperium"]),
         ("/api/token-usage/monthly/guardian?month=2026-11", &["status", "--ai-type", "guardian", "--month", "2026-11"]),
         ("/api/token-usage/monthly/imperium?month=2026-10", &["status", "--ai-type", "imperium", "--month", "2026-10"]),
+        ("/api/token-usage/monthly/team%2Fagent%20%C3%A9", &["status", "--ai-type", "team/agent é"]),
+        ("/api/token-usage/distribution?ai_type=team%2Fagent+%C3%A9", &["distribution", "--ai-type", "team/agent é"]),
         ("/api/token-usage/limits", &["limits"]),
         ("/api/token-usage/alerts", &["alerts"]),
         ("/api/token-usage/alerts?active=true", &["alerts", "--active"]),
@@ -97,8 +101,8 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
     assert_eq!(a.status, 200, "{}", a.text);
     let mut expected = status["global"].clone();
     expected["month"] = status["month"].clone();
-    expected["ai_type_count"] = json!(3);
-    expected["ai_types_by_level"] = json!({"ok": 1, "warning": 1, "critical": 0, "emergency": 1});
+    expected["ai_type_count"] = json!(4);
+    expected["ai_types_by_level"] = json!({"ok": 2, "warning": 1, "critical": 0, "emergency": 1});
     assert_eq!(a.json, expected, "{}", a.text);
 
     // status/{ai_type}: the status row, and whether a 1-token request passes now
@@ -107,8 +111,10 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
         ("guardian", true, "ok"),
         ("sentinel", false, "emergency_shutdown"),
         ("newcomer", true, "ok"),
+        ("team/agent é", true, "ok"),
     ] {
-        let a = get(&serve, &format!("/api/token-usage/status/{ai}"), &secret);
+        let encoded = ai.replace('/', "%2F").replace(' ', "%20").replace('é', "%C3%A9");
+        let a = get(&serve, &format!("/api/token-usage/status/{encoded}"), &secret);
         assert_eq!(a.status, 200, "{}", a.text);
         let status = env.json(&["status", "--ai-type", ai]);
         let check = env.json_code(
