@@ -133,7 +133,7 @@ accepts the token at once. Send it as `Authorization: Bearer SECRET`.")]
     Create(TokensCreateArgs),
     /// List the tokens (names, scopes, dates; never a secret)
     List(TokensListArgs),
-    /// Revoke a token: its requests get 401 from then on, on every host
+    /// Revoke a token: its requests get 401 within a second, on every host
     Revoke(TokensRevokeArgs),
 }
 

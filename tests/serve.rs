@@ -43,7 +43,7 @@ fn open_global_limits(env: &Env) {
     ]);
 }
 
-/// Some of everything: usage of three AI types (one at warning, one at emergency), a hold,
+/// Some of everything: usage of four AI types (one at warning, one at emergency), a hold,
 /// usage last month, and the alerts a monitor tick raises.
 fn some_usage(env: &Env) {
     open_global_limits(env);
@@ -526,8 +526,8 @@ const READ_PATHS: &[&str] = &[
     "/metrics",
 ];
 
-/// Each admit endpoint with a body that succeeds (a fresh reservation for the ones that name
-/// one): the status it answers with.
+/// Each admit endpoint called with a body that succeeds (`hold` is the reservation settle and
+/// release name): the answers, by path.
 fn admit_calls(serve: &Serve, secret: Option<&str>, hold: &str) -> Vec<(String, Answer)> {
     let body = json!({"ai_type": "imperium", "estimated_tokens": 10});
     let usage = json!({"ai_type": "imperium", "tokens_in": 1, "tokens_out": 1});
@@ -558,6 +558,7 @@ fn assert_401(a: &Answer) {
     assert_eq!(a.status, 401, "{}", a.text);
     assert_eq!(a.header("www-authenticate"), Some("Bearer"), "{:?}", a.headers);
     assert!(a.json["error"].is_string(), "{}", a.text);
+    assert_eq!(a.json["code"], "unauthorized", "{}", a.text);
 }
 
 both!(tokens_and_scopes_decide_who_may_call_what, |env| {
@@ -596,6 +597,7 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
     for (path, a) in admit_calls(&serve, Some(&read), &hold(&serve, &admit)) {
         assert_eq!(a.status, 403, "{path}: {}", a.text);
         assert!(a.json["error"].as_str().unwrap().contains("scope read"), "{}", a.text);
+        assert_eq!(a.json["code"], "forbidden", "{}", a.text);
         assert_eq!(a.header("www-authenticate"), None);
     }
     // admit and admin: both
@@ -626,6 +628,8 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
     assert_eq!(post(&serve, "/v1/check", &doomed, json!({"ai_type": "imperium", "estimated_tokens": 1})).status, 200);
     let (stdout, _) = env.expect(0, &["tokens", "revoke", "--name", "old-backend"]);
     assert!(stdout.contains("old-backend"), "{stdout}");
+    // a token found in the database is trusted for a second without asking again
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_401(&post(&serve, "/v1/check", &doomed, json!({"ai_type": "imperium", "estimated_tokens": 1})));
     assert_401(&get(&serve, "/api/token-usage/limits", &doomed));
     assert_eq!(post(&serve, "/v1/check", &admit, json!({"ai_type": "imperium", "estimated_tokens": 1})).status, 200);
@@ -821,8 +825,8 @@ fn requests_of_every_kind(serve: &Serve, secret: &str) -> Vec<(&'static str, &'s
         ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 5000})), 403, "request_limit_exceeded"),
         ("POST", "/v1/reservations", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 10})), 201, "ok"),
         ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": -1})), 400, "invalid_input"),
-        ("GET", "/api/token-usage/summary", None, None, 401, "invalid_input"),
-        ("GET", "/api/token-usage/summary", Some(&wrong), None, 401, "invalid_input"),
+        ("GET", "/api/token-usage/summary", None, None, 401, "unauthorized"),
+        ("GET", "/api/token-usage/summary", Some(&wrong), None, 401, "unauthorized"),
         ("GET", "/no/such/path", Some(secret), None, 404, "not_found"),
         ("POST", "/v1/reservations/rsv_nope/release", Some(secret), None, 404, "not_found"),
         ("GET", "/readyz", None, None, 200, "-"),

@@ -63,7 +63,7 @@ pub async fn run(app: &App, action: TokensAction) -> Result<ExitCode> {
                 print_json(&revoked)?;
             } else {
                 crate::outln!(
-                    "token '{}' revoked: its requests get 401 from now on",
+                    "token '{}' revoked: its requests get 401 within a second, on every host",
                     crate::error::printable(&revoked.name)
                 );
             }

@@ -74,6 +74,7 @@ struct Inner {
     clock: RwLock<Clock>,
     config: ServeConfig,
     metrics: metrics::Metrics,
+    tokens: auth::TokenCache,
 }
 
 /// How often the clock is agreed with the database again (its zone may be changed by
@@ -106,6 +107,7 @@ impl Server {
                 clock: RwLock::new(clock),
                 config,
                 metrics: metrics::Metrics::new(),
+                tokens: auth::TokenCache::default(),
             }
         }))
     }
@@ -239,12 +241,7 @@ async fn access_log(State(server): State<Server>, req: Request, next: Next) -> R
         .headers()
         .get(reply::REASON_HEADER)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            response
-                .extensions()
-                .get::<ErrorKind>()
-                .map(|k| k.code())
-        })
+        .or_else(|| response.extensions().get::<reply::ErrorCode>().map(|c| c.0))
         .unwrap_or("-");
     let token = response
         .extensions()

@@ -30,7 +30,15 @@ const RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset-toke
 pub enum ApiError {
     Op(OpError),
     TooLarge,
+    /// no token, or one unknown or revoked: 401
+    Unauthorized(String),
+    /// a token without the scope the route needs: 403
+    Forbidden(String),
 }
+
+/// The `code` of an error answer, kept on the response for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -87,7 +95,9 @@ impl ApiError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ApiError::Op(e) => e.kind,
-            ApiError::TooLarge => ErrorKind::InvalidInput,
+            ApiError::TooLarge | ApiError::Unauthorized(_) | ApiError::Forbidden(_) => {
+                ErrorKind::InvalidInput
+            }
         }
     }
 }
@@ -107,6 +117,8 @@ impl IntoResponse for ApiError {
                     .to_string(),
                 "payload_too_large",
             ),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone(), "unauthorized"),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone(), "forbidden"),
         };
         let body = ErrorBody {
             error: &message,
@@ -118,7 +130,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECONDS));
         }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response.extensions_mut().insert(self.kind());
+        response.extensions_mut().insert(ErrorCode(code));
         response
     }
 }
