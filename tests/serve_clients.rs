@@ -332,6 +332,8 @@ both!(schemathesis_finds_nothing_wrong_against_openapi_json, |env| {
         .args(["--suppress-health-check", "all", "--request-timeout", "30", "--no-color"])
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_HOOKS", "")
+        // its cache (.schemathesis/) goes in the test's folder, not the repository
+        .current_dir(env.dir.path())
         .stdin(Stdio::null());
     if let Some(seed) = schemathesis_seed() {
         cmd.args(["--seed", &seed]);

@@ -14,7 +14,7 @@ use super::{Clock, Periods};
 
 pub const WINDOW_HOURS: i64 = 24;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Burn {
     pub burn_rate_per_hour: Option<f64>,
     pub projected_month_total: Option<i64>,

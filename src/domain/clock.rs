@@ -23,7 +23,7 @@ pub struct Clock {
 /// clock, so a host whose clock is off cannot expire others' holds, reset the rpm counter or
 /// file usage in another month; SQLite has no server, and every process using one file runs on
 /// the same host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockSource {
     /// TOKENCTL_NOW

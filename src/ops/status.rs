@@ -26,7 +26,7 @@ pub struct StatusRequest {
     pub ai_type: Option<AiType>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusReport {
     pub month: String,
     pub current_month: bool,
@@ -43,7 +43,7 @@ pub struct StatusReport {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClockReport {
     /// `database` (PostgreSQL's server clock, shared by every host), `host` (SQLite) or
     /// `pinned` (TOKENCTL_NOW)
@@ -65,7 +65,7 @@ impl ClockReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GlobalStatus {
     pub enforced_limit: i64,
     pub total_tokens: i64,
@@ -84,7 +84,7 @@ pub struct GlobalStatus {
     pub burn: Burn,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AiTypeStatus {
     pub ai_type: String,
     pub tokens_in: i64,
@@ -298,7 +298,7 @@ pub(crate) async fn current_view(db: &Db, clock: &Clock, month: &str) -> OpResul
 
 /// `status`'s total, with how many AI types stand at each level: the old
 /// `/api/token-usage/summary`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub month: String,
     #[serde(flatten)]
@@ -327,7 +327,7 @@ pub async fn summary(db: &Db, clock: &Clock) -> OpResult<Summary> {
 
 /// One AI type's row of `status` and whether a 1-token request of it would pass now: the old
 /// `/api/token-usage/status/{ai_type}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AiTypeNow {
     pub month: String,
     #[serde(flatten)]

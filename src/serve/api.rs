@@ -92,7 +92,7 @@ pub struct MonthQuery {
 
 /// Usage of every AI type and the total: `tokenctl status --json`.
 #[utoipa::path(get, path = "/api/token-usage/monthly", params(MonthQuery), tag = "read",
-    responses((status = 200, description = "`status --json`", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "`status --json`", body = status::StatusReport), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn monthly(State(s): State<Server>, Query(q): Query<MonthQuery>) -> ApiResult {
@@ -106,7 +106,7 @@ async fn monthly(State(s): State<Server>, Query(q): Query<MonthQuery>) -> ApiRes
 /// One AI type's usage and the total: `tokenctl status --ai-type A --json`.
 #[utoipa::path(get, path = "/api/token-usage/monthly/{ai_type}", params(("ai_type" = AiType, Path), MonthQuery),
     tag = "read",
-    responses((status = 200, description = "`status --ai-type A --json`", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "`status --ai-type A --json`", body = status::StatusReport), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn monthly_of(
@@ -123,7 +123,7 @@ async fn monthly_of(
 
 /// `status`'s total for the current month, with how many AI types stand at each level.
 #[utoipa::path(get, path = "/api/token-usage/summary", tag = "read",
-    responses((status = 200, description = "the total, and AI types per level", body = Object),
+    responses((status = 200, description = "the total, and AI types per level", body = status::Summary),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn summary(State(s): State<Server>) -> ApiResult {
@@ -184,7 +184,7 @@ async fn alerts_report(State(s): State<Server>, Query(q): Query<AlertsQuery>) ->
 
 /// One AI type's row of `status`, and whether a 1-token request of it would pass now.
 #[utoipa::path(get, path = "/api/token-usage/status/{ai_type}", params(("ai_type" = AiType, Path)), tag = "read",
-    responses((status = 200, description = "the `status` row with `allowed` and `reason`", body = Object),
+    responses((status = 200, description = "the `status` row with `allowed` and `reason`", body = status::AiTypeNow),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
