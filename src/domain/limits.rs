@@ -17,7 +17,7 @@ pub const DERIVED_DAILY_PERCENT: i64 = 7;
 pub const DERIVED_HOURLY_PERCENT: i64 = 1;
 
 /// One row of `token_limits`. `None` means "not set here".
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LimitRow {
     pub monthly: Option<i64>,
     pub daily: Option<i64>,
@@ -124,7 +124,7 @@ impl LimitRow {
 }
 
 /// The limits enforced on one AI type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Limits {
     pub monthly: i64,
     pub daily: i64,
@@ -139,7 +139,7 @@ pub struct Limits {
 
 /// The limits of one scope (`domain::Scope`), as a decision checks them: the total's are
 /// these (`GlobalLimits`); an AI type's (`Limits`) convert to them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScopeLimits {
     pub monthly: i64,
     pub daily: i64,

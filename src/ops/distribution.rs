@@ -28,21 +28,21 @@ pub struct DistributionRequest {
     pub ai_type: Option<AiType>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DayUsage {
     pub date: String,
     pub tokens: i64,
     pub requests: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct HourUsage {
     pub hour: u32,
     pub tokens: i64,
     pub requests: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonthlyDistribution {
     pub total_tokens: i64,
     pub days_with_usage: usize,
@@ -57,7 +57,7 @@ pub struct MonthlyDistribution {
     pub daily_usage_data: Vec<DayUsage>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DailyDistribution {
     pub date: String,
     pub total_tokens: i64,
@@ -66,7 +66,7 @@ pub struct DailyDistribution {
     pub hourly_usage_data: Vec<HourUsage>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RateLimitingStatus {
     pub monthly_limit: i64,
     pub daily_limit: i64,
@@ -86,7 +86,7 @@ pub struct RateLimitingStatus {
     pub last_ai_requests: BTreeMap<String, DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Distribution {
     pub month: String,
     pub day: String,

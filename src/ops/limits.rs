@@ -11,7 +11,7 @@ use crate::domain::limits::{LimitFields, LimitRow};
 use crate::domain::{Clock, GlobalLimits, Limits};
 use crate::error::OpError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Thresholds {
     pub warning_percent: i64,
     pub critical_percent: i64,
@@ -34,7 +34,7 @@ impl Thresholds {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AiTypeLimits {
     pub ai_type: String,
     /// what is enforced
@@ -45,7 +45,7 @@ pub struct AiTypeLimits {
     pub thresholds: Thresholds,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LimitsReport {
     /// applies to every AI type without a value of its own
     pub default: Limits,

@@ -132,7 +132,7 @@ async fn summary(State(s): State<Server>) -> ApiResult {
 
 /// The limits in force: `tokenctl limits --json`.
 #[utoipa::path(get, path = "/api/token-usage/limits", tag = "read",
-    responses((status = 200, description = "`limits --json`", body = Object),
+    responses((status = 200, description = "`limits --json`", body = limits::LimitsReport),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn limits_report(State(s): State<Server>) -> ApiResult {
@@ -208,7 +208,7 @@ pub struct DistributionQuery {
 
 /// How evenly usage is spread: `tokenctl distribution --json`.
 #[utoipa::path(get, path = "/api/token-usage/distribution", params(DistributionQuery), tag = "read",
-    responses((status = 200, description = "`distribution --json`", body = Object),
+    responses((status = 200, description = "`distribution --json`", body = distribution::Distribution),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
