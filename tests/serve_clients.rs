@@ -115,6 +115,9 @@ both!(the_readme_python_example_settles_what_ran_and_leaves_no_hold, |env| {
     assert!((1..=60).contains(&wait), "429's Retry-After within the minute: {out}");
     assert_eq!(out["rate"]["llm_called"], false, "{out}");
     assert_eq!(out["unreachable"], json!({"failed_closed": true, "llm_called": false}), "fail closed");
+    assert_eq!(out["down"]["failed_closed"], true, "503 fails closed: {out}");
+    assert_eq!(out["down"]["llm_called"], false, "{out}");
+    assert!(out["down"]["says"].as_str().unwrap().contains("503"), "{out}");
 
     // what was settled is what the month counts, and nothing is held
     let settled = out["settled"].as_array().unwrap();

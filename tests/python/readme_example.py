@@ -9,12 +9,16 @@ a backend meets, and prints one JSON document of what happened for tests/serve_c
   rate        a second request of an AI type limited to 1 a minute: 429, BudgetDenied with
               retry_after (max_wait 0: no waiting in a test)
   unreachable tokenctl not listening: BudgetUnavailable, the LLM never called
+  down        tokenctl answering 503 with Retry-After (its database is down; a stand-in server
+              here): BudgetUnavailable, the LLM never called
 """
 
+import http.server
 import importlib.util
 import json
 import os
 import sys
+import threading
 
 import httpx
 
@@ -85,6 +89,35 @@ try:
     out["unreachable"] = {"failed_closed": False}
 except client.BudgetUnavailable:
     out["unreachable"] = {"failed_closed": True, "llm_called": len(llm_calls) > calls_before}
+
+# down: what serve answers without its database, from a stand-in on a free loopback port
+class Down(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"error": "the database cannot be reached", "code": "unavailable"}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Retry-After", "2")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+down = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Down)
+threading.Thread(target=down.serve_forever, daemon=True).start()
+calls_before = len(llm_calls)
+client.tokenctl = httpx.Client(base_url=f"http://127.0.0.1:{down.server_address[1]}",
+                               headers=client.tokenctl.headers, timeout=5.0)
+try:
+    client.ask("imperium", "The database is down.", max_tokens=100)
+    out["down"] = {"failed_closed": False}
+except client.BudgetUnavailable as e:
+    out["down"] = {"failed_closed": True, "llm_called": len(llm_calls) > calls_before,
+                   "says": str(e)}
+down.shutdown()
 
 out["settled"] = [a for a in llm_calls if a is not None]
 print(json.dumps(out))
