@@ -425,3 +425,97 @@ both!(a_batch_decides_exactly_what_one_at_a_time_would, |env| {
     assert_eq!(env.json(&["status"]), twin.json(&["status"]));
     assert_eq!(env.json(&["distribution"])["rate_limiting_status"], twin.json(&["distribution"])["rate_limiting_status"]);
 });
+
+both!(a_batch_of_usage_and_reservations_equals_one_at_a_time, |env| {
+    // serve's group commit: settles, plain records (one a retry, one reusing another
+    // request's id, one settling another AI type's hold) and reservations in one transaction,
+    // against the same requests one at a time on a twin database
+    use tokenctl::db::ledger::{RecordInput, ReserveAsk};
+    let twin = common::Env::new(env.backend);
+    for e in [&env, &twin] {
+        e.ok(&["limits", "set", "--ai-type", "imperium", "--monthly", "3000", "--daily", "100000", "--hourly", "100000"]);
+        e.ok(&["limits", "set", "--daily", "100000", "--hourly", "100000"]);
+        e.ok(&["limits", "set", "--global", "--max-concurrent", "0", "--rpm", "0", "--daily", "1000000", "--hourly", "1000000"]);
+    }
+    let clock = Clock::new(Some(&env.now), None).unwrap();
+    let run = |e: &common::Env, batched: bool| {
+        let url = DbUrl::parse(&e.url).unwrap();
+        runtime().block_on(async {
+            let db = Db::open_pool(&url, 2).await.unwrap();
+            let mut holds = Vec::new();
+            for (ai, n) in [("imperium", 400), ("imperium", 300), ("guardian", 200)] {
+                let r = db.reserve(ai, n, chrono::Duration::minutes(10), &clock).await.unwrap();
+                holds.push(r.reservation_id.clone().unwrap_or_else(|| panic!("{}", r.decision.message)));
+            }
+            let record = |ai: &str, tin: i64, rid: Option<&str>, hold: Option<usize>| RecordInput {
+                ai_type: ai.to_string(),
+                tokens_in: tin,
+                tokens_out: 50,
+                model: Some("gpt-4o".into()),
+                request_id: rid.map(str::to_string),
+                reservation: hold.map(|h| holds[h].clone()),
+                ..Default::default()
+            };
+            let records = vec![
+                record("imperium", 350, Some("a"), Some(0)),
+                record("imperium", 100, Some("b"), None),
+                record("imperium", 100, Some("b"), None),     // a retry: a duplicate
+                record("imperium", 120, Some("a"), Some(1)),  // another request's id: conflict
+                record("imperium", 90, Some("c"), Some(2)),   // guardian's hold: conflict
+                record("guardian", 180, Some("d"), Some(2)),
+            ];
+            let asks: Vec<ReserveAsk> = [900, 900, 900, 500, 80]
+                .iter()
+                .map(|&n| ReserveAsk { ai_type: "imperium".into(), estimated: n, ttl: chrono::Duration::minutes(5) })
+                .collect();
+            let (recorded, reserved) = if batched {
+                let (r, a) = db.admission_batch(&records, &asks, &clock).await.unwrap();
+                (r, a)
+            } else {
+                let mut r = Vec::new();
+                for input in &records {
+                    r.push(db.record(input, &clock).await);
+                }
+                let mut a = Vec::new();
+                for ask in &asks {
+                    a.push(db.reserve(&ask.ai_type, ask.estimated, ask.ttl, &clock).await.unwrap());
+                }
+                (r, a)
+            };
+            let recorded: Vec<serde_json::Value> = recorded
+                .into_iter()
+                .map(|r| match r {
+                    Ok(doc) => {
+                        let mut v = serde_json::to_value(&doc).unwrap();
+                        v["reservation_id"] = serde_json::json!(doc.reservation_id.is_some());
+                        v
+                    }
+                    Err(e) => serde_json::json!({"error": format!("{:?}", tokenctl::error::OpError::from(e).kind)}),
+                })
+                .collect();
+            let reserved: Vec<serde_json::Value> = reserved
+                .into_iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(&r).unwrap();
+                    v["reservation_id"] = serde_json::json!(r.reservation_id.is_some());
+                    v
+                })
+                .collect();
+            (recorded, reserved)
+        })
+    };
+    let (batched_records, batched_asks) = run(&env, true);
+    let (single_records, single_asks) = run(&twin, false);
+    assert_eq!(batched_records, single_records);
+    assert_eq!(batched_asks, single_asks);
+    let kinds: Vec<&serde_json::Value> = batched_records.iter().map(|r| r.get("error").unwrap_or(&r["duplicate"])).collect();
+    assert_eq!(kinds, [&serde_json::json!(false), &serde_json::json!(false), &serde_json::json!(true),
+        &serde_json::json!("Conflict"), &serde_json::json!("Conflict"), &serde_json::json!(false)]);
+    let allowed: Vec<bool> = batched_asks.iter().map(|a| a["allowed"].as_bool().unwrap()).collect();
+    assert_eq!(allowed, [true, true, false, false, true], "{batched_asks:?}");
+    assert_eq!(env.json(&["status"]), twin.json(&["status"]));
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
+        twin.scalar("SELECT COUNT(*) FROM token_usage_logs")
+    );
+});

@@ -214,6 +214,49 @@ pub async fn reserve_batch<S: Store>(
 ) -> Result<Vec<Reserved>> {
     let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
+    reserve_locked(s, asks, clock).await
+}
+
+/// What `serve` decides in one transaction: the usage of finished requests (settles and
+/// records) and reservations, under one admission lock and one commit. The records go first,
+/// each in a savepoint of its own, so one refused (a request id another request used, say)
+/// leaves the others; then the reservations are decided against counters that include them.
+pub async fn admission_batch<S: Store>(
+    s: &mut S,
+    records: &[RecordInput],
+    asks: &[ReserveAsk],
+    clock: &Clock,
+) -> Result<(Vec<Result<Recorded>>, Vec<Reserved>)> {
+    let clock = &lock_and_read_clock(s, clock).await?;
+    expire_stale_holds(s, clock.now).await?;
+    let mut recorded = Vec::with_capacity(records.len());
+    for input in records {
+        s.savepoint().await?;
+        match record_locked(s, input, clock).await {
+            Ok(r) => {
+                s.release_savepoint().await?;
+                recorded.push(Ok(r));
+            }
+            Err(e) => {
+                s.rollback_to_savepoint().await?;
+                recorded.push(Err(e));
+            }
+        }
+    }
+    let reserved = if asks.is_empty() {
+        Vec::new()
+    } else {
+        reserve_locked(s, asks, clock).await?
+    };
+    Ok((recorded, reserved))
+}
+
+/// `reserve_batch` once the admission lock is held and stale holds are swept.
+async fn reserve_locked<S: Store>(
+    s: &mut S,
+    asks: &[ReserveAsk],
+    clock: &Clock,
+) -> Result<Vec<Reserved>> {
     let periods = clock.periods();
     let usage = month_usage(s, &periods.month).await?;
     // per AI type in the batch: its limits and its counters (the total's inside each)
@@ -401,6 +444,11 @@ pub struct Recorded {
 pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> Result<Recorded> {
     let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
+    record_locked(s, input, clock).await
+}
+
+/// `record` once the admission lock is held and stale holds are swept.
+async fn record_locked<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> Result<Recorded> {
     let reservation = match &input.reservation {
         Some(id) => {
             // An unknown id (removed with its archived month by monthly-reset, or mistyped):

@@ -762,6 +762,12 @@ pub trait Store {
         monthly_limit: i64,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Marks a point the transaction can go back to (one at a time: batches nest none).
+    async fn savepoint(&mut self) -> Result<()>;
+    /// Keeps what was done since the savepoint.
+    async fn release_savepoint(&mut self) -> Result<()>;
+    /// Undoes what was done since the savepoint; the transaction goes on.
+    async fn rollback_to_savepoint(&mut self) -> Result<()>;
     /// Saves holds made at `created_at`, each with when it expires, in one statement.
     async fn insert_holds(
         &mut self,

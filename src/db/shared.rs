@@ -391,6 +391,30 @@ macro_rules! statements {
             rows.iter().map(hold).collect()
         }
 
+        async fn savepoint(&mut self) -> Result<()> {
+            sqlx::query("SAVEPOINT tokenctl_item")
+                .execute(&mut *self)
+                .await
+                .context("cannot mark a savepoint")?;
+            Ok(())
+        }
+
+        async fn release_savepoint(&mut self) -> Result<()> {
+            sqlx::query("RELEASE SAVEPOINT tokenctl_item")
+                .execute(&mut *self)
+                .await
+                .context("cannot release a savepoint")?;
+            Ok(())
+        }
+
+        async fn rollback_to_savepoint(&mut self) -> Result<()> {
+            sqlx::query("ROLLBACK TO SAVEPOINT tokenctl_item")
+                .execute(&mut *self)
+                .await
+                .context("cannot roll back to a savepoint")?;
+            Ok(())
+        }
+
         async fn insert_holds(
             &mut self,
             holds: &[(Hold, DateTime<Utc>)],

@@ -54,6 +54,17 @@ impl Db {
         Ok(write_tx!(self, c => ledger::reserve_batch(c, asks, clock).await?))
     }
 
+    /// Records and reservations decided together, in one transaction (see
+    /// `ledger::admission_batch`).
+    pub async fn admission_batch(
+        &self,
+        records: &[RecordInput],
+        asks: &[ledger::ReserveAsk],
+        clock: &Clock,
+    ) -> Result<(Vec<Result<Recorded>>, Vec<Reserved>)> {
+        Ok(write_tx!(self, c => ledger::admission_batch(c, records, asks, clock).await?))
+    }
+
     pub async fn release(&self, id: &str, clock: &Clock) -> Result<Released> {
         Ok(write_tx!(self, c => ledger::release(c, id, clock).await?))
     }

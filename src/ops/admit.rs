@@ -156,6 +156,15 @@ pub async fn release(db: &Db, clock: &Clock, req: &ReleaseRequest) -> OpResult<R
 }
 
 pub async fn record(db: &Db, clock: &Clock, req: RecordRequest) -> OpResult<Recorded> {
+    let (input, cut_note) = record_input(db, req).await?;
+    let mut recorded = db.record(&input, clock).await?;
+    recorded.warnings.extend(cut_note);
+    Ok(recorded)
+}
+
+/// What the ledger records for `req`, held to the flags' rules (a body too), and a note when
+/// its error text was cut.
+pub async fn record_input(db: &Db, req: RecordRequest) -> OpResult<(RecordInput, Option<String>)> {
     let mut cut_note = None;
     let error = req.error.map(|e| {
         let (kept, cut) = truncated(&e, MAX_FREE_TEXT_CHARS);
@@ -201,9 +210,7 @@ pub async fn record(db: &Db, clock: &Clock, req: RecordRequest) -> OpResult<Reco
         error,
         reservation,
     };
-    let mut recorded = db.record(&input, clock).await?;
-    recorded.warnings.extend(cut_note);
-    Ok(recorded)
+    Ok((input, cut_note))
 }
 
 async fn reservation_of(db: &Db, id: &str) -> OpResult<Reservation> {
@@ -215,7 +222,12 @@ async fn reservation_of(db: &Db, id: &str) -> OpResult<Reservation> {
 /// Settles reservation `id` with what its request used: `record --reservation`, except that
 /// an unknown id is an error (not usage recorded without a hold), and the AI type may be left
 /// out (it is the reservation's).
-pub async fn settle(db: &Db, clock: &Clock, id: &str, mut req: RecordRequest) -> OpResult<Recorded> {
+pub async fn settle(db: &Db, clock: &Clock, id: &str, req: RecordRequest) -> OpResult<Recorded> {
+    record(db, clock, settle_request(db, id, req).await?).await
+}
+
+/// `req` as the record that settles reservation `id` (which must exist).
+pub async fn settle_request(db: &Db, id: &str, mut req: RecordRequest) -> OpResult<RecordRequest> {
     if req.reservation.as_deref().is_some_and(|r| r != id) {
         return Err(OpError::invalid(
             "the body names another reservation than the path: leave `reservation` out",
@@ -223,5 +235,5 @@ pub async fn settle(db: &Db, clock: &Clock, id: &str, mut req: RecordRequest) ->
     }
     reservation_of(db, id).await?;
     req.reservation = Some(id.to_string());
-    record(db, clock, req).await
+    Ok(req)
 }

@@ -332,7 +332,7 @@ async fn settle(
     Path(id): Path<String>,
     Body(req): Body<RecordRequest>,
 ) -> ApiResult {
-    ok(&admit::settle(s.db(), &s.clock(), &id, req).await?)
+    ok(&s.record(admit::settle_request(s.db(), &id, req).await?).await?)
 }
 
 /// Give back a reservation whose request never ran: `tokenctl release --json`.
@@ -355,7 +355,7 @@ async fn release(State(s): State<Server>, Path(id): Path<String>) -> ApiResult {
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn usage(State(s): State<Server>, Body(req): Body<RecordRequest>) -> ApiResult {
-    let recorded = admit::record(s.db(), &s.clock(), req).await?;
+    let recorded = s.record(req).await?;
     let status = if recorded.duplicate {
         StatusCode::OK
     } else {

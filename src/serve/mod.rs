@@ -137,6 +137,18 @@ impl Server {
         self.0.batcher.reserve(req.ask()?).await
     }
 
+    /// Records a finished request's usage (a settle, or usage without a reservation), with
+    /// the admissions of the moment (group commit).
+    pub async fn record(
+        &self,
+        req: crate::ops::admit::RecordRequest,
+    ) -> crate::ops::OpResult<crate::db::ledger::Recorded> {
+        let (input, cut_note) = crate::ops::admit::record_input(&self.0.db, req).await?;
+        let mut recorded = self.0.batcher.record(input).await?;
+        recorded.warnings.extend(cut_note);
+        Ok(recorded)
+    }
+
     /// Every route, with the layers every request passes through.
     pub fn router(&self) -> Router {
         api::routes(self.clone())
