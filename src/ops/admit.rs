@@ -233,7 +233,11 @@ pub async fn settle_request(db: &Db, id: &str, mut req: RecordRequest) -> OpResu
             "the body names another reservation than the path: leave `reservation` out",
         ));
     }
-    reservation_of(db, id).await?;
+    let found = reservation_of(db, id).await?;
     req.reservation = Some(id.to_string());
+    if req.ai_type.is_none() {
+        // it is the reservation's (one read, not two)
+        req.ai_type = Some(found.hold.ai_type.parse().map_err(OpError::invalid)?);
+    }
     Ok(req)
 }
