@@ -1071,9 +1071,9 @@ fn sixty_four_reservers(env: &Env, serves: &[&Serve], secret: &str) {
     use std::sync::{Arc, Barrier};
     const THREADS: usize = 64;
     // 503 (Retry-After) means "not decided, nothing done: try again", and these clients do,
-    // as the spec tells clients to. It happens under load: each settle holds a pool
-    // connection while it waits its turn for the admission lock, and a request that waits
-    // more than 2 s for a connection gets 503 (see the report on `open_pool_waiting`).
+    // as the spec tells clients to. A healthy database may still see it on a loaded test
+    // machine: serve gives a request 2 s to get a pool connection (commands/serve.rs), then
+    // answers 503 rather than queue without bound.
     let unavailable = AtomicUsize::new(0);
     let until_decided = |path: &str, body: &Value, serve: &Serve| -> Answer {
         loop {
@@ -1258,7 +1258,9 @@ both!(a_request_past_its_deadline_gets_503_and_leaves_nothing, |env| {
     // order): by then that hold, which nobody heard of, has been given back
     let a = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 70}));
     assert_eq!(a.status, 201, "{}", a.text);
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 1);
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 1,
+        "reserved_tokens {}, reservations {}; serve log:\n{}", env.status_of("imperium")["reserved_tokens"],
+        env.scalar("SELECT COUNT(*) FROM token_reservations"), serve.log_text());
     assert_eq!(env.status_of("imperium")["reserved_tokens"], 70);
     // the usage that timed out was not recorded: sent again, it is new
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), before.1);
