@@ -200,7 +200,8 @@ pub struct ServeArgs {
     /// Access log lines on stderr: text or json
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub log_format: crate::serve::LogFormat,
-    /// A request not answered within this many seconds gets 503 (whatever it began is rolled back)
+    /// A request not answered within this many seconds gets 503 (one still waiting for its turn
+    /// is left undone; a hold made for it is given back)
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
     /// Largest request body accepted, in bytes (larger: 413)

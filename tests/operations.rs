@@ -469,8 +469,8 @@ both!(a_batch_of_usage_and_reservations_equals_one_at_a_time, |env| {
                 .map(|&n| ReserveAsk { ai_type: "imperium".into(), estimated: n, ttl: chrono::Duration::minutes(5) })
                 .collect();
             let (recorded, reserved) = if batched {
-                let (r, a) = db.admission_batch(&records, &asks, &clock).await.unwrap();
-                (r, a)
+                let (r, a) = db.admission_batch(&records, &asks, &clock, &|_| true).await.unwrap();
+                (r.into_iter().map(Option::unwrap).collect(), a.into_iter().map(Option::unwrap).collect())
             } else {
                 let mut r = Vec::new();
                 for input in &records {

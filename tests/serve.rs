@@ -420,6 +420,8 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
         ("/v1/check", r#"{"ai_type": 7, "estimated_tokens": 10}"#),
         ("/v1/check", r#"{"ai_type": "imperium", "prompt": "hello"}"#),
         ("/v1/check", r#"{"ai_type": "imperium", "prompt": "hello", "max_tokens": -1}"#),
+        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": 10, "prompt": "hello", "max_tokens": 5}"#),
+        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "max_tokens": 5}"#),
         ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": -5}"#),
         ("/v1/reservations", r#"{"estimated_tokens": 10}"#),
         ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 0}"#),
@@ -500,12 +502,8 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
     // an unknown path: 404 in JSON; a known one with the wrong method: 405
     assert_error(&get(&serve, "/v1/nothing", &secret), 404, "not_found");
     assert_error(&call(&serve, "GET", "/nothing", None, None), 404, "not_found");
-    let a = get(&serve, "/v1/check", &secret);
-    assert_eq!(a.status, 405, "{}", a.text);
-    assert!(a.json["error"].is_string(), "{}", a.text);
-    let a = post(&serve, "/api/token-usage/limits", &secret, json!({}));
-    assert_eq!(a.status, 405, "{}", a.text);
-    assert!(a.json["error"].is_string(), "{}", a.text);
+    assert_error(&get(&serve, "/v1/check", &secret), 405, "method_not_allowed");
+    assert_error(&post(&serve, "/api/token-usage/limits", &secret, json!({})), 405, "method_not_allowed");
 
     // nothing was written
     assert_eq!(snapshot(&env), before);
@@ -1272,11 +1270,9 @@ both!(a_request_past_its_deadline_gets_503_and_leaves_nothing, |env| {
     assert_eq!(env.status_of("imperium")["total_tokens"], 20 + 42);
 });
 
-/// A usage whose own batch waits past the request's deadline: the client is told 503 (try
-/// again; serve --help: "whatever it began is rolled back"), yet group commit records it
-/// when the lock frees, so a retry without a request id counts it twice. Ignored until
-/// src/serve/batch.rs stops deciding a record whose caller is gone by the time its batch
-/// commits (or answers in a way that does not invite a retry): see the report.
+/// A usage whose own batch waits for the admission lock past the request's deadline: the
+/// client is told 503 (try again), so the batch must leave it undone when the lock frees —
+/// else a retry without a request id would count it twice.
 fn a_usage_answered_503_is_not_recorded(env: &Env) {
     open_global_limits(env);
     env.record("imperium", 10, 10);
@@ -1295,13 +1291,11 @@ fn a_usage_answered_503_is_not_recorded(env: &Env) {
 }
 
 #[test]
-#[ignore = "group commit records a usage already answered 503 (src/serve/batch.rs)"]
 fn a_usage_answered_503_is_not_recorded_sqlite() {
     a_usage_answered_503_is_not_recorded(&Env::new(Backend::Sqlite));
 }
 
 #[test]
-#[ignore = "group commit records a usage already answered 503 (src/serve/batch.rs)"]
 fn a_usage_answered_503_is_not_recorded_postgres() {
     a_usage_answered_503_is_not_recorded(&Env::new(Backend::Postgres));
 }

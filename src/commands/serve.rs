@@ -24,7 +24,7 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
     }
     // a request waits at most this long for a database connection, then gets 503: fail
     // closed, and fast, when the database is gone
-    let db = Db::open_pool_waiting(url, args.connections, Duration::from_secs(2)).await?;
+    let db = Db::open_pool_waiting(url, args.connections, Duration::from_secs(5)).await?;
     let clock = super::shared_clock(&db, clock).await?;
     let has_tokens = crate::ops::tokens::any_active(&db).await?;
     if !args.insecure_no_auth && !loopback && !has_tokens {
@@ -44,8 +44,7 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
     } else {
         Auth::Tokens
     };
-    notice(
-        args.log_format,
+    args.log_format.notice(
         "listening",
         &format!(
             "listening on http://{addr} ({})",
@@ -69,24 +68,8 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
     Server::new(db, clock, config)
         .run(listener, shutdown_signal(format))
         .await?;
-    notice(format, "stopped", "stopped");
+    format.notice("stopped", "stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// A line about the server itself on stderr, in the access log's format: with
-/// `--log-format json` every line is one JSON object, for log shippers.
-fn notice(format: LogFormat, event: &str, message: &str) {
-    match format {
-        LogFormat::Text => eprintln!("tokenctl serve: {message}"),
-        LogFormat::Json => eprintln!(
-            "{}",
-            serde_json::json!({
-                "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "event": event,
-                "message": message,
-            })
-        ),
-    }
 }
 
 /// SIGTERM (service managers) or SIGINT (Ctrl-C).
@@ -109,9 +92,7 @@ async fn shutdown_signal(format: LogFormat) {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    notice(
-        format,
-        "stopping",
+    format.notice("stopping",
         "stopping: no new connections; finishing the requests in flight",
     );
 }

@@ -217,37 +217,62 @@ pub async fn reserve_batch<S: Store>(
     reserve_locked(s, asks, clock).await
 }
 
+/// One request of an `admission_batch`, by its place in `records` or `asks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchItem {
+    Record(usize),
+    Reserve(usize),
+}
+
+/// What a batch decided: per record and per ask, its answer, or None when its caller had
+/// stopped waiting by the time its turn came (it was left undone).
+pub type BatchAnswers = (Vec<Option<Result<Recorded>>>, Vec<Option<Reserved>>);
+
 /// What `serve` decides in one transaction: the usage of finished requests (settles and
 /// records) and reservations, under one admission lock and one commit. The records go first,
 /// each in a savepoint of its own, so one refused (a request id another request used, say)
 /// leaves the others; then the reservations are decided against counters that include them.
+/// `waiting` is asked about each request when its turn comes, after the lock is held: one
+/// whose caller has gone (its deadline passed while the batch waited for the lock) is left
+/// undone, as a request cut off before its commit leaves nothing.
 pub async fn admission_batch<S: Store>(
     s: &mut S,
     records: &[RecordInput],
     asks: &[ReserveAsk],
     clock: &Clock,
-) -> Result<(Vec<Result<Recorded>>, Vec<Reserved>)> {
+    waiting: &(dyn Fn(BatchItem) -> bool + Sync),
+) -> Result<BatchAnswers> {
     let clock = &lock_and_read_clock(s, clock).await?;
     expire_stale_holds(s, clock.now).await?;
     let mut recorded = Vec::with_capacity(records.len());
-    for input in records {
+    for (i, input) in records.iter().enumerate() {
+        if !waiting(BatchItem::Record(i)) {
+            recorded.push(None);
+            continue;
+        }
         s.savepoint().await?;
         match record_locked(s, input, clock).await {
             Ok(r) => {
                 s.release_savepoint().await?;
-                recorded.push(Ok(r));
+                recorded.push(Some(Ok(r)));
             }
             Err(e) => {
                 s.rollback_to_savepoint().await?;
-                recorded.push(Err(e));
+                recorded.push(Some(Err(e)));
             }
         }
     }
-    let reserved = if asks.is_empty() {
-        Vec::new()
-    } else {
-        reserve_locked(s, asks, clock).await?
-    };
+    let wanted: Vec<usize> = (0..asks.len())
+        .filter(|&i| waiting(BatchItem::Reserve(i)))
+        .collect();
+    let mut reserved = vec![None; asks.len()];
+    if !wanted.is_empty() {
+        let chosen: Vec<ReserveAsk> = wanted.iter().map(|&i| asks[i].clone()).collect();
+        let decided = reserve_locked(s, &chosen, clock).await?;
+        for (i, r) in wanted.into_iter().zip(decided) {
+            reserved[i] = Some(r);
+        }
+    }
     Ok((recorded, reserved))
 }
 

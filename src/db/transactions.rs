@@ -61,8 +61,9 @@ impl Db {
         records: &[RecordInput],
         asks: &[ledger::ReserveAsk],
         clock: &Clock,
-    ) -> Result<(Vec<Result<Recorded>>, Vec<Reserved>)> {
-        Ok(write_tx!(self, c => ledger::admission_batch(c, records, asks, clock).await?))
+        waiting: &(dyn Fn(ledger::BatchItem) -> bool + Sync),
+    ) -> Result<ledger::BatchAnswers> {
+        Ok(write_tx!(self, c => ledger::admission_batch(c, records, asks, clock, waiting).await?))
     }
 
     pub async fn release(&self, id: &str, clock: &Clock) -> Result<Released> {

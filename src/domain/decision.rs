@@ -100,7 +100,7 @@ pub struct TokenWindow {
 impl Decision {
     /// Of the token limits this decision was checked against (the AI type's and the total's
     /// month, day and hour), the one with the least room left; of equals, the one that
-    /// reopens first.
+    /// reopens last (until then, that is all the room there is).
     pub fn tightest_window(&self, periods: &Periods) -> TokenWindow {
         [
             (self.monthly_limit, self.current_usage, periods.month_end),
@@ -116,7 +116,7 @@ impl Decision {
             remaining: limit.saturating_sub(used).max(0),
             resets_at,
         })
-        .min_by_key(|w| (w.remaining, w.resets_at))
+        .min_by_key(|w| (w.remaining, std::cmp::Reverse(w.resets_at)))
         .expect("six windows")
     }
 }
@@ -591,6 +591,11 @@ mod tests {
         let w = d.tightest_window(&p);
         assert_eq!(w.limit, d.hourly_limit);
         assert_eq!(w.resets_at, p.hour_end);
+        // the day and the hour with the same room left: that room lasts until the day ends
+        d.daily_limit = d.hourly_limit;
+        let w = d.tightest_window(&p);
+        assert_eq!((w.limit, w.resets_at), (d.hourly_limit, p.day_end));
+        d.daily_limit = d.hourly_limit * 10;
         // the month nearly spent: it is tighter than any day or hour, until the month ends
         d.current_usage = d.monthly_limit - 5;
         let w = d.tightest_window(&p);

@@ -45,7 +45,10 @@ impl TryFrom<EstimateFields> for Estimate {
     type Error = String;
     fn try_from(f: EstimateFields) -> Result<Estimate, String> {
         match (f.estimated_tokens, f.prompt, f.max_tokens) {
-            (Some(estimated_tokens), _, _) => Ok(Estimate::Tokens { estimated_tokens }),
+            (Some(estimated_tokens), None, None) => Ok(Estimate::Tokens { estimated_tokens }),
+            (Some(_), ..) => Err(
+                "give estimated_tokens, or prompt with max_tokens, not both (as the flags)".into(),
+            ),
             (None, Some(prompt), Some(max_tokens)) => Ok(Estimate::Prompt { prompt, max_tokens }),
             _ => Err("give estimated_tokens, or prompt with max_tokens".into()),
         }

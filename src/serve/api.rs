@@ -73,13 +73,8 @@ async fn not_found() -> ApiError {
     ))
 }
 
-async fn method_not_allowed() -> Response {
-    let mut r = ApiError::Op(OpError::invalid(
-        "this endpoint does not take this method: GET /openapi.json lists them",
-    ))
-    .into_response();
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -10,7 +10,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::ledger::{RecordInput, Recorded, ReserveAsk, Reserved};
+use crate::db::ledger::{BatchItem, RecordInput, Recorded, ReserveAsk, Reserved};
 use crate::db::Db;
 use crate::domain::Clock;
 use crate::error::{ErrorKind, OpError};
@@ -113,12 +113,19 @@ async fn decide(db: &Db, clock: &Clock, batch: Vec<Job>) {
             }
         }
     }
-    match db.admission_batch(&records, &asks, clock).await {
+    let waiting = |item: BatchItem| match item {
+        BatchItem::Record(i) => !record_replies[i].is_closed(),
+        BatchItem::Reserve(i) => !ask_replies[i].is_closed(),
+    };
+    match db.admission_batch(&records, &asks, clock, &waiting).await {
         Ok((recorded, reserved)) => {
             for (reply, r) in record_replies.into_iter().zip(recorded) {
-                let _ = reply.send(r.map_err(OpError::from));
+                if let Some(r) = r {
+                    let _ = reply.send(r.map_err(OpError::from));
+                }
             }
             for (reply, r) in ask_replies.into_iter().zip(reserved) {
+                let Some(r) = r else { continue };
                 if let Err(Ok(unheard)) = reply.send(Ok(r)) {
                     // the caller is gone (its request timed out, its client hung up): a
                     // hold nobody knows of would count until its TTL, so give it back now

@@ -38,6 +38,24 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// A line about the server itself on stderr, in the access log's format: with
+    /// `--log-format json` every line is one JSON object, for log shippers.
+    pub fn notice(self, event: &str, message: &str) {
+        match self {
+            LogFormat::Text => eprintln!("tokenctl serve: {message}"),
+            LogFormat::Json => eprintln!(
+                "{}",
+                serde_json::json!({
+                    "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "event": event,
+                    "message": message,
+                })
+            ),
+        }
+    }
+}
+
 impl std::str::FromStr for LogFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<LogFormat, String> {
@@ -181,9 +199,12 @@ impl Server {
         let result = tokio::select! {
             r = serving => r.context("the server stopped"),
             _ = give_up => {
-                eprintln!(
-                    "tokenctl serve: requests still running after {} s: stopping anyway (their transactions roll back)",
-                    grace.as_secs()
+                self.0.config.log_format.notice(
+                    "stopping_anyway",
+                    &format!(
+                        "requests still running after {} s: stopping anyway (their transactions roll back)",
+                        grace.as_secs()
+                    ),
                 );
                 Ok(())
             }

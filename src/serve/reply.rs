@@ -34,6 +34,8 @@ pub enum ApiError {
     Unauthorized(String),
     /// a token without the scope the route needs: 403
     Forbidden(String),
+    /// a path that exists, asked with another method: 405
+    MethodNotAllowed,
 }
 
 /// The `code` of an error answer, kept on the response for the access log.
@@ -95,7 +97,10 @@ impl ApiError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ApiError::Op(e) => e.kind,
-            ApiError::TooLarge | ApiError::Unauthorized(_) | ApiError::Forbidden(_) => {
+            ApiError::TooLarge
+            | ApiError::Unauthorized(_)
+            | ApiError::Forbidden(_)
+            | ApiError::MethodNotAllowed => {
                 ErrorKind::InvalidInput
             }
         }
@@ -119,6 +124,11 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone(), "unauthorized"),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone(), "forbidden"),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take this method: GET /openapi.json lists them".to_string(),
+                "method_not_allowed",
+            ),
         };
         let body = ErrorBody {
             error: &message,
