@@ -400,6 +400,9 @@ run_logs() {
 # benches/serve_load.rs (CLIENTS threads with keep-alive connections) for SECS each
 run_serve() {
 SECS=$([ $QUICK = 1 ] && echo 5 || echo 15)
+# the real clock, as a deployment has it (and as the in-process bench reads it): holds made
+# at a pinned instant would all expire at once under the real one
+unset TOKENCTL_NOW
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 load() { # base token clients mode
   "$SERVE_LOAD" "$1" "$2" "$3" "$SECS" "$4" 2>/dev/null | tail -n 1

@@ -118,10 +118,29 @@ pub async fn limits_for<S: Store>(s: &mut S, ai_type: &str) -> Result<(Limits, G
 /// happen in the same transaction, under the admission lock.
 pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Result<usize> {
     let expired = s.expire_holds(now).await?;
+    // given back per AI type and period, not per hold: thousands expiring at once (a backend
+    // that died with its requests in flight) cost a few statements, not thousands
+    let mut groups: Vec<(Hold, i64)> = Vec::new();
     for hold in &expired {
-        let (limits, _) = limits_for(s, &hold.ai_type).await?;
-        s.add_reserved(hold, -hold.estimated_tokens, limits.monthly, now)
-            .await?;
+        let same = |(g, _): &&mut (Hold, i64)| {
+            g.ai_type == hold.ai_type && g.month == hold.month && g.day == hold.day && g.hour == hold.hour
+        };
+        match groups.iter_mut().find(same) {
+            Some((_, sum)) => *sum = sum.saturating_add(hold.estimated_tokens),
+            None => groups.push((hold.clone(), hold.estimated_tokens)),
+        }
+    }
+    let mut monthly: Vec<(String, i64)> = Vec::new();
+    for (hold, sum) in &groups {
+        let limit = match monthly.iter().find(|(a, _)| *a == hold.ai_type) {
+            Some((_, limit)) => *limit,
+            None => {
+                let (limits, _) = limits_for(s, &hold.ai_type).await?;
+                monthly.push((hold.ai_type.clone(), limits.monthly));
+                limits.monthly
+            }
+        };
+        s.add_reserved(hold, -sum, limit, now).await?;
     }
     Ok(expired.len())
 }
