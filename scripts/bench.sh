@@ -67,8 +67,8 @@ fi
 DB=tokenctl_bench_$$
 PGURL="${ADMIN%/*}/$DB"
 cleanup() {
-  [ "${#LOAD_PIDS[@]}" -gt 0 ] && kill "${LOAD_PIDS[@]}" 2>/dev/null
-  for d in $DB ${DB}_seed ${DB}_prune; do psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
+  if [ "${#LOAD_PIDS[@]}" -gt 0 ]; then kill "${LOAD_PIDS[@]}" 2>/dev/null || true; fi
+  for d in $DB ${DB}_seed ${DB}_prune ${DB}_serve; do psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
   if [ -n "$OLD_DIR" ]; then git worktree remove --force "$OLD_DIR" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }

@@ -519,3 +519,39 @@ both!(a_batch_of_usage_and_reservations_equals_one_at_a_time, |env| {
         twin.scalar("SELECT COUNT(*) FROM token_usage_logs")
     );
 });
+
+both!(many_holds_expiring_at_once_give_back_exactly_what_they_held, |env| {
+    // 200 holds of two AI types over two hours, all past their TTL when the next write comes:
+    // given back per AI type and period, every counter back to what was used
+    env.ok(&["limits", "set", "--daily", "1000000", "--hourly", "1000000", "--monthly", "10000000", "--rpm", "0", "--rpd", "0"]);
+    env.ok(&["limits", "set", "--global", "--daily", "1000000", "--hourly", "1000000", "--monthly", "10000000",
+        "--rpm", "0", "--rpd", "0", "--max-concurrent", "0"]);
+    env.record("imperium", 100, 50);
+    let url = DbUrl::parse(&env.url).unwrap();
+    let at = |t: &str| Clock::new(Some(t), None).unwrap();
+    runtime().block_on(async {
+        let db = Db::open_pool(&url, 2).await.unwrap();
+        for (i, t) in ["2026-11-23T10:15:00Z", "2026-11-23T11:05:00Z"].iter().enumerate() {
+            let asks: Vec<tokenctl::db::ledger::ReserveAsk> = (0..100)
+                .map(|n| tokenctl::db::ledger::ReserveAsk {
+                    ai_type: ["imperium", "guardian"][n % 2].to_string(),
+                    estimated: 10 + (n as i64) + 100 * i as i64,
+                    ttl: chrono::Duration::minutes(1),
+                })
+                .collect();
+            let held = db.reserve_batch(&asks, &at(t)).await.unwrap();
+            assert!(held.iter().all(|r| r.reservation_id.is_some()));
+        }
+        // an hour later every hold has expired; this reservation sweeps them all
+        let r = db.reserve("oracle", 5, chrono::Duration::minutes(1), &at("2026-11-23T12:30:00Z")).await.unwrap();
+        assert!(r.decision.allowed, "{}", r.decision.message);
+    });
+    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'expired'"), 200);
+    // nothing of the expired holds is left in any counter: month rows and day/hour windows
+    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved_tokens), 0) AS BIGINT) FROM token_usage WHERE ai_type <> 'oracle'"), 0);
+    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type IN ('imperium', 'guardian')"), 0);
+    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type = '*'"), 5 * 2);
+    let status = env.at("2026-11-23T12:30:00Z").json(&["status"]);
+    assert_eq!(status["global"]["reserved_tokens"], 5);
+    assert_eq!(status["global"]["total_tokens"], 150);
+});
