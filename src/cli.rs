@@ -127,9 +127,11 @@ pub struct TokensArgs {
 #[derive(Debug, Subcommand)]
 pub enum TokensAction {
     /// Create a token and print its secret, this once (only a hash of it is stored)
-    #[command(after_help = "Scopes: read (the reports and /metrics), admit (also check, \
+    #[command(
+        after_help = "Scopes: read (the reports and /metrics), admit (also check, \
 reserve, settle, release and usage), admin (everything). Every host sharing the database \
-accepts the token at once. Send it as `Authorization: Bearer SECRET`.")]
+accepts the token at once. Send it as `Authorization: Bearer SECRET`."
+    )]
     Create(TokensCreateArgs),
     /// List the tokens (names, scopes, dates; never a secret)
     List(TokensListArgs),

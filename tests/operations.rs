@@ -369,12 +369,41 @@ both!(a_batch_decides_exactly_what_one_at_a_time_would, |env| {
     // commit), the other one at a time; every limit kind binds somewhere in the sequence
     let twin = common::Env::new(env.backend);
     for e in [&env, &twin] {
-        e.ok(&["limits", "set", "--ai-type", "imperium", "--monthly", "5500", "--per-request", "900"]);
+        e.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "imperium",
+            "--monthly",
+            "5500",
+            "--per-request",
+            "900",
+        ]);
         e.ok(&["limits", "set", "--ai-type", "guardian", "--rpm", "6"]);
-        e.ok(&["limits", "set", "--ai-type", "oracle", "--max-concurrent", "2"]);
+        e.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "oracle",
+            "--max-concurrent",
+            "2",
+        ]);
         e.ok(&["limits", "set", "--daily", "100000", "--hourly", "100000"]);
-        e.ok(&["limits", "set", "--global", "--max-concurrent", "30", "--rpm", "40", "--monthly", "1000000",
-            "--daily", "1000000", "--hourly", "1000000"]);
+        e.ok(&[
+            "limits",
+            "set",
+            "--global",
+            "--max-concurrent",
+            "30",
+            "--rpm",
+            "40",
+            "--monthly",
+            "1000000",
+            "--daily",
+            "1000000",
+            "--hourly",
+            "1000000",
+        ]);
         e.record("imperium", 3000, 1000);
     }
     let ai_types = ["imperium", "guardian", "oracle", "imperium", "guardian"];
@@ -395,7 +424,11 @@ both!(a_batch_decides_exactly_what_one_at_a_time_would, |env| {
             } else {
                 let mut v = Vec::new();
                 for a in &asks {
-                    v.push(db.reserve(&a.ai_type, a.estimated, a.ttl, &clock).await.unwrap());
+                    v.push(
+                        db.reserve(&a.ai_type, a.estimated, a.ttl, &clock)
+                            .await
+                            .unwrap(),
+                    );
                 }
                 v
             };
@@ -415,32 +448,68 @@ both!(a_batch_decides_exactly_what_one_at_a_time_would, |env| {
     for (i, (b, o)) in batched.iter().zip(&one_by_one).enumerate() {
         assert_eq!(b, o, "ask {i}: batched and one-at-a-time decisions differ");
     }
-    let reasons: std::collections::BTreeSet<String> =
-        batched.iter().map(|d| d["reason"].as_str().unwrap().to_string()).collect();
+    let reasons: std::collections::BTreeSet<String> = batched
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect();
     // the sequence exercises admission and several kinds of denial
-    for r in ["ok", "request_limit_exceeded", "monthly_limit_exceeded", "rpm_limit_exceeded", "concurrency_limit_exceeded"] {
+    for r in [
+        "ok",
+        "request_limit_exceeded",
+        "monthly_limit_exceeded",
+        "rpm_limit_exceeded",
+        "concurrency_limit_exceeded",
+    ] {
         assert!(reasons.contains(r), "no {r} among {reasons:?}");
     }
     // and the set-based writes leave the counters the one-by-one writes leave
     assert_eq!(env.json(&["status"]), twin.json(&["status"]));
-    assert_eq!(env.json(&["distribution"])["rate_limiting_status"], twin.json(&["distribution"])["rate_limiting_status"]);
+    assert_eq!(
+        env.json(&["distribution"])["rate_limiting_status"],
+        twin.json(&["distribution"])["rate_limiting_status"]
+    );
 });
 
-both!(a_batch_of_usage_and_reservations_equals_one_at_a_time, |env| {
-    // serve's group commit: settles, plain records (one a retry, one reusing another
-    // request's id, one settling another AI type's hold) and reservations in one transaction,
-    // against the same requests one at a time on a twin database
-    use tokenctl::db::ledger::{RecordInput, ReserveAsk};
-    let twin = common::Env::new(env.backend);
-    for e in [&env, &twin] {
-        e.ok(&["limits", "set", "--ai-type", "imperium", "--monthly", "3000", "--daily", "100000", "--hourly", "100000"]);
-        e.ok(&["limits", "set", "--daily", "100000", "--hourly", "100000"]);
-        e.ok(&["limits", "set", "--global", "--max-concurrent", "0", "--rpm", "0", "--daily", "1000000", "--hourly", "1000000"]);
-    }
-    let clock = Clock::new(Some(&env.now), None).unwrap();
-    let run = |e: &common::Env, batched: bool| {
-        let url = DbUrl::parse(&e.url).unwrap();
-        runtime().block_on(async {
+both!(
+    a_batch_of_usage_and_reservations_equals_one_at_a_time,
+    |env| {
+        // serve's group commit: settles, plain records (one a retry, one reusing another
+        // request's id, one settling another AI type's hold) and reservations in one transaction,
+        // against the same requests one at a time on a twin database
+        use tokenctl::db::ledger::{RecordInput, ReserveAsk};
+        let twin = common::Env::new(env.backend);
+        for e in [&env, &twin] {
+            e.ok(&[
+                "limits",
+                "set",
+                "--ai-type",
+                "imperium",
+                "--monthly",
+                "3000",
+                "--daily",
+                "100000",
+                "--hourly",
+                "100000",
+            ]);
+            e.ok(&["limits", "set", "--daily", "100000", "--hourly", "100000"]);
+            e.ok(&[
+                "limits",
+                "set",
+                "--global",
+                "--max-concurrent",
+                "0",
+                "--rpm",
+                "0",
+                "--daily",
+                "1000000",
+                "--hourly",
+                "1000000",
+            ]);
+        }
+        let clock = Clock::new(Some(&env.now), None).unwrap();
+        let run = |e: &common::Env, batched: bool| {
+            let url = DbUrl::parse(&e.url).unwrap();
+            runtime().block_on(async {
             let db = Db::open_pool(&url, 2).await.unwrap();
             let mut holds = Vec::new();
             for (ai, n) in [("imperium", 400), ("imperium", 300), ("guardian", 200)] {
@@ -503,55 +572,120 @@ both!(a_batch_of_usage_and_reservations_equals_one_at_a_time, |env| {
                 .collect();
             (recorded, reserved)
         })
-    };
-    let (batched_records, batched_asks) = run(&env, true);
-    let (single_records, single_asks) = run(&twin, false);
-    assert_eq!(batched_records, single_records);
-    assert_eq!(batched_asks, single_asks);
-    let kinds: Vec<&serde_json::Value> = batched_records.iter().map(|r| r.get("error").unwrap_or(&r["duplicate"])).collect();
-    assert_eq!(kinds, [&serde_json::json!(false), &serde_json::json!(false), &serde_json::json!(true),
-        &serde_json::json!("Conflict"), &serde_json::json!("Conflict"), &serde_json::json!(false)]);
-    let allowed: Vec<bool> = batched_asks.iter().map(|a| a["allowed"].as_bool().unwrap()).collect();
-    assert_eq!(allowed, [true, true, false, false, true], "{batched_asks:?}");
-    assert_eq!(env.json(&["status"]), twin.json(&["status"]));
-    assert_eq!(
-        env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
-        twin.scalar("SELECT COUNT(*) FROM token_usage_logs")
-    );
-});
+        };
+        let (batched_records, batched_asks) = run(&env, true);
+        let (single_records, single_asks) = run(&twin, false);
+        assert_eq!(batched_records, single_records);
+        assert_eq!(batched_asks, single_asks);
+        let kinds: Vec<&serde_json::Value> = batched_records
+            .iter()
+            .map(|r| r.get("error").unwrap_or(&r["duplicate"]))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                &serde_json::json!(false),
+                &serde_json::json!(false),
+                &serde_json::json!(true),
+                &serde_json::json!("Conflict"),
+                &serde_json::json!("Conflict"),
+                &serde_json::json!(false)
+            ]
+        );
+        let allowed: Vec<bool> = batched_asks
+            .iter()
+            .map(|a| a["allowed"].as_bool().unwrap())
+            .collect();
+        assert_eq!(
+            allowed,
+            [true, true, false, false, true],
+            "{batched_asks:?}"
+        );
+        assert_eq!(env.json(&["status"]), twin.json(&["status"]));
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
+            twin.scalar("SELECT COUNT(*) FROM token_usage_logs")
+        );
+    }
+);
 
-both!(many_holds_expiring_at_once_give_back_exactly_what_they_held, |env| {
-    // 200 holds of two AI types over two hours, all past their TTL when the next write comes:
-    // given back per AI type and period, every counter back to what was used
-    env.ok(&["limits", "set", "--daily", "1000000", "--hourly", "1000000", "--monthly", "10000000", "--rpm", "0", "--rpd", "0"]);
-    env.ok(&["limits", "set", "--global", "--daily", "1000000", "--hourly", "1000000", "--monthly", "10000000",
-        "--rpm", "0", "--rpd", "0", "--max-concurrent", "0"]);
-    env.record("imperium", 100, 50);
-    let url = DbUrl::parse(&env.url).unwrap();
-    let at = |t: &str| Clock::new(Some(t), None).unwrap();
-    runtime().block_on(async {
-        let db = Db::open_pool(&url, 2).await.unwrap();
-        for (i, t) in ["2026-11-23T10:15:00Z", "2026-11-23T11:05:00Z"].iter().enumerate() {
-            let asks: Vec<tokenctl::db::ledger::ReserveAsk> = (0..100)
-                .map(|n| tokenctl::db::ledger::ReserveAsk {
-                    ai_type: ["imperium", "guardian"][n % 2].to_string(),
-                    estimated: 10 + (n as i64) + 100 * i as i64,
-                    ttl: chrono::Duration::minutes(1),
-                })
-                .collect();
-            let held = db.reserve_batch(&asks, &at(t)).await.unwrap();
-            assert!(held.iter().all(|r| r.reservation_id.is_some()));
-        }
-        // an hour later every hold has expired; this reservation sweeps them all
-        let r = db.reserve("oracle", 5, chrono::Duration::minutes(1), &at("2026-11-23T12:30:00Z")).await.unwrap();
-        assert!(r.decision.allowed, "{}", r.decision.message);
-    });
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'expired'"), 200);
-    // nothing of the expired holds is left in any counter: month rows and day/hour windows
-    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved_tokens), 0) AS BIGINT) FROM token_usage WHERE ai_type <> 'oracle'"), 0);
-    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type IN ('imperium', 'guardian')"), 0);
-    assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type = '*'"), 5 * 2);
-    let status = env.at("2026-11-23T12:30:00Z").json(&["status"]);
-    assert_eq!(status["global"]["reserved_tokens"], 5);
-    assert_eq!(status["global"]["total_tokens"], 150);
-});
+both!(
+    many_holds_expiring_at_once_give_back_exactly_what_they_held,
+    |env| {
+        // 200 holds of two AI types over two hours, all past their TTL when the next write comes:
+        // given back per AI type and period, every counter back to what was used
+        env.ok(&[
+            "limits",
+            "set",
+            "--daily",
+            "1000000",
+            "--hourly",
+            "1000000",
+            "--monthly",
+            "10000000",
+            "--rpm",
+            "0",
+            "--rpd",
+            "0",
+        ]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--global",
+            "--daily",
+            "1000000",
+            "--hourly",
+            "1000000",
+            "--monthly",
+            "10000000",
+            "--rpm",
+            "0",
+            "--rpd",
+            "0",
+            "--max-concurrent",
+            "0",
+        ]);
+        env.record("imperium", 100, 50);
+        let url = DbUrl::parse(&env.url).unwrap();
+        let at = |t: &str| Clock::new(Some(t), None).unwrap();
+        runtime().block_on(async {
+            let db = Db::open_pool(&url, 2).await.unwrap();
+            for (i, t) in ["2026-11-23T10:15:00Z", "2026-11-23T11:05:00Z"]
+                .iter()
+                .enumerate()
+            {
+                let asks: Vec<tokenctl::db::ledger::ReserveAsk> = (0..100)
+                    .map(|n| tokenctl::db::ledger::ReserveAsk {
+                        ai_type: ["imperium", "guardian"][n % 2].to_string(),
+                        estimated: 10 + (n as i64) + 100 * i as i64,
+                        ttl: chrono::Duration::minutes(1),
+                    })
+                    .collect();
+                let held = db.reserve_batch(&asks, &at(t)).await.unwrap();
+                assert!(held.iter().all(|r| r.reservation_id.is_some()));
+            }
+            // an hour later every hold has expired; this reservation sweeps them all
+            let r = db
+                .reserve(
+                    "oracle",
+                    5,
+                    chrono::Duration::minutes(1),
+                    &at("2026-11-23T12:30:00Z"),
+                )
+                .await
+                .unwrap();
+            assert!(r.decision.allowed, "{}", r.decision.message);
+        });
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'expired'"),
+            200
+        );
+        // nothing of the expired holds is left in any counter: month rows and day/hour windows
+        assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved_tokens), 0) AS BIGINT) FROM token_usage WHERE ai_type <> 'oracle'"), 0);
+        assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type IN ('imperium', 'guardian')"), 0);
+        assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(reserved), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type = '*'"), 5 * 2);
+        let status = env.at("2026-11-23T12:30:00Z").json(&["status"]);
+        assert_eq!(status["global"]["reserved_tokens"], 5);
+        assert_eq!(status["global"]["total_tokens"], 150);
+    }
+);

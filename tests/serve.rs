@@ -38,8 +38,19 @@ fn assert_doc(a: &Answer, status: u16, expected: &Value) {
 /// concurrency limit in the way of the AI types' own.
 fn open_global_limits(env: &Env) {
     env.ok(&[
-        "limits", "set", "--global", "--hourly", "100000", "--daily", "100000",
-        "--max-concurrent", "0", "--rpm", "0", "--rpd", "0",
+        "limits",
+        "set",
+        "--global",
+        "--hourly",
+        "100000",
+        "--daily",
+        "100000",
+        "--max-concurrent",
+        "0",
+        "--rpm",
+        "0",
+        "--rpd",
+        "0",
     ]);
 }
 
@@ -48,7 +59,18 @@ fn open_global_limits(env: &Env) {
 fn some_usage(env: &Env) {
     open_global_limits(env);
     for ai in ["guardian", "sentinel"] {
-        env.ok(&["limits", "set", "--ai-type", ai, "--monthly", "1000", "--daily", "1000", "--hourly", "1000"]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            ai,
+            "--monthly",
+            "1000",
+            "--daily",
+            "1000",
+            "--hourly",
+            "1000",
+        ]);
     }
     env.record("imperium", 300, 200);
     env.record("imperium", 120, 30);
@@ -56,10 +78,21 @@ fn some_usage(env: &Env) {
     env.record("sentinel", 990, 0);
     // an AI type may be any string: a slash, a space, an accent (percent-encoded in a path)
     env.record("team/agent é", 5, 5);
-    let held = env.json(&["reserve", "--ai-type", "imperium", "--estimated-tokens", "250"]);
+    let held = env.json(&[
+        "reserve",
+        "--ai-type",
+        "imperium",
+        "--estimated-tokens",
+        "250",
+    ]);
     assert_eq!(held["allowed"], true, "{held}");
     env.at("2026-10-12T08:00:00Z").record("imperium", 700, 100);
-    env.ok(&["monitor", "--once", "--alerts-file", env.path("alerts.json").to_str().unwrap()]);
+    env.ok(&[
+        "monitor",
+        "--once",
+        "--alerts-file",
+        env.path("alerts.json").to_str().unwrap(),
+    ]);
 }
 
 both!(every_read_endpoint_answers_the_cli_document, |env| {
@@ -68,21 +101,63 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
     let serve = Serve::start(&env, &[]);
     let pairs: &[(&str, &[&str])] = &[
         ("/api/token-usage/monthly", &["status"]),
-        ("/api/token-usage/monthly?month=2026-10", &["status", "--month", "2026-10"]),
-        ("/api/token-usage/monthly/imperium", &["status", "--ai-type", "imperium"]),
-        ("/api/token-usage/monthly/guardian?month=2026-11", &["status", "--ai-type", "guardian", "--month", "2026-11"]),
-        ("/api/token-usage/monthly/imperium?month=2026-10", &["status", "--ai-type", "imperium", "--month", "2026-10"]),
-        ("/api/token-usage/monthly/team%2Fagent%20%C3%A9", &["status", "--ai-type", "team/agent é"]),
-        ("/api/token-usage/distribution?ai_type=team%2Fagent+%C3%A9", &["distribution", "--ai-type", "team/agent é"]),
+        (
+            "/api/token-usage/monthly?month=2026-10",
+            &["status", "--month", "2026-10"],
+        ),
+        (
+            "/api/token-usage/monthly/imperium",
+            &["status", "--ai-type", "imperium"],
+        ),
+        (
+            "/api/token-usage/monthly/guardian?month=2026-11",
+            &["status", "--ai-type", "guardian", "--month", "2026-11"],
+        ),
+        (
+            "/api/token-usage/monthly/imperium?month=2026-10",
+            &["status", "--ai-type", "imperium", "--month", "2026-10"],
+        ),
+        (
+            "/api/token-usage/monthly/team%2Fagent%20%C3%A9",
+            &["status", "--ai-type", "team/agent é"],
+        ),
+        (
+            "/api/token-usage/distribution?ai_type=team%2Fagent+%C3%A9",
+            &["distribution", "--ai-type", "team/agent é"],
+        ),
         ("/api/token-usage/limits", &["limits"]),
         ("/api/token-usage/alerts", &["alerts"]),
-        ("/api/token-usage/alerts?active=true", &["alerts", "--active"]),
-        ("/api/token-usage/alerts?level=emergency", &["alerts", "--level", "emergency"]),
-        ("/api/token-usage/alerts?ai_type=guardian&since=24h", &["alerts", "--ai-type", "guardian", "--since", "24h"]),
-        ("/api/token-usage/alerts?active=true&ai_type=sentinel", &["alerts", "--active", "--ai-type", "sentinel"]),
+        (
+            "/api/token-usage/alerts?active=true",
+            &["alerts", "--active"],
+        ),
+        (
+            "/api/token-usage/alerts?level=emergency",
+            &["alerts", "--level", "emergency"],
+        ),
+        (
+            "/api/token-usage/alerts?ai_type=guardian&since=24h",
+            &["alerts", "--ai-type", "guardian", "--since", "24h"],
+        ),
+        (
+            "/api/token-usage/alerts?active=true&ai_type=sentinel",
+            &["alerts", "--active", "--ai-type", "sentinel"],
+        ),
         ("/api/token-usage/distribution", &["distribution"]),
-        ("/api/token-usage/distribution?month=2026-10", &["distribution", "--month", "2026-10"]),
-        ("/api/token-usage/distribution?day=2026-11-23&ai_type=imperium", &["distribution", "--day", "2026-11-23", "--ai-type", "imperium"]),
+        (
+            "/api/token-usage/distribution?month=2026-10",
+            &["distribution", "--month", "2026-10"],
+        ),
+        (
+            "/api/token-usage/distribution?day=2026-11-23&ai_type=imperium",
+            &[
+                "distribution",
+                "--day",
+                "2026-11-23",
+                "--ai-type",
+                "imperium",
+            ],
+        ),
     ];
     // the server and the CLI read the same pinned instant (TOKENCTL_NOW), so even the clock
     // fields (`clock.now`, burn rates, projections) agree: the documents compare whole
@@ -113,8 +188,15 @@ both!(every_read_endpoint_answers_the_cli_document, |env| {
         ("newcomer", true, "ok"),
         ("team/agent é", true, "ok"),
     ] {
-        let encoded = ai.replace('/', "%2F").replace(' ', "%20").replace('é', "%C3%A9");
-        let a = get(&serve, &format!("/api/token-usage/status/{encoded}"), &secret);
+        let encoded = ai
+            .replace('/', "%2F")
+            .replace(' ', "%20")
+            .replace('é', "%C3%A9");
+        let a = get(
+            &serve,
+            &format!("/api/token-usage/status/{encoded}"),
+            &secret,
+        );
         assert_eq!(a.status, 200, "{}", a.text);
         let status = env.json(&["status", "--ai-type", ai]);
         let check = env.json_code(
@@ -153,22 +235,68 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
     let serve = Serve::start(&env, &[]);
 
     // check: by estimated_tokens, and by prompt + max_tokens (3 words: ceil(3.9) + 100)
-    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "imperium", "estimated_tokens": 300}));
-    assert_doc(&a, 200, &cli.json(&["check", "--ai-type", "imperium", "--estimated-tokens", "300"]));
+    let a = post(
+        &serve,
+        "/v1/check",
+        &secret,
+        json!({"ai_type": "imperium", "estimated_tokens": 300}),
+    );
+    assert_doc(
+        &a,
+        200,
+        &cli.json(&[
+            "check",
+            "--ai-type",
+            "imperium",
+            "--estimated-tokens",
+            "300",
+        ]),
+    );
     assert_eq!(a.json["allowed"], true);
-    let a = post(&serve, "/v1/check", &secret,
-        json!({"ai_type": "imperium", "prompt": "tell me more", "max_tokens": 100}));
-    assert_doc(&a, 200, &cli.json(&["check", "--ai-type", "imperium", "--prompt", "tell me more", "--max-tokens", "100"]));
+    let a = post(
+        &serve,
+        "/v1/check",
+        &secret,
+        json!({"ai_type": "imperium", "prompt": "tell me more", "max_tokens": 100}),
+    );
+    assert_doc(
+        &a,
+        200,
+        &cli.json(&[
+            "check",
+            "--ai-type",
+            "imperium",
+            "--prompt",
+            "tell me more",
+            "--max-tokens",
+            "100",
+        ]),
+    );
     assert_eq!(a.json["estimated_tokens"], 104);
     // check holds nothing
     assert_eq!(env.status_of("imperium")["reserved_tokens"], 0);
 
     // reserve: 201 and reserve's document (its id aside); the hold shows in status
-    let held = post(&serve, "/v1/reservations", &secret,
-        json!({"ai_type": "imperium", "estimated_tokens": 600, "ttl_seconds": 300}));
-    let cli_held = cli.json(&["reserve", "--ai-type", "imperium", "--estimated-tokens", "600", "--ttl", "5m"]);
+    let held = post(
+        &serve,
+        "/v1/reservations",
+        &secret,
+        json!({"ai_type": "imperium", "estimated_tokens": 600, "ttl_seconds": 300}),
+    );
+    let cli_held = cli.json(&[
+        "reserve",
+        "--ai-type",
+        "imperium",
+        "--estimated-tokens",
+        "600",
+        "--ttl",
+        "5m",
+    ]);
     assert_eq!(held.status, 201, "{}", held.text);
-    assert_eq!(without(&held.json, &["reservation_id"]), without(&cli_held, &["reservation_id"]));
+    assert_eq!(
+        without(&held.json, &["reservation_id"]),
+        without(&cli_held, &["reservation_id"])
+    );
     assert_eq!(held.json["expires_at"], "2026-11-23T10:20:00Z");
     let id = held.json["reservation_id"].as_str().unwrap().to_string();
     let cli_id = cli_held["reservation_id"].as_str().unwrap().to_string();
@@ -177,62 +305,159 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
     assert_eq!(env.json(&["status"]), cli.json(&["status"]));
 
     // a reservation by prompt, with the default ttl (10 minutes)
-    let by_prompt = post(&serve, "/v1/reservations", &secret,
-        json!({"ai_type": "guardian", "prompt": "one two three four five", "max_tokens": 20}));
-    let cli_by_prompt = cli.json(&["reserve", "--ai-type", "guardian", "--prompt", "one two three four five", "--max-tokens", "20"]);
+    let by_prompt = post(
+        &serve,
+        "/v1/reservations",
+        &secret,
+        json!({"ai_type": "guardian", "prompt": "one two three four five", "max_tokens": 20}),
+    );
+    let cli_by_prompt = cli.json(&[
+        "reserve",
+        "--ai-type",
+        "guardian",
+        "--prompt",
+        "one two three four five",
+        "--max-tokens",
+        "20",
+    ]);
     assert_eq!(by_prompt.status, 201, "{}", by_prompt.text);
-    assert_eq!(without(&by_prompt.json, &["reservation_id"]), without(&cli_by_prompt, &["reservation_id"]));
+    assert_eq!(
+        without(&by_prompt.json, &["reservation_id"]),
+        without(&cli_by_prompt, &["reservation_id"])
+    );
     assert_eq!(by_prompt.json["estimated_tokens"], 27);
     assert_eq!(by_prompt.json["expires_at"], "2026-11-23T10:25:00Z");
 
     // settle: record --reservation's document; the hold ends, the real numbers count
-    let settled = post(&serve, &format!("/v1/reservations/{id}/settle"), &secret,
-        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}));
-    let cli_settled = cli.json(&["record", "--ai-type", "imperium", "--tokens-in", "350", "--tokens-out", "120",
-        "--model", "claude-sonnet-4", "--request-id", "req-1", "--reservation", &cli_id]);
+    let settled = post(
+        &serve,
+        &format!("/v1/reservations/{id}/settle"),
+        &secret,
+        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}),
+    );
+    let cli_settled = cli.json(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--tokens-in",
+        "350",
+        "--tokens-out",
+        "120",
+        "--model",
+        "claude-sonnet-4",
+        "--request-id",
+        "req-1",
+        "--reservation",
+        &cli_id,
+    ]);
     assert_eq!(settled.status, 200, "{}", settled.text);
     assert_eq!(settled.json["reservation_id"], id.as_str());
-    assert_eq!(without(&settled.json, &["reservation_id"]), without(&cli_settled, &["reservation_id"]));
+    assert_eq!(
+        without(&settled.json, &["reservation_id"]),
+        without(&cli_settled, &["reservation_id"])
+    );
     assert_eq!(settled.json["reservation_was"], "held", "{}", settled.text);
     let imperium = env.status_of("imperium");
     assert_eq!(imperium["reserved_tokens"], 0);
     assert_eq!(imperium["total_tokens"], 500 + 470);
     // settling again: a duplicate, nothing counted twice
-    let again = post(&serve, &format!("/v1/reservations/{id}/settle"), &secret,
-        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}));
-    let cli_again = cli.json(&["record", "--ai-type", "imperium", "--tokens-in", "350", "--tokens-out", "120",
-        "--model", "claude-sonnet-4", "--request-id", "req-1", "--reservation", &cli_id]);
+    let again = post(
+        &serve,
+        &format!("/v1/reservations/{id}/settle"),
+        &secret,
+        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}),
+    );
+    let cli_again = cli.json(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--tokens-in",
+        "350",
+        "--tokens-out",
+        "120",
+        "--model",
+        "claude-sonnet-4",
+        "--request-id",
+        "req-1",
+        "--reservation",
+        &cli_id,
+    ]);
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json["duplicate"], true, "{}", again.text);
-    assert_eq!(without(&again.json, &["reservation_id"]), without(&cli_again, &["reservation_id"]));
+    assert_eq!(
+        without(&again.json, &["reservation_id"]),
+        without(&cli_again, &["reservation_id"])
+    );
     assert_eq!(env.status_of("imperium")["total_tokens"], 970);
 
     // release: release's document; releasing twice says it already ended
     let rid = by_prompt.json["reservation_id"].as_str().unwrap();
     let cli_rid = cli_by_prompt["reservation_id"].as_str().unwrap();
     for _ in 0..2 {
-        let released = call(&serve, "POST", &format!("/v1/reservations/{rid}/release"), Some(&secret), None);
+        let released = call(
+            &serve,
+            "POST",
+            &format!("/v1/reservations/{rid}/release"),
+            Some(&secret),
+            None,
+        );
         let cli_released = cli.json(&["release", "--reservation", cli_rid]);
         assert_eq!(released.status, 200, "{}", released.text);
         assert_eq!(released.json["reservation_id"], rid);
-        assert_eq!(without(&released.json, &["reservation_id"]), without(&cli_released, &["reservation_id"]));
+        assert_eq!(
+            without(&released.json, &["reservation_id"]),
+            without(&cli_released, &["reservation_id"])
+        );
     }
     assert_eq!(env.status_of("guardian")["reserved_tokens"], 0);
     // a released hold may still be settled (the request ran after all): its numbers count;
     // the body may name the reservation's own AI type
-    let late = post(&serve, &format!("/v1/reservations/{rid}/settle"), &secret,
-        json!({"ai_type": "guardian", "tokens_in": 20, "tokens_out": 3}));
-    let cli_late = cli.json(&["record", "--ai-type", "guardian", "--tokens-in", "20", "--tokens-out", "3",
-        "--reservation", cli_rid]);
+    let late = post(
+        &serve,
+        &format!("/v1/reservations/{rid}/settle"),
+        &secret,
+        json!({"ai_type": "guardian", "tokens_in": 20, "tokens_out": 3}),
+    );
+    let cli_late = cli.json(&[
+        "record",
+        "--ai-type",
+        "guardian",
+        "--tokens-in",
+        "20",
+        "--tokens-out",
+        "3",
+        "--reservation",
+        cli_rid,
+    ]);
     assert_eq!(late.status, 200, "{}", late.text);
     assert_eq!(late.json["reservation_was"], "released", "{}", late.text);
-    assert_eq!(without(&late.json, &["reservation_id"]), without(&cli_late, &["reservation_id"]));
+    assert_eq!(
+        without(&late.json, &["reservation_id"]),
+        without(&cli_late, &["reservation_id"])
+    );
 
     // usage: 201, then 200 with duplicate: true for the same request id
     let body = json!({"ai_type": "guardian", "tokens_in": 40, "tokens_out": 2, "request_id": "req-2",
         "user_id": "u-7", "session_id": "s-1", "request_type": "chat", "duration_ms": 812});
-    let args = ["record", "--ai-type", "guardian", "--tokens-in", "40", "--tokens-out", "2", "--request-id", "req-2",
-        "--user-id", "u-7", "--session-id", "s-1", "--request-type", "chat", "--duration-ms", "812"];
+    let args = [
+        "record",
+        "--ai-type",
+        "guardian",
+        "--tokens-in",
+        "40",
+        "--tokens-out",
+        "2",
+        "--request-id",
+        "req-2",
+        "--user-id",
+        "u-7",
+        "--session-id",
+        "s-1",
+        "--request-type",
+        "chat",
+        "--duration-ms",
+        "812",
+    ];
     let first = post(&serve, "/v1/usage", &secret, body.clone());
     assert_doc(&first, 201, &cli.json(&args));
     assert_eq!(first.json["duplicate"], false);
@@ -240,54 +465,123 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
     assert_doc(&second, 200, &cli.json(&args));
     assert_eq!(second.json["duplicate"], true);
     // a failed request, recorded as such
-    let failed = post(&serve, "/v1/usage", &secret,
-        json!({"ai_type": "guardian", "tokens_in": 10, "tokens_out": 0, "failed": true, "error": "overloaded_error: 529"}));
-    assert_doc(&failed, 201, &cli.json(&["record", "--ai-type", "guardian", "--tokens-in", "10", "--tokens-out", "0",
-        "--failed", "--error", "overloaded_error: 529"]));
+    let failed = post(
+        &serve,
+        "/v1/usage",
+        &secret,
+        json!({"ai_type": "guardian", "tokens_in": 10, "tokens_out": 0, "failed": true, "error": "overloaded_error: 529"}),
+    );
+    assert_doc(
+        &failed,
+        201,
+        &cli.json(&[
+            "record",
+            "--ai-type",
+            "guardian",
+            "--tokens-in",
+            "10",
+            "--tokens-out",
+            "0",
+            "--failed",
+            "--error",
+            "overloaded_error: 529",
+        ]),
+    );
     assert_eq!(failed.json["success"], false);
 
     // in the end both databases tell the same story
     assert_eq!(env.json(&["status"]), cli.json(&["status"]));
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), cli.scalar("SELECT COUNT(*) FROM token_usage_logs"));
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
+        cli.scalar("SELECT COUNT(*) FROM token_usage_logs")
+    );
 });
 
 /// The x-ratelimit-*-tokens headers and x-tokenctl-reason of an admission answer, as numbers.
 #[track_caller]
 fn rate_headers(a: &Answer) -> (i64, i64, i64) {
     let n = |name: &str| -> i64 {
-        let v = a.header(name).unwrap_or_else(|| panic!("no {name} header: {:?}", a.headers));
-        v.parse().unwrap_or_else(|_| panic!("{name}: {v} is not an integer"))
+        let v = a
+            .header(name)
+            .unwrap_or_else(|| panic!("no {name} header: {:?}", a.headers));
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}: {v} is not an integer"))
     };
-    assert_eq!(a.header("x-tokenctl-reason"), a.json["reason"].as_str(), "{:?}", a.headers);
+    assert_eq!(
+        a.header("x-tokenctl-reason"),
+        a.json["reason"].as_str(),
+        "{:?}",
+        a.headers
+    );
     let limit = n("x-ratelimit-limit-tokens");
     let remaining = n("x-ratelimit-remaining-tokens");
     let reset = n("x-ratelimit-reset-tokens");
-    assert!(limit >= 0 && (0..=limit).contains(&remaining) && reset >= 1, "{:?}", a.headers);
+    assert!(
+        limit >= 0 && (0..=limit).contains(&remaining) && reset >= 1,
+        "{:?}",
+        a.headers
+    );
     (limit, remaining, reset)
 }
 
 /// A denial over HTTP: its status, the body equal to the CLI's (exit 3), Retry-After only on
 /// a 429, in whole seconds.
 #[track_caller]
-fn denied(env: &Env, serve: &Serve, secret: &str, ai: &str, tokens: i64, status: u16, reason: &str) -> Answer {
-    let a = post(serve, "/v1/check", secret, json!({"ai_type": ai, "estimated_tokens": tokens}));
-    let cli = env.json_code(3, &["check", "--ai-type", ai, "--estimated-tokens", &tokens.to_string()]);
+fn denied(
+    env: &Env,
+    serve: &Serve,
+    secret: &str,
+    ai: &str,
+    tokens: i64,
+    status: u16,
+    reason: &str,
+) -> Answer {
+    let a = post(
+        serve,
+        "/v1/check",
+        secret,
+        json!({"ai_type": ai, "estimated_tokens": tokens}),
+    );
+    let cli = env.json_code(
+        3,
+        &[
+            "check",
+            "--ai-type",
+            ai,
+            "--estimated-tokens",
+            &tokens.to_string(),
+        ],
+    );
     assert_doc(&a, status, &cli);
     assert_eq!(a.json["allowed"], false);
     assert_eq!(a.json["reason"], reason, "{}", a.text);
     rate_headers(&a);
     match status {
         429 => {
-            let retry: i64 = a.header("retry-after").expect("Retry-After on a 429").parse().unwrap();
+            let retry: i64 = a
+                .header("retry-after")
+                .expect("Retry-After on a 429")
+                .parse()
+                .unwrap();
             assert!((1..=86_400).contains(&retry), "{retry}");
-            let at = chrono::DateTime::parse_from_rfc3339(a.json["retry_after"].as_str().unwrap()).unwrap();
+            let at = chrono::DateTime::parse_from_rfc3339(a.json["retry_after"].as_str().unwrap())
+                .unwrap();
             let now = chrono::DateTime::parse_from_rfc3339(&env.now).unwrap();
-            assert_eq!(retry, (at - now).num_seconds(), "Retry-After is retry_after in whole seconds");
+            assert_eq!(
+                retry,
+                (at - now).num_seconds(),
+                "Retry-After is retry_after in whole seconds"
+            );
         }
         _ => assert_eq!(a.header("retry-after"), None, "{:?}", a.headers),
     }
     // a reservation is denied the same way, and holds nothing
-    let r = post(serve, "/v1/reservations", secret, json!({"ai_type": ai, "estimated_tokens": tokens}));
+    let r = post(
+        serve,
+        "/v1/reservations",
+        secret,
+        json!({"ai_type": ai, "estimated_tokens": tokens}),
+    );
     assert_eq!(r.status, status, "{}", r.text);
     assert_eq!(r.json["reason"], reason);
     assert_eq!(r.json["reservation_id"], Value::Null);
@@ -295,82 +589,229 @@ fn denied(env: &Env, serve: &Serve, secret: &str, ai: &str, tokens: i64, status:
     a
 }
 
-both!(denials_are_429_when_waiting_helps_within_a_day_else_403, |env| {
-    open_global_limits(&env);
-    env.ok(&["limits", "set", "--ai-type", "hourly", "--monthly", "100000", "--daily", "100000", "--hourly", "500", "--per-request", "500"]);
-    env.ok(&["limits", "set", "--ai-type", "daily", "--monthly", "100000", "--daily", "600", "--hourly", "600", "--per-request", "500"]);
-    env.ok(&["limits", "set", "--ai-type", "rpm", "--rpm", "2"]);
-    env.ok(&["limits", "set", "--ai-type", "spent", "--monthly", "1000", "--daily", "1000", "--hourly", "1000"]);
-    env.ok(&["limits", "set", "--ai-type", "sentinel", "--monthly", "1000", "--daily", "1000", "--hourly", "1000"]);
-    env.record("hourly", 400, 50);
-    env.record("daily", 500, 50);
-    env.record("spent", 800, 100);
-    env.record("sentinel", 990, 0);
-    let secret = token(&env, "backend", "admit");
-    let serve = Serve::start(&env, &[]);
+both!(
+    denials_are_429_when_waiting_helps_within_a_day_else_403,
+    |env| {
+        open_global_limits(&env);
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "hourly",
+            "--monthly",
+            "100000",
+            "--daily",
+            "100000",
+            "--hourly",
+            "500",
+            "--per-request",
+            "500",
+        ]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "daily",
+            "--monthly",
+            "100000",
+            "--daily",
+            "600",
+            "--hourly",
+            "600",
+            "--per-request",
+            "500",
+        ]);
+        env.ok(&["limits", "set", "--ai-type", "rpm", "--rpm", "2"]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "spent",
+            "--monthly",
+            "1000",
+            "--daily",
+            "1000",
+            "--hourly",
+            "1000",
+        ]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "sentinel",
+            "--monthly",
+            "1000",
+            "--daily",
+            "1000",
+            "--hourly",
+            "1000",
+        ]);
+        env.record("hourly", 400, 50);
+        env.record("daily", 500, 50);
+        env.record("spent", 800, 100);
+        env.record("sentinel", 990, 0);
+        let secret = token(&env, "backend", "admit");
+        let serve = Serve::start(&env, &[]);
 
-    // allowed: 200 (check) and 201 (reserve), with the headers of the tightest window: the
-    // hour of "hourly" (450 of 500 used; the hour ends at 11:00, 2,700 s away)
-    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "hourly", "estimated_tokens": 50}));
-    assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(rate_headers(&a), (500, 50, 2700));
-    assert_eq!(a.header("retry-after"), None);
-    // a hold counts against the window like usage
-    let r = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "hourly", "estimated_tokens": 30}));
-    assert_eq!(r.status, 201, "{}", r.text);
-    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "hourly", "estimated_tokens": 20}));
-    assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(rate_headers(&a), (500, 20, 2700));
-    let r = post(&serve, &format!("/v1/reservations/{}/release", r.json["reservation_id"].as_str().unwrap()), &secret, json!({}));
-    assert_eq!(r.status, 200, "{}", r.text);
-
-    // the hour is full: 429, Retry-After 2,700 s (11:00)
-    let a = denied(&env, &serve, &secret, "hourly", 100, 429, "hourly_limit_exceeded");
-    assert_eq!(a.header("retry-after"), Some("2700"));
-    assert_eq!(a.json["retry_after"], "2026-11-23T11:00:00Z");
-    // the day is full: 429 until midnight, 13 h 45 min away
-    let a = denied(&env, &serve, &secret, "daily", 100, 429, "daily_limit_exceeded");
-    assert_eq!(a.header("retry-after"), Some("49500"));
-    let (limit, remaining, _) = rate_headers(&a);
-    assert_eq!((limit, remaining), (600, 50));
-    // the month is spent: waiting a day does not help, 403
-    let a = denied(&env, &serve, &secret, "spent", 200, 403, "monthly_limit_exceeded");
-    assert_eq!(a.json["retry_after"], "2026-12-01T00:00:00Z");
-    // larger than a request may be: it never passes
-    let a = denied(&env, &serve, &secret, "imperium", 1500, 403, "request_limit_exceeded");
-    assert_eq!(a.json["retry_after"], Value::Null);
-    // emergency: every request of that AI type denied
-    denied(&env, &serve, &secret, "sentinel", 1, 403, "emergency_shutdown");
-
-    // requests per minute: two reservations pass, the third waits for the minute
-    for _ in 0..2 {
-        let r = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "rpm", "estimated_tokens": 10}));
+        // allowed: 200 (check) and 201 (reserve), with the headers of the tightest window: the
+        // hour of "hourly" (450 of 500 used; the hour ends at 11:00, 2,700 s away)
+        let a = post(
+            &serve,
+            "/v1/check",
+            &secret,
+            json!({"ai_type": "hourly", "estimated_tokens": 50}),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(rate_headers(&a), (500, 50, 2700));
+        assert_eq!(a.header("retry-after"), None);
+        // a hold counts against the window like usage
+        let r = post(
+            &serve,
+            "/v1/reservations",
+            &secret,
+            json!({"ai_type": "hourly", "estimated_tokens": 30}),
+        );
         assert_eq!(r.status, 201, "{}", r.text);
-        rate_headers(&r);
+        let a = post(
+            &serve,
+            "/v1/check",
+            &secret,
+            json!({"ai_type": "hourly", "estimated_tokens": 20}),
+        );
+        assert_eq!(a.status, 200, "{}", a.text);
+        assert_eq!(rate_headers(&a), (500, 20, 2700));
+        let r = post(
+            &serve,
+            &format!(
+                "/v1/reservations/{}/release",
+                r.json["reservation_id"].as_str().unwrap()
+            ),
+            &secret,
+            json!({}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+
+        // the hour is full: 429, Retry-After 2,700 s (11:00)
+        let a = denied(
+            &env,
+            &serve,
+            &secret,
+            "hourly",
+            100,
+            429,
+            "hourly_limit_exceeded",
+        );
+        assert_eq!(a.header("retry-after"), Some("2700"));
+        assert_eq!(a.json["retry_after"], "2026-11-23T11:00:00Z");
+        // the day is full: 429 until midnight, 13 h 45 min away
+        let a = denied(
+            &env,
+            &serve,
+            &secret,
+            "daily",
+            100,
+            429,
+            "daily_limit_exceeded",
+        );
+        assert_eq!(a.header("retry-after"), Some("49500"));
+        let (limit, remaining, _) = rate_headers(&a);
+        assert_eq!((limit, remaining), (600, 50));
+        // the month is spent: waiting a day does not help, 403
+        let a = denied(
+            &env,
+            &serve,
+            &secret,
+            "spent",
+            200,
+            403,
+            "monthly_limit_exceeded",
+        );
+        assert_eq!(a.json["retry_after"], "2026-12-01T00:00:00Z");
+        // larger than a request may be: it never passes
+        let a = denied(
+            &env,
+            &serve,
+            &secret,
+            "imperium",
+            1500,
+            403,
+            "request_limit_exceeded",
+        );
+        assert_eq!(a.json["retry_after"], Value::Null);
+        // emergency: every request of that AI type denied
+        denied(
+            &env,
+            &serve,
+            &secret,
+            "sentinel",
+            1,
+            403,
+            "emergency_shutdown",
+        );
+
+        // requests per minute: two reservations pass, the third waits for the minute
+        for _ in 0..2 {
+            let r = post(
+                &serve,
+                "/v1/reservations",
+                &secret,
+                json!({"ai_type": "rpm", "estimated_tokens": 10}),
+            );
+            assert_eq!(r.status, 201, "{}", r.text);
+            rate_headers(&r);
+        }
+        let a = denied(&env, &serve, &secret, "rpm", 10, 429, "rpm_limit_exceeded");
+        assert_eq!(a.header("retry-after"), Some("60"), "{:?}", a.headers);
+
+        // a cooldown: 429 until it has passed
+        env.ok(&["limits", "set", "--ai-type", "cool", "--cooldown", "30"]);
+        env.record("cool", 5, 5);
+        let a = denied(&env, &serve, &secret, "cool", 10, 429, "cooldown_active");
+        assert_eq!(a.header("retry-after"), Some("30"));
+        // too many requests in flight (the two holds above): 429 until the first hold expires
+        env.ok(&["limits", "set", "--global", "--max-concurrent", "2"]);
+        let a = denied(
+            &env,
+            &serve,
+            &secret,
+            "imperium",
+            10,
+            429,
+            "concurrency_limit_exceeded",
+        );
+        assert_eq!(a.header("retry-after"), Some("600"));
+        env.ok(&["limits", "set", "--global", "--max-concurrent", "0"]);
+        // the total's month: 403; set so that the total stands at 90%, with 10% left
+        let total = i(&env.json(&["status"])["global"]["total_tokens"]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--global",
+            "--monthly",
+            &(total * 10 / 9).to_string(),
+        ]);
+        let a = denied(
+            &env,
+            &serve,
+            &secret,
+            "imperium",
+            total / 9 + 10,
+            403,
+            "global_limit_exceeded",
+        );
+        assert_eq!(a.json["retry_after"], "2026-12-01T00:00:00Z");
+
+        // nothing denied was held
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_reservations WHERE ai_type = 'rpm'"),
+            2
+        );
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"),
+            2
+        );
     }
-    let a = denied(&env, &serve, &secret, "rpm", 10, 429, "rpm_limit_exceeded");
-    assert_eq!(a.header("retry-after"), Some("60"), "{:?}", a.headers);
-
-    // a cooldown: 429 until it has passed
-    env.ok(&["limits", "set", "--ai-type", "cool", "--cooldown", "30"]);
-    env.record("cool", 5, 5);
-    let a = denied(&env, &serve, &secret, "cool", 10, 429, "cooldown_active");
-    assert_eq!(a.header("retry-after"), Some("30"));
-    // too many requests in flight (the two holds above): 429 until the first hold expires
-    env.ok(&["limits", "set", "--global", "--max-concurrent", "2"]);
-    let a = denied(&env, &serve, &secret, "imperium", 10, 429, "concurrency_limit_exceeded");
-    assert_eq!(a.header("retry-after"), Some("600"));
-    env.ok(&["limits", "set", "--global", "--max-concurrent", "0"]);
-    // the total's month: 403; set so that the total stands at 90%, with 10% left
-    let total = i(&env.json(&["status"])["global"]["total_tokens"]);
-    env.ok(&["limits", "set", "--global", "--monthly", &(total * 10 / 9).to_string()]);
-    let a = denied(&env, &serve, &secret, "imperium", total / 9 + 10, 403, "global_limit_exceeded");
-    assert_eq!(a.json["retry_after"], "2026-12-01T00:00:00Z");
-
-    // nothing denied was held
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE ai_type = 'rpm'"), 2);
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 2);
-});
+);
 
 /// What a bad request must leave as it was: the usage, the log, the holds.
 fn snapshot(env: &Env) -> (Value, i64, i64, i64) {
@@ -386,10 +827,21 @@ fn snapshot(env: &Env) -> (Value, i64, i64, i64) {
 fn assert_error(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.status, status, "{}", a.text);
     assert_eq!(a.json["code"], code, "{}", a.text);
-    let message = a.json["error"].as_str().unwrap_or_else(|| panic!("no error message: {}", a.text));
-    assert!(!message.is_empty() && !message.contains('\n'), "{message:?}");
+    let message = a.json["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message: {}", a.text));
+    assert!(
+        !message.is_empty() && !message.contains('\n'),
+        "{message:?}"
+    );
     assert_eq!(a.json.as_object().unwrap().len(), 2, "{}", a.text);
-    assert!(a.header("content-type").unwrap_or("").starts_with("application/json"), "{:?}", a.headers);
+    assert!(
+        a.header("content-type")
+            .unwrap_or("")
+            .starts_with("application/json"),
+        "{:?}",
+        a.headers
+    );
 }
 
 both!(bad_requests_get_json_errors_and_write_nothing, |env| {
@@ -398,60 +850,130 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
     env.record("guardian", 100, 10);
     let secret = token(&env, "backend", "admin");
     let serve = Serve::start(&env, &["--max-body-bytes", "1024"]);
-    let held = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 100}));
+    let held = post(
+        &serve,
+        "/v1/reservations",
+        &secret,
+        json!({"ai_type": "imperium", "estimated_tokens": 100}),
+    );
     assert_eq!(held.status, 201, "{}", held.text);
     let id = held.json["reservation_id"].as_str().unwrap().to_string();
-    let used = post(&serve, "/v1/usage", &secret,
-        json!({"ai_type": "imperium", "tokens_in": 5, "tokens_out": 5, "request_id": "req-1"}));
+    let used = post(
+        &serve,
+        "/v1/usage",
+        &secret,
+        json!({"ai_type": "imperium", "tokens_in": 5, "tokens_out": 5, "request_id": "req-1"}),
+    );
     assert_eq!(used.status, 201, "{}", used.text);
     let before = snapshot(&env);
 
     let raw_400: &[(&str, &str)] = &[
-        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": "#),
+        (
+            "/v1/check",
+            r#"{"ai_type": "imperium", "estimated_tokens": "#,
+        ),
         ("/v1/check", "not json"),
         ("/v1/check", ""),
         ("/v1/check", "[]"),
-        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": -5}"#),
-        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": "many"}"#),
-        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": 1.5}"#),
+        (
+            "/v1/check",
+            r#"{"ai_type": "imperium", "estimated_tokens": -5}"#,
+        ),
+        (
+            "/v1/check",
+            r#"{"ai_type": "imperium", "estimated_tokens": "many"}"#,
+        ),
+        (
+            "/v1/check",
+            r#"{"ai_type": "imperium", "estimated_tokens": 1.5}"#,
+        ),
         ("/v1/check", r#"{"estimated_tokens": 10}"#),
         ("/v1/check", r#"{"ai_type": "", "estimated_tokens": 10}"#),
         ("/v1/check", r#"{"ai_type": "imperium"}"#),
         ("/v1/check", r#"{"ai_type": 7, "estimated_tokens": 10}"#),
         ("/v1/check", r#"{"ai_type": "imperium", "prompt": "hello"}"#),
-        ("/v1/check", r#"{"ai_type": "imperium", "prompt": "hello", "max_tokens": -1}"#),
-        ("/v1/check", r#"{"ai_type": "imperium", "estimated_tokens": 10, "prompt": "hello", "max_tokens": 5}"#),
-        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "max_tokens": 5}"#),
-        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": -5}"#),
+        (
+            "/v1/check",
+            r#"{"ai_type": "imperium", "prompt": "hello", "max_tokens": -1}"#,
+        ),
+        (
+            "/v1/check",
+            r#"{"ai_type": "imperium", "estimated_tokens": 10, "prompt": "hello", "max_tokens": 5}"#,
+        ),
+        (
+            "/v1/reservations",
+            r#"{"ai_type": "imperium", "estimated_tokens": 10, "max_tokens": 5}"#,
+        ),
+        (
+            "/v1/reservations",
+            r#"{"ai_type": "imperium", "estimated_tokens": -5}"#,
+        ),
         ("/v1/reservations", r#"{"estimated_tokens": 10}"#),
-        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 0}"#),
-        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": -3}"#),
-        ("/v1/reservations", r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 99999999}"#),
-        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": -1, "tokens_out": 0}"#),
-        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": "ten", "tokens_out": 0}"#),
+        (
+            "/v1/reservations",
+            r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 0}"#,
+        ),
+        (
+            "/v1/reservations",
+            r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": -3}"#,
+        ),
+        (
+            "/v1/reservations",
+            r#"{"ai_type": "imperium", "estimated_tokens": 10, "ttl_seconds": 99999999}"#,
+        ),
+        (
+            "/v1/usage",
+            r#"{"ai_type": "imperium", "tokens_in": -1, "tokens_out": 0}"#,
+        ),
+        (
+            "/v1/usage",
+            r#"{"ai_type": "imperium", "tokens_in": "ten", "tokens_out": 0}"#,
+        ),
         ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": 10}"#),
         ("/v1/usage", r#"{"tokens_in": 10, "tokens_out": 0}"#),
-        ("/v1/usage", r#"{"ai_type": "imperium", "tokens_in": 10, "tokens_out": 0, "duration_ms": -4}"#),
+        (
+            "/v1/usage",
+            r#"{"ai_type": "imperium", "tokens_in": 10, "tokens_out": 0, "duration_ms": -4}"#,
+        ),
     ];
     for (path, body) in raw_400 {
         let a = call_raw(&serve, "POST", path, Some(&secret), Some(body));
         assert_error(&a, 400, "invalid_input");
-        assert_eq!(a.header("x-tokenctl-reason"), None, "{path} {body}: {:?}", a.headers);
+        assert_eq!(
+            a.header("x-tokenctl-reason"),
+            None,
+            "{path} {body}: {:?}",
+            a.headers
+        );
     }
     let long = json!({"ai_type": "a".repeat(101), "estimated_tokens": 10});
-    assert_error(&post(&serve, "/v1/reservations", &secret, long), 400, "invalid_input");
+    assert_error(
+        &post(&serve, "/v1/reservations", &secret, long),
+        400,
+        "invalid_input",
+    );
     // a body that does not say it is JSON
     let a = ureq::post(&serve.url("/v1/check"))
         .set("Authorization", &format!("Bearer {secret}"))
         .set("Content-Type", "application/x-www-form-urlencoded")
         .send_string(r#"{"ai_type": "imperium", "estimated_tokens": 10}"#);
     match a {
-        Err(ureq::Error::Status(400, r)) => assert!(r.into_string().unwrap().contains("invalid_input")),
+        Err(ureq::Error::Status(400, r)) => {
+            assert!(r.into_string().unwrap().contains("invalid_input"))
+        }
         other => panic!("{other:?}"),
     }
     let settle = format!("/v1/reservations/{id}/settle");
-    for body in [r#"{"tokens_in": -1, "tokens_out": 0}"#, r#"{"tokens_in": 1}"#, "{"] {
-        assert_error(&call_raw(&serve, "POST", &settle, Some(&secret), Some(body)), 400, "invalid_input");
+    for body in [
+        r#"{"tokens_in": -1, "tokens_out": 0}"#,
+        r#"{"tokens_in": 1}"#,
+        "{",
+    ] {
+        assert_error(
+            &call_raw(&serve, "POST", &settle, Some(&secret), Some(body)),
+            400,
+            "invalid_input",
+        );
     }
     for path in [
         "/api/token-usage/monthly?month=2026-13",
@@ -466,15 +988,35 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
     }
 
     // an unknown reservation: 404, to settle or to release
-    let a = post(&serve, "/v1/reservations/rsv_0000/settle", &secret, json!({"tokens_in": 1, "tokens_out": 1}));
+    let a = post(
+        &serve,
+        "/v1/reservations/rsv_0000/settle",
+        &secret,
+        json!({"tokens_in": 1, "tokens_out": 1}),
+    );
     assert_error(&a, 404, "not_found");
-    let a = post(&serve, "/v1/reservations/rsv_0000/release", &secret, json!({}));
+    let a = post(
+        &serve,
+        "/v1/reservations/rsv_0000/release",
+        &secret,
+        json!({}),
+    );
     assert_error(&a, 404, "not_found");
     // another AI type's reservation: 409
-    let a = post(&serve, &settle, &secret, json!({"ai_type": "guardian", "tokens_in": 50, "tokens_out": 5}));
+    let a = post(
+        &serve,
+        &settle,
+        &secret,
+        json!({"ai_type": "guardian", "tokens_in": 50, "tokens_out": 5}),
+    );
     assert_error(&a, 409, "conflict");
     // a request id another request used cannot settle a reservation: 409 (record exits 2)
-    let a = post(&serve, &settle, &secret, json!({"tokens_in": 50, "tokens_out": 5, "request_id": "req-1"}));
+    let a = post(
+        &serve,
+        &settle,
+        &secret,
+        json!({"tokens_in": 50, "tokens_out": 5, "request_id": "req-1"}),
+    );
     assert_error(&a, 409, "conflict");
     // as plain usage, a reused request id is what `record` says it is: a duplicate, nothing
     // recorded, and a warning that these numbers were not (the CLI exits 0 and warns)
@@ -485,15 +1027,33 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
         let a = post(&serve, "/v1/usage", &secret, body);
         assert_eq!(a.status, 200, "{}", a.text);
         assert_eq!(a.json["duplicate"], true, "{}", a.text);
-        assert_eq!((a.json["tokens_in"].clone(), a.json["tokens_out"].clone()), (json!(5), json!(5)));
-        assert!(a.json["warnings"][0].as_str().unwrap().contains("were not recorded"), "{}", a.text);
+        assert_eq!(
+            (a.json["tokens_in"].clone(), a.json["tokens_out"].clone()),
+            (json!(5), json!(5))
+        );
+        assert!(
+            a.json["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("were not recorded"),
+            "{}",
+            a.text
+        );
     }
 
     // a body over --max-body-bytes: 413
     let big = json!({"ai_type": "imperium", "prompt": "word ".repeat(300), "max_tokens": 10});
     assert!(big.to_string().len() > 1024);
-    assert_error(&post(&serve, "/v1/check", &secret, big.clone()), 413, "payload_too_large");
-    assert_error(&post(&serve, "/v1/reservations", &secret, big), 413, "payload_too_large");
+    assert_error(
+        &post(&serve, "/v1/check", &secret, big.clone()),
+        413,
+        "payload_too_large",
+    );
+    assert_error(
+        &post(&serve, "/v1/reservations", &secret, big),
+        413,
+        "payload_too_large",
+    );
     // just under it is fine
     let fits = json!({"ai_type": "imperium", "prompt": "word ".repeat(150), "max_tokens": 10});
     assert!(fits.to_string().len() < 1024);
@@ -501,14 +1061,31 @@ both!(bad_requests_get_json_errors_and_write_nothing, |env| {
 
     // an unknown path: 404 in JSON; a known one with the wrong method: 405
     assert_error(&get(&serve, "/v1/nothing", &secret), 404, "not_found");
-    assert_error(&call(&serve, "GET", "/nothing", None, None), 404, "not_found");
-    assert_error(&get(&serve, "/v1/check", &secret), 405, "method_not_allowed");
-    assert_error(&post(&serve, "/api/token-usage/limits", &secret, json!({})), 405, "method_not_allowed");
+    assert_error(
+        &call(&serve, "GET", "/nothing", None, None),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &get(&serve, "/v1/check", &secret),
+        405,
+        "method_not_allowed",
+    );
+    assert_error(
+        &post(&serve, "/api/token-usage/limits", &secret, json!({})),
+        405,
+        "method_not_allowed",
+    );
 
     // nothing was written
     assert_eq!(snapshot(&env), before);
     // and the reservation is still there to settle
-    let a = post(&serve, &settle, &secret, json!({"tokens_in": 50, "tokens_out": 5}));
+    let a = post(
+        &serve,
+        &settle,
+        &secret,
+        json!({"tokens_in": 50, "tokens_out": 5}),
+    );
     assert_eq!(a.status, 200, "{}", a.text);
 });
 
@@ -546,7 +1123,12 @@ fn admit_calls(serve: &Serve, secret: Option<&str>, hold: &str) -> Vec<(String, 
 }
 
 fn hold(serve: &Serve, secret: &str) -> String {
-    let a = post(serve, "/v1/reservations", secret, json!({"ai_type": "imperium", "estimated_tokens": 10}));
+    let a = post(
+        serve,
+        "/v1/reservations",
+        secret,
+        json!({"ai_type": "imperium", "estimated_tokens": 10}),
+    );
     assert_eq!(a.status, 201, "{}", a.text);
     a.json["reservation_id"].as_str().unwrap().to_string()
 }
@@ -554,7 +1136,12 @@ fn hold(serve: &Serve, secret: &str) -> String {
 #[track_caller]
 fn assert_401(a: &Answer) {
     assert_eq!(a.status, 401, "{}", a.text);
-    assert_eq!(a.header("www-authenticate"), Some("Bearer"), "{:?}", a.headers);
+    assert_eq!(
+        a.header("www-authenticate"),
+        Some("Bearer"),
+        "{:?}",
+        a.headers
+    );
     assert!(a.json["error"].is_string(), "{}", a.text);
     assert_eq!(a.json["code"], "unauthorized", "{}", a.text);
 }
@@ -594,7 +1181,11 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
     }
     for (path, a) in admit_calls(&serve, Some(&read), &hold(&serve, &admit)) {
         assert_eq!(a.status, 403, "{path}: {}", a.text);
-        assert!(a.json["error"].as_str().unwrap().contains("scope read"), "{}", a.text);
+        assert!(
+            a.json["error"].as_str().unwrap().contains("scope read"),
+            "{}",
+            a.text
+        );
         assert_eq!(a.json["code"], "forbidden", "{}", a.text);
         assert_eq!(a.header("www-authenticate"), None);
     }
@@ -618,19 +1209,51 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
     }
     let doc = call(&serve, "GET", "/openapi.json", None, None).json;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
-    for path in ["/api/token-usage/monthly", "/v1/reservations/{id}/settle", "/v1/usage", "/metrics", "/readyz"] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from /openapi.json");
+    for path in [
+        "/api/token-usage/monthly",
+        "/v1/reservations/{id}/settle",
+        "/v1/usage",
+        "/metrics",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
     }
 
     // a token revoked while the server runs: 401 from then on; the others still pass
-    assert_eq!(post(&serve, "/v1/check", &doomed, json!({"ai_type": "imperium", "estimated_tokens": 1})).status, 200);
+    assert_eq!(
+        post(
+            &serve,
+            "/v1/check",
+            &doomed,
+            json!({"ai_type": "imperium", "estimated_tokens": 1})
+        )
+        .status,
+        200
+    );
     let (stdout, _) = env.expect(0, &["tokens", "revoke", "--name", "old-backend"]);
     assert!(stdout.contains("old-backend"), "{stdout}");
     // a token found in the database is trusted for a second without asking again
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_401(&post(&serve, "/v1/check", &doomed, json!({"ai_type": "imperium", "estimated_tokens": 1})));
+    assert_401(&post(
+        &serve,
+        "/v1/check",
+        &doomed,
+        json!({"ai_type": "imperium", "estimated_tokens": 1}),
+    ));
     assert_401(&get(&serve, "/api/token-usage/limits", &doomed));
-    assert_eq!(post(&serve, "/v1/check", &admit, json!({"ai_type": "imperium", "estimated_tokens": 1})).status, 200);
+    assert_eq!(
+        post(
+            &serve,
+            "/v1/check",
+            &admit,
+            json!({"ai_type": "imperium", "estimated_tokens": 1})
+        )
+        .status,
+        200
+    );
     // its name may be given to a new token; the old secret stays refused
     let renewed = token(&env, "old-backend", "read");
     assert_eq!(get(&serve, "/api/token-usage/limits", &renewed).status, 200);
@@ -638,20 +1261,38 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
 
     // tokens list: names, scopes, dates; never a secret (nor its hash)
     let secrets = [&read, &admit, &admin, &doomed, &renewed];
-    for args in [&["tokens", "list", "--json"][..], &["tokens", "list", "--all", "--json"], &["tokens", "list", "--all"]] {
+    for args in [
+        &["tokens", "list", "--json"][..],
+        &["tokens", "list", "--all", "--json"],
+        &["tokens", "list", "--all"],
+    ] {
         let (stdout, stderr) = env.expect(0, args);
         for s in secrets {
-            assert!(!stdout.contains(s.as_str()) && !stderr.contains(s.as_str()), "{args:?} shows a secret");
-            assert!(!stdout.contains(&sha256_hex(s)), "{args:?} shows a secret's hash");
+            assert!(
+                !stdout.contains(s.as_str()) && !stderr.contains(s.as_str()),
+                "{args:?} shows a secret"
+            );
+            assert!(
+                !stdout.contains(&sha256_hex(s)),
+                "{args:?} shows a secret's hash"
+            );
         }
         assert!(!stdout.contains("tkc_"), "{stdout}");
     }
     let list = env.json(&["tokens", "list"]);
-    let names: Vec<(&str, &str)> = list["tokens"].as_array().unwrap().iter()
+    let names: Vec<(&str, &str)> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
         .map(|t| (t["name"].as_str().unwrap(), t["scope"].as_str().unwrap()))
         .collect();
     assert_eq!(names.len(), 4, "{list}");
-    for want in [("grafana", "read"), ("backend", "admit"), ("ops", "admin"), ("old-backend", "read")] {
+    for want in [
+        ("grafana", "read"),
+        ("backend", "admit"),
+        ("ops", "admin"),
+        ("old-backend", "read"),
+    ] {
         assert!(names.contains(&want), "{want:?} not in {list}");
     }
     for t in list["tokens"].as_array().unwrap() {
@@ -660,7 +1301,12 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
         assert_eq!(keys, ["created_at", "name", "revoked_at", "scope"], "{t}");
     }
     let all = env.json(&["tokens", "list", "--all"]);
-    let revoked: Vec<&Value> = all["tokens"].as_array().unwrap().iter().filter(|t| !t["revoked_at"].is_null()).collect();
+    let revoked: Vec<&Value> = all["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["revoked_at"].is_null())
+        .collect();
     assert_eq!(revoked.len(), 1, "{all}");
     assert_eq!(revoked[0]["name"], "old-backend");
     assert_eq!(revoked[0]["scope"], "admit");
@@ -670,13 +1316,23 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
     assert_eq!(created["name"], "ci");
     assert_eq!(created["scope"], "read");
     assert_eq!(created["created_at"], "2026-11-23T10:15:00Z");
-    assert_eq!(get(&serve, "/api/token-usage/limits", created["token"].as_str().unwrap()).status, 200);
+    assert_eq!(
+        get(
+            &serve,
+            "/api/token-usage/limits",
+            created["token"].as_str().unwrap()
+        )
+        .status,
+        200
+    );
 
     // a name taken, an unknown one, a bad scope or name: exit 2, one line on stderr, nothing written
     let tokens_before = env.scalar("SELECT COUNT(*) FROM tokenctl_api_tokens");
     for args in [
         &["tokens", "create", "--name", "backend", "--scope", "read"][..],
-        &["tokens", "create", "--name", "backend", "--scope", "admin", "--json"],
+        &[
+            "tokens", "create", "--name", "backend", "--scope", "admin", "--json",
+        ],
         &["tokens", "revoke", "--name", "nobody"],
         &["tokens", "revoke", "--name", "old-backend-2"],
         &["tokens", "create", "--name", "two words", "--scope", "read"],
@@ -686,8 +1342,15 @@ both!(tokens_and_scopes_decide_who_may_call_what, |env| {
         assert_eq!(stdout, "", "{args:?}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     }
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM tokenctl_api_tokens"), tokens_before);
-    assert_eq!(get(&serve, "/api/token-usage/limits", &admit).status, 200, "a refused create changed 'backend'");
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM tokenctl_api_tokens"),
+        tokens_before
+    );
+    assert_eq!(
+        get(&serve, "/api/token-usage/limits", &admit).status,
+        200,
+        "a refused create changed 'backend'"
+    );
 });
 
 fn sha256_hex(s: &str) -> String {
@@ -713,62 +1376,92 @@ fn run_bounded(env: &Env, args: &[&str]) -> (Option<i32>, String, String) {
     };
     let out = child.wait_with_output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
-    (status.and_then(|s| s.code()), text(&out.stdout), text(&out.stderr))
+    (
+        status.and_then(|s| s.code()),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
 }
 
-both!(serve_refuses_to_listen_beyond_loopback_without_auth, |env| {
-    // on loopback with no token it starts, says so, and refuses every guarded request until
-    // a token is created (then at once: tokens live in the database)
-    {
-        let serve = Serve::start(&env, &[]);
-        assert!(serve.log_text().contains("no token exists yet"), "{}", serve.log_text());
-        assert_401(&call(&serve, "GET", "/api/token-usage/limits", None, None));
-        assert_eq!(call(&serve, "GET", "/readyz", None, None).status, 200);
-        let secret = token(&env, "first", "read");
-        assert_eq!(get(&serve, "/api/token-usage/limits", &secret).status, 200);
-        env.ok(&["tokens", "revoke", "--name", "first"]);
-    }
-    // --insecure-no-auth beyond loopback: refused, token or not
-    for listen in ["0.0.0.0:0", "[::]:0"] {
-        let (code, stdout, stderr) = run_bounded(&env, &["serve", "--listen", listen, "--insecure-no-auth"]);
-        assert_eq!(code, Some(2), "{listen}: {stderr}");
+both!(
+    serve_refuses_to_listen_beyond_loopback_without_auth,
+    |env| {
+        // on loopback with no token it starts, says so, and refuses every guarded request until
+        // a token is created (then at once: tokens live in the database)
+        {
+            let serve = Serve::start(&env, &[]);
+            assert!(
+                serve.log_text().contains("no token exists yet"),
+                "{}",
+                serve.log_text()
+            );
+            assert_401(&call(&serve, "GET", "/api/token-usage/limits", None, None));
+            assert_eq!(call(&serve, "GET", "/readyz", None, None).status, 200);
+            let secret = token(&env, "first", "read");
+            assert_eq!(get(&serve, "/api/token-usage/limits", &secret).status, 200);
+            env.ok(&["tokens", "revoke", "--name", "first"]);
+        }
+        // --insecure-no-auth beyond loopback: refused, token or not
+        for listen in ["0.0.0.0:0", "[::]:0"] {
+            let (code, stdout, stderr) =
+                run_bounded(&env, &["serve", "--listen", listen, "--insecure-no-auth"]);
+            assert_eq!(code, Some(2), "{listen}: {stderr}");
+            assert_eq!(stdout, "");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.contains("--insecure-no-auth") && stderr.contains("loopback"),
+                "{stderr}"
+            );
+        }
+        // beyond loopback with no token: every request would be refused, so it does not start
+        let (code, stdout, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0"]);
+        assert_eq!(code, Some(2), "{stderr}");
         assert_eq!(stdout, "");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("--insecure-no-auth") && stderr.contains("loopback"), "{stderr}");
+        assert!(stderr.contains("tokens create"), "{stderr}");
+        // a revoked token is no token
+        token(&env, "gone", "admit");
+        env.ok(&["tokens", "revoke", "--name", "gone"]);
+        let (code, _, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0"]);
+        assert_eq!(code, Some(2), "{stderr}");
+        token(&env, "backend", "admit");
+        let (code, _, stderr) = run_bounded(
+            &env,
+            &["serve", "--listen", "0.0.0.0:0", "--insecure-no-auth"],
+        );
+        assert_eq!(code, Some(2), "{stderr}");
+        // bad flag values: exit 2, before listening
+        for extra in [
+            &["--max-body-bytes", "10"][..],
+            &["--log-format", "xml"],
+            &["--listen", "localhost"],
+        ] {
+            let mut args = vec!["serve"];
+            args.extend_from_slice(extra);
+            let (code, _, stderr) = run_bounded(&env, &args);
+            assert_eq!(code, Some(2), "{extra:?}: {stderr}");
+        }
     }
-    // beyond loopback with no token: every request would be refused, so it does not start
-    let (code, stdout, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert_eq!(stdout, "");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("tokens create"), "{stderr}");
-    // a revoked token is no token
-    token(&env, "gone", "admit");
-    env.ok(&["tokens", "revoke", "--name", "gone"]);
-    let (code, _, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    token(&env, "backend", "admit");
-    let (code, _, stderr) = run_bounded(&env, &["serve", "--listen", "0.0.0.0:0", "--insecure-no-auth"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    // bad flag values: exit 2, before listening
-    for extra in [&["--max-body-bytes", "10"][..], &["--log-format", "xml"], &["--listen", "localhost"]] {
-        let mut args = vec!["serve"];
-        args.extend_from_slice(extra);
-        let (code, _, stderr) = run_bounded(&env, &args);
-        assert_eq!(code, Some(2), "{extra:?}: {stderr}");
-    }
-});
+);
 
 both!(insecure_no_auth_on_loopback_opens_every_endpoint, |env| {
     open_global_limits(&env);
     env.record("imperium", 10, 10);
     let serve = Serve::start(&env, &["--insecure-no-auth"]);
     assert!(serve.log_text().contains("no auth"), "{}", serve.log_text());
-    for path in READ_PATHS.iter().chain(&["/healthz", "/readyz", "/openapi.json"]) {
+    for path in READ_PATHS
+        .iter()
+        .chain(&["/healthz", "/readyz", "/openapi.json"])
+    {
         let a = call(&serve, "GET", path, None, None);
         assert_eq!(a.status, 200, "{path}: {}", a.text);
     }
-    let h = post(&serve, "/v1/reservations", "ignored", json!({"ai_type": "imperium", "estimated_tokens": 10}));
+    let h = post(
+        &serve,
+        "/v1/reservations",
+        "ignored",
+        json!({"ai_type": "imperium", "estimated_tokens": 10}),
+    );
     assert_eq!(h.status, 201, "{}", h.text);
     let statuses: Vec<u16> = admit_calls(&serve, None, h.json["reservation_id"].as_str().unwrap())
         .iter()
@@ -787,11 +1480,18 @@ both!(insecure_no_auth_on_loopback_opens_every_endpoint, |env| {
         if let Some(status) = serve.child.try_wait().unwrap() {
             break status.code();
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "still running after SIGINT");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "still running after SIGINT"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert_eq!(code, Some(0), "{}", serve.log_text());
-    assert!(serve.log_text().contains("tokenctl serve: stopped"), "{}", serve.log_text());
+    assert!(
+        serve.log_text().contains("tokenctl serve: stopped"),
+        "{}",
+        serve.log_text()
+    );
 });
 
 /// This test's database URL with a password in it (PostgreSQL; the test server trusts
@@ -807,26 +1507,95 @@ fn url_with_password(env: &Env) -> (String, Option<String>) {
         Some((_, pw)) => (env.url.clone(), Some(pw.to_string())),
         None => {
             let pw = "Pw-never-logged-7Q2";
-            (format!("{scheme}://{userinfo}:{pw}@{host}"), Some(pw.to_string()))
+            (
+                format!("{scheme}://{userinfo}:{pw}@{host}"),
+                Some(pw.to_string()),
+            )
         }
     }
 }
 
 /// Requests of every outcome, made with `secret`; what the access log must show for each
 /// (method, path, status, reason).
-fn requests_of_every_kind(serve: &Serve, secret: &str) -> Vec<(&'static str, &'static str, u16, &'static str)> {
+fn requests_of_every_kind(
+    serve: &Serve,
+    secret: &str,
+) -> Vec<(&'static str, &'static str, u16, &'static str)> {
     let wrong = format!("{secret}x");
-    type Call<'a> = (&'static str, &'static str, Option<&'a str>, Option<Value>, u16, &'static str);
+    type Call<'a> = (
+        &'static str,
+        &'static str,
+        Option<&'a str>,
+        Option<Value>,
+        u16,
+        &'static str,
+    );
     let calls: Vec<Call> = vec![
-        ("GET", "/api/token-usage/limits", Some(secret), None, 200, "-"),
-        ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 10})), 200, "ok"),
-        ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 5000})), 403, "request_limit_exceeded"),
-        ("POST", "/v1/reservations", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": 10})), 201, "ok"),
-        ("POST", "/v1/check", Some(secret), Some(json!({"ai_type": "imperium", "estimated_tokens": -1})), 400, "invalid_input"),
-        ("GET", "/api/token-usage/summary", None, None, 401, "unauthorized"),
-        ("GET", "/api/token-usage/summary", Some(&wrong), None, 401, "unauthorized"),
+        (
+            "GET",
+            "/api/token-usage/limits",
+            Some(secret),
+            None,
+            200,
+            "-",
+        ),
+        (
+            "POST",
+            "/v1/check",
+            Some(secret),
+            Some(json!({"ai_type": "imperium", "estimated_tokens": 10})),
+            200,
+            "ok",
+        ),
+        (
+            "POST",
+            "/v1/check",
+            Some(secret),
+            Some(json!({"ai_type": "imperium", "estimated_tokens": 5000})),
+            403,
+            "request_limit_exceeded",
+        ),
+        (
+            "POST",
+            "/v1/reservations",
+            Some(secret),
+            Some(json!({"ai_type": "imperium", "estimated_tokens": 10})),
+            201,
+            "ok",
+        ),
+        (
+            "POST",
+            "/v1/check",
+            Some(secret),
+            Some(json!({"ai_type": "imperium", "estimated_tokens": -1})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/api/token-usage/summary",
+            None,
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "GET",
+            "/api/token-usage/summary",
+            Some(&wrong),
+            None,
+            401,
+            "unauthorized",
+        ),
         ("GET", "/no/such/path", Some(secret), None, 404, "not_found"),
-        ("POST", "/v1/reservations/rsv_nope/release", Some(secret), None, 404, "not_found"),
+        (
+            "POST",
+            "/v1/reservations/rsv_nope/release",
+            Some(secret),
+            None,
+            404,
+            "not_found",
+        ),
         ("GET", "/readyz", None, None, 200, "-"),
     ];
     calls
@@ -849,75 +1618,102 @@ fn request_lines(serve: &Serve) -> Vec<String> {
         .collect()
 }
 
-both!(the_access_log_has_one_line_per_request_and_no_secret, |env| {
-    let (url, password) = url_with_password(&env);
-    let secret = token(&env, "backend", "admit");
-    let adjust = |c: &mut std::process::Command| {
-        c.env("TOKENCTL_DATABASE_URL", &url);
-    };
+both!(
+    the_access_log_has_one_line_per_request_and_no_secret,
+    |env| {
+        let (url, password) = url_with_password(&env);
+        let secret = token(&env, "backend", "admit");
+        let adjust = |c: &mut std::process::Command| {
+            c.env("TOKENCTL_DATABASE_URL", &url);
+        };
 
-    // text: time, method, path, status, latency, reason, the token's name
-    let serve = Serve::start_with(&env, &[], adjust);
-    let expected = requests_of_every_kind(&serve, &secret);
-    let lines: Vec<String> = request_lines(&serve)
-        .into_iter()
-        .filter(|l| !l.starts_with("tokenctl serve:"))
-        .collect();
-    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
-    for (line, (method, path, status, reason)) in lines.iter().zip(&expected) {
-        let f: Vec<&str> = line.split(' ').collect();
-        assert_eq!(f.len(), 7, "{line}");
-        assert!(chrono::DateTime::parse_from_rfc3339(f[0]).is_ok(), "{line}");
-        assert_eq!((f[1], f[2], f[3]), (*method, *path, status.to_string().as_str()), "{line}");
-        let ms = f[4].strip_suffix("ms").unwrap_or_else(|| panic!("no latency: {line}"));
-        assert!(ms.parse::<f64>().unwrap() >= 0.0, "{line}");
-        assert_eq!(f[5], format!("reason={reason}"), "{line}");
-        // no route, no token check: an unknown path names no caller
-        let who = if *status == 401 || ["/readyz", "/no/such/path"].contains(path) { "-" } else { "backend" };
-        assert_eq!(f[6], format!("token={who}"), "{line}");
-    }
-    drop(serve);
+        // text: time, method, path, status, latency, reason, the token's name
+        let serve = Serve::start_with(&env, &[], adjust);
+        let expected = requests_of_every_kind(&serve, &secret);
+        let lines: Vec<String> = request_lines(&serve)
+            .into_iter()
+            .filter(|l| !l.starts_with("tokenctl serve:"))
+            .collect();
+        assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+        for (line, (method, path, status, reason)) in lines.iter().zip(&expected) {
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f.len(), 7, "{line}");
+            assert!(chrono::DateTime::parse_from_rfc3339(f[0]).is_ok(), "{line}");
+            assert_eq!(
+                (f[1], f[2], f[3]),
+                (*method, *path, status.to_string().as_str()),
+                "{line}"
+            );
+            let ms = f[4]
+                .strip_suffix("ms")
+                .unwrap_or_else(|| panic!("no latency: {line}"));
+            assert!(ms.parse::<f64>().unwrap() >= 0.0, "{line}");
+            assert_eq!(f[5], format!("reason={reason}"), "{line}");
+            // no route, no token check: an unknown path names no caller
+            let who = if *status == 401 || ["/readyz", "/no/such/path"].contains(path) {
+                "-"
+            } else {
+                "backend"
+            };
+            assert_eq!(f[6], format!("token={who}"), "{line}");
+        }
+        drop(serve);
 
-    // json: one object per line, every line
-    let serve = Serve::start_with(&env, &["--log-format", "json"], adjust);
-    let expected = requests_of_every_kind(&serve, &secret);
-    let mut serve = serve;
-    assert_eq!(serve.terminate(std::time::Duration::from_secs(20)), Some(0));
-    let text = serve.log_text();
-    let objects: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}")))
-        .collect();
-    assert!(objects.iter().all(Value::is_object), "{text}");
-    let requests: Vec<&Value> = objects
-        .iter()
-        .filter(|o| o.get("method").is_some() && o["path"] != "/healthz")
-        .collect();
-    assert_eq!(requests.len(), expected.len(), "{text}");
-    for (o, (method, path, status, reason)) in requests.iter().zip(&expected) {
-        assert_eq!(o["method"], *method, "{o}");
-        assert_eq!(o["path"], *path, "{o}");
-        assert_eq!(o["status"], *status, "{o}");
-        assert_eq!(o["reason"], *reason, "{o}");
-        assert!(o["latency_ms"].as_f64().unwrap() >= 0.0, "{o}");
-        assert!(chrono::DateTime::parse_from_rfc3339(o["at"].as_str().unwrap()).is_ok(), "{o}");
-    }
+        // json: one object per line, every line
+        let serve = Serve::start_with(&env, &["--log-format", "json"], adjust);
+        let expected = requests_of_every_kind(&serve, &secret);
+        let mut serve = serve;
+        assert_eq!(serve.terminate(std::time::Duration::from_secs(20)), Some(0));
+        let text = serve.log_text();
+        let objects: Vec<Value> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}"))
+            })
+            .collect();
+        assert!(objects.iter().all(Value::is_object), "{text}");
+        let requests: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o.get("method").is_some() && o["path"] != "/healthz")
+            .collect();
+        assert_eq!(requests.len(), expected.len(), "{text}");
+        for (o, (method, path, status, reason)) in requests.iter().zip(&expected) {
+            assert_eq!(o["method"], *method, "{o}");
+            assert_eq!(o["path"], *path, "{o}");
+            assert_eq!(o["status"], *status, "{o}");
+            assert_eq!(o["reason"], *reason, "{o}");
+            assert!(o["latency_ms"].as_f64().unwrap() >= 0.0, "{o}");
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(o["at"].as_str().unwrap()).is_ok(),
+                "{o}"
+            );
+        }
 
-    // neither the secret (nor the wrong one sent) nor the database password ever appears
-    let all_logs: String = std::fs::read_dir(env.dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect();
-    assert!(all_logs.lines().count() >= 2 * expected.len(), "{all_logs}");
-    assert!(!all_logs.contains(&secret), "the secret is in the log:\n{all_logs}");
-    assert!(!all_logs.contains(&secret[4..20]), "part of the secret is in the log:\n{all_logs}");
-    assert!(!all_logs.contains(&sha256_hex(&secret)), "{all_logs}");
-    if let Some(pw) = password {
-        assert!(!all_logs.contains(&pw), "the database password is in the log:\n{all_logs}");
+        // neither the secret (nor the wrong one sent) nor the database password ever appears
+        let all_logs: String = std::fs::read_dir(env.dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        assert!(all_logs.lines().count() >= 2 * expected.len(), "{all_logs}");
+        assert!(
+            !all_logs.contains(&secret),
+            "the secret is in the log:\n{all_logs}"
+        );
+        assert!(
+            !all_logs.contains(&secret[4..20]),
+            "part of the secret is in the log:\n{all_logs}"
+        );
+        assert!(!all_logs.contains(&sha256_hex(&secret)), "{all_logs}");
+        if let Some(pw) = password {
+            assert!(
+                !all_logs.contains(&pw),
+                "the database password is in the log:\n{all_logs}"
+            );
+        }
     }
-});
+);
 
 /// A raw HTTP/1.1 POST whose body arrives late: the headers go first, with
 /// `Expect: 100-continue`; the server's `100 Continue` says its handler is reading the body,
@@ -932,7 +1728,9 @@ impl SlowPost {
         use std::io::Write;
         let body = body.to_string().into_bytes();
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {secret}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\
@@ -946,10 +1744,19 @@ impl SlowPost {
         while !interim.ends_with(b"\r\n\r\n") {
             use std::io::Read;
             let n = stream.read(&mut byte).unwrap();
-            assert_eq!(n, 1, "closed before 100 Continue: {}", String::from_utf8_lossy(&interim));
+            assert_eq!(
+                n,
+                1,
+                "closed before 100 Continue: {}",
+                String::from_utf8_lossy(&interim)
+            );
             interim.push(byte[0]);
         }
-        assert!(interim.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&interim));
+        assert!(
+            interim.starts_with(b"HTTP/1.1 100"),
+            "{}",
+            String::from_utf8_lossy(&interim)
+        );
         let half = body.len() / 2;
         stream.write_all(&body[..half]).unwrap();
         stream.flush().unwrap();
@@ -970,17 +1777,23 @@ impl SlowPost {
             .read_to_end(&mut raw)
             .unwrap_or_else(|e| panic!("the answer was cut: {e}"));
         let text = String::from_utf8(raw).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
         let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
         let length: usize = head
             .lines()
             .find_map(|l| {
                 let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().unwrap())
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().unwrap())
             })
             .unwrap_or_else(|| panic!("no content-length: {head}"));
         assert_eq!(body.len(), length, "an answer cut short: {text:?}");
-        (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+        (
+            status,
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")),
+        )
     }
 }
 
@@ -993,8 +1806,12 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
     let in_flight: Vec<SlowPost> = (0..8)
         .map(|n| {
             let ai = if n % 2 == 0 { "imperium" } else { "guardian" };
-            SlowPost::start(port, "/v1/reservations", &secret,
-                &json!({"ai_type": ai, "estimated_tokens": 100 + n, "ttl_seconds": 3600}))
+            SlowPost::start(
+                port,
+                "/v1/reservations",
+                &secret,
+                &json!({"ai_type": ai, "estimated_tokens": 100 + n, "ttl_seconds": 3600}),
+            )
         })
         .collect();
     // other requests come and go meanwhile (all answered before the signal: a request sent
@@ -1003,7 +1820,12 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
         for _ in 0..4 {
             s.spawn(|| {
                 for _ in 0..5 {
-                    let a = post(&serve, "/v1/check", &secret, json!({"ai_type": "imperium", "estimated_tokens": 10}));
+                    let a = post(
+                        &serve,
+                        "/v1/check",
+                        &secret,
+                        json!({"ai_type": "imperium", "estimated_tokens": 10}),
+                    );
                     assert_eq!(a.status, 200, "{}", a.text);
                 }
             });
@@ -1016,20 +1838,41 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
     assert!(killed.success());
     // a moment for the signal to arrive: the server then stops accepting, and waits
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(serve.child.try_wait().unwrap(), None, "serve exited with requests in flight");
+    assert_eq!(
+        serve.child.try_wait().unwrap(),
+        None,
+        "serve exited with requests in flight"
+    );
     // the rest of each body: every request gets its whole answer
     let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = in_flight.into_iter().map(|p| s.spawn(move || p.finish())).collect();
+        let handles: Vec<_> = in_flight
+            .into_iter()
+            .map(|p| s.spawn(move || p.finish()))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (status, body) in &answers {
         assert_eq!(*status, 201, "{body}");
-        assert!(body["reservation_id"].as_str().unwrap().starts_with("rsv_"), "{body}");
+        assert!(
+            body["reservation_id"].as_str().unwrap().starts_with("rsv_"),
+            "{body}"
+        );
     }
-    assert_eq!(serve.terminate(std::time::Duration::from_secs(30)), Some(0), "{}", serve.log_text());
+    assert_eq!(
+        serve.terminate(std::time::Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        serve.log_text()
+    );
     let log = serve.log_text();
     assert!(log.contains("stopping") && log.contains("stopped"), "{log}");
-    assert_eq!(log.lines().filter(|l| l.contains("POST /v1/reservations 201")).count(), 8, "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("POST /v1/reservations 201"))
+            .count(),
+        8,
+        "{log}"
+    );
 
     // every hold written whole: the counters say what the rows say
     let held = env.scalar("SELECT CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) FROM token_reservations WHERE state = 'held'");
@@ -1038,7 +1881,12 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
     assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations"), 8);
     let status = env.json(&["status"]);
     assert_eq!(i(&status["global"]["reserved_tokens"]), want, "{status}");
-    let per_ai: i64 = status["ai_types"].as_array().unwrap().iter().map(|a| i(&a["reserved_tokens"])).sum();
+    let per_ai: i64 = status["ai_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| i(&a["reserved_tokens"]))
+        .sum();
     assert_eq!(per_ai, want, "{status}");
     for ai in ["imperium", "guardian"] {
         let rows = env.scalar(&format!(
@@ -1052,8 +1900,24 @@ both!(sigterm_lets_requests_in_flight_finish_and_exits_0, |env| {
 fn only_tokens_bind(env: &Env) {
     open_global_limits(env);
     env.ok(&[
-        "limits", "set", "--ai-type", "imperium", "--monthly", "10000", "--per-request", "1000",
-        "--daily", "10000", "--hourly", "10000", "--rpm", "0", "--rpd", "0", "--cooldown", "0",
+        "limits",
+        "set",
+        "--ai-type",
+        "imperium",
+        "--monthly",
+        "10000",
+        "--per-request",
+        "1000",
+        "--daily",
+        "10000",
+        "--hourly",
+        "10000",
+        "--rpm",
+        "0",
+        "--rpd",
+        "0",
+        "--cooldown",
+        "0",
     ]);
 }
 
@@ -1085,21 +1949,32 @@ fn sixty_four_reservers(env: &Env, serves: &[&Serve], secret: &str) {
         }
     };
     let reserve = |serve: &Serve| {
-        let a = until_decided("/v1/reservations", &json!({"ai_type": "imperium", "estimated_tokens": ASK}), serve);
+        let a = until_decided(
+            "/v1/reservations",
+            &json!({"ai_type": "imperium", "estimated_tokens": ASK}),
+            serve,
+        );
         match a.status {
             201 => Some(a.json["reservation_id"].as_str().unwrap().to_string()),
             // the month spent, or at its 98% emergency threshold
             403 => {
                 let reason = a.json["reason"].as_str().unwrap();
-                assert!(["monthly_limit_exceeded", "emergency_shutdown"].contains(&reason), "{}", a.text);
+                assert!(
+                    ["monthly_limit_exceeded", "emergency_shutdown"].contains(&reason),
+                    "{}",
+                    a.text
+                );
                 None
             }
             _ => panic!("{}: {}", a.status, a.text),
         }
     };
     let settle = |serve: &Serve, id: &str, tokens: i64| {
-        let a = until_decided(&format!("/v1/reservations/{id}/settle"),
-            &json!({"tokens_in": tokens - 20, "tokens_out": 20}), serve);
+        let a = until_decided(
+            &format!("/v1/reservations/{id}/settle"),
+            &json!({"tokens_in": tokens - 20, "tokens_out": 20}),
+            serve,
+        );
         assert_eq!(a.status, 200, "{}", a.text);
         assert_eq!(a.json["reservation_was"], "held", "{}", a.text);
     };
@@ -1118,16 +1993,25 @@ fn sixty_four_reservers(env: &Env, serves: &[&Serve], secret: &str) {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let admitted = held.len() as i64;
-    assert!(admitted * ASK <= LIMIT, "{admitted} holds of {ASK} admitted under {LIMIT}");
+    assert!(
+        admitted * ASK <= LIMIT,
+        "{admitted} holds of {ASK} admitted under {LIMIT}"
+    );
     // one at a time would admit exactly as many: deciding together loses no room either
     // (unless a request timed out: its hold, given back, may have crowded out another)
     if unavailable.load(Ordering::Relaxed) == 0 {
         assert_eq!(admitted, LIMIT / ASK);
     }
-    assert_eq!(i(&env.status_of("imperium")["reserved_tokens"]), admitted * ASK);
+    assert_eq!(
+        i(&env.status_of("imperium")["reserved_tokens"]),
+        admitted * ASK
+    );
     assert_eq!(env.scalar("SELECT CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) FROM token_reservations WHERE state = 'held'"), admitted * ASK);
 
     // all settled at once, for less than they held
@@ -1172,19 +2056,34 @@ fn sixty_four_reservers(env: &Env, serves: &[&Serve], secret: &str) {
     // the last denial came when no other hold was left (every other thread had had its
     // last one): at or above the emergency threshold, or with no room for one more
     assert!(total >= LIMIT * 98 / 100, "{end}");
-    env.json_code(3, &["check", "--ai-type", "imperium", "--estimated-tokens", &ASK.to_string()]);
+    env.json_code(
+        3,
+        &[
+            "check",
+            "--ai-type",
+            "imperium",
+            "--estimated-tokens",
+            &ASK.to_string(),
+        ],
+    );
     assert_eq!(i(&end["reserved_tokens"]), 0, "{end}");
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 0);
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"),
+        0
+    );
     let logged = env.scalar("SELECT CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT) FROM token_usage_logs WHERE ai_type = 'imperium'");
     assert_eq!(logged, total);
 }
 
-both!(sixty_four_concurrent_reservers_never_pass_the_limit, |env| {
-    only_tokens_bind(&env);
-    let secret = token(&env, "backend", "admit");
-    let serve = Serve::start(&env, &[]);
-    sixty_four_reservers(&env, &[&serve], &secret);
-});
+both!(
+    sixty_four_concurrent_reservers_never_pass_the_limit,
+    |env| {
+        only_tokens_bind(&env);
+        let secret = token(&env, "backend", "admit");
+        let serve = Serve::start(&env, &[]);
+        sixty_four_reservers(&env, &[&serve], &secret);
+    }
+);
 
 #[test]
 fn two_servers_on_one_postgres_database_never_pass_the_limit() {
@@ -1205,7 +2104,10 @@ fn hold_admission_lock(env: &Env) -> (std::sync::mpsc::Sender<()>, std::thread::
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let (backend, url) = (env.backend, env.url.clone());
     let holder = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
             let wait = || tokio::task::spawn_blocking(move || release_rx.recv());
             match backend {
@@ -1220,7 +2122,9 @@ fn hold_admission_lock(env: &Env) -> (std::sync::mpsc::Sender<()>, std::thread::
                     let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
                     c.execute("BEGIN").await.unwrap();
                     // "tokenctl" in ASCII, as src/db/postgres.rs has it
-                    c.execute("SELECT pg_advisory_xact_lock(8390042714202403948)").await.unwrap();
+                    c.execute("SELECT pg_advisory_xact_lock(8390042714202403948)")
+                        .await
+                        .unwrap();
                     ready_tx.send(()).unwrap();
                     let _ = wait().await;
                     c.execute("ROLLBACK").await.unwrap();
@@ -1232,43 +2136,67 @@ fn hold_admission_lock(env: &Env) -> (std::sync::mpsc::Sender<()>, std::thread::
     (release_tx, holder)
 }
 
-both!(a_request_past_its_deadline_gets_503_and_leaves_nothing, |env| {
-    open_global_limits(&env);
-    env.record("imperium", 10, 10);
-    let secret = token(&env, "backend", "admit");
-    let serve = Serve::start(&env, &["--request-timeout", "1"]);
-    let before = snapshot(&env);
+both!(
+    a_request_past_its_deadline_gets_503_and_leaves_nothing,
+    |env| {
+        open_global_limits(&env);
+        env.record("imperium", 10, 10);
+        let secret = token(&env, "backend", "admit");
+        let serve = Serve::start(&env, &["--request-timeout", "1"]);
+        let before = snapshot(&env);
 
-    // the admission lock is held elsewhere for longer than the deadline: 503 with
-    // Retry-After, never an admission without the database
-    let (release, holder) = hold_admission_lock(&env);
-    let a = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 100}));
-    assert_error(&a, 503, "unavailable");
-    assert_eq!(a.header("retry-after"), Some("2"), "{:?}", a.headers);
-    // a usage queued behind it: its deadline passes before its turn, so it is never decided
-    let usage = json!({"ai_type": "imperium", "tokens_in": 40, "tokens_out": 2, "request_id": "req-late"});
-    let a = post(&serve, "/v1/usage", &secret, usage.clone());
-    assert_error(&a, 503, "unavailable");
-    assert_eq!(a.header("retry-after"), Some("2"), "{:?}", a.headers);
-    release.send(()).unwrap();
-    holder.join().unwrap();
+        // the admission lock is held elsewhere for longer than the deadline: 503 with
+        // Retry-After, never an admission without the database
+        let (release, holder) = hold_admission_lock(&env);
+        let a = post(
+            &serve,
+            "/v1/reservations",
+            &secret,
+            json!({"ai_type": "imperium", "estimated_tokens": 100}),
+        );
+        assert_error(&a, 503, "unavailable");
+        assert_eq!(a.header("retry-after"), Some("2"), "{:?}", a.headers);
+        // a usage queued behind it: its deadline passes before its turn, so it is never decided
+        let usage = json!({"ai_type": "imperium", "tokens_in": 40, "tokens_out": 2, "request_id": "req-late"});
+        let a = post(&serve, "/v1/usage", &secret, usage.clone());
+        assert_error(&a, 503, "unavailable");
+        assert_eq!(a.header("retry-after"), Some("2"), "{:?}", a.headers);
+        release.send(()).unwrap();
+        holder.join().unwrap();
 
-    // the next reservation is decided after the one that timed out (one deciding task, in
-    // order): by then that hold, which nobody heard of, has been given back
-    let a = post(&serve, "/v1/reservations", &secret, json!({"ai_type": "imperium", "estimated_tokens": 70}));
-    assert_eq!(a.status, 201, "{}", a.text);
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"), 1,
-        "reserved_tokens {}, reservations {}; serve log:\n{}", env.status_of("imperium")["reserved_tokens"],
-        env.scalar("SELECT COUNT(*) FROM token_reservations"), serve.log_text());
-    assert_eq!(env.status_of("imperium")["reserved_tokens"], 70);
-    // the usage that timed out was not recorded: sent again, it is new
-    assert_eq!(env.scalar("SELECT COUNT(*) FROM token_usage_logs"), before.1);
-    assert_eq!(env.json(&["status"])["global"]["total_tokens"], before.0["global"]["total_tokens"]);
-    let a = post(&serve, "/v1/usage", &secret, usage);
-    assert_eq!(a.status, 201, "{}", a.text);
-    assert_eq!(a.json["duplicate"], false);
-    assert_eq!(env.status_of("imperium")["total_tokens"], 20 + 42);
-});
+        // the next reservation is decided after the one that timed out (one deciding task, in
+        // order): by then that hold, which nobody heard of, has been given back
+        let a = post(
+            &serve,
+            "/v1/reservations",
+            &secret,
+            json!({"ai_type": "imperium", "estimated_tokens": 70}),
+        );
+        assert_eq!(a.status, 201, "{}", a.text);
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_reservations WHERE state = 'held'"),
+            1,
+            "reserved_tokens {}, reservations {}; serve log:\n{}",
+            env.status_of("imperium")["reserved_tokens"],
+            env.scalar("SELECT COUNT(*) FROM token_reservations"),
+            serve.log_text()
+        );
+        assert_eq!(env.status_of("imperium")["reserved_tokens"], 70);
+        // the usage that timed out was not recorded: sent again, it is new
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM token_usage_logs"),
+            before.1
+        );
+        assert_eq!(
+            env.json(&["status"])["global"]["total_tokens"],
+            before.0["global"]["total_tokens"]
+        );
+        let a = post(&serve, "/v1/usage", &secret, usage);
+        assert_eq!(a.status, 201, "{}", a.text);
+        assert_eq!(a.json["duplicate"], false);
+        assert_eq!(env.status_of("imperium")["total_tokens"], 20 + 42);
+    }
+);
 
 /// A usage whose own batch waits for the admission lock past the request's deadline: the
 /// client is told 503 (try again), so the batch must leave it undone when the lock frees —
@@ -1287,7 +2215,11 @@ fn a_usage_answered_503_is_not_recorded(env: &Env) {
     // the client does as told: it sends it again
     let a = post(&serve, "/v1/usage", &secret, usage);
     assert_eq!(a.status, 201, "{}", a.text);
-    assert_eq!(env.status_of("imperium")["total_tokens"], 20 + 42, "the usage counted twice");
+    assert_eq!(
+        env.status_of("imperium")["total_tokens"],
+        20 + 42,
+        "the usage counted twice"
+    );
 }
 
 #[test]

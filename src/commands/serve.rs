@@ -38,7 +38,9 @@ pub async fn run(url: &DbUrl, clock: Clock, args: ServeArgs) -> Result<ExitCode>
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr().context("cannot read the address listened on")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the address listened on")?;
     let auth = if args.insecure_no_auth {
         Auth::Open
     } else {
@@ -92,7 +94,8 @@ async fn shutdown_signal(format: LogFormat) {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    format.notice("stopping",
+    format.notice(
+        "stopping",
         "stopping: no new connections; finishing the requests in flight",
     );
 }

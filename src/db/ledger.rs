@@ -123,7 +123,10 @@ pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Resu
     let mut groups: Vec<(Hold, i64)> = Vec::new();
     for hold in &expired {
         let same = |(g, _): &&mut (Hold, i64)| {
-            g.ai_type == hold.ai_type && g.month == hold.month && g.day == hold.day && g.hour == hold.hour
+            g.ai_type == hold.ai_type
+                && g.month == hold.month
+                && g.day == hold.day
+                && g.hour == hold.hour
         };
         match groups.iter_mut().find(same) {
             Some((_, sum)) => *sum = sum.saturating_add(hold.estimated_tokens),
@@ -331,7 +334,13 @@ async fn reserve_locked<S: Store>(
             .expect("every AI type was read");
         let (_, limits, global, snap) = &seen[at];
         let decision = decide(
-            &ask.ai_type, ask.estimated, limits, global, snap, &periods, clock.now,
+            &ask.ai_type,
+            ask.estimated,
+            limits,
+            global,
+            snap,
+            &periods,
+            clock.now,
         );
         if !decision.allowed {
             decided.push(Reserved {
@@ -346,9 +355,21 @@ async fn reserve_locked<S: Store>(
         // the hold counts for its AI type, and for the total as every AI type sees it
         for (ai_type, limits, _, snap) in &mut seen {
             if *ai_type == ask.ai_type {
-                snap.count_hold(&Scope::AiType, ask.estimated, clock.now, expires_at, limits.max_concurrent);
+                snap.count_hold(
+                    &Scope::AiType,
+                    ask.estimated,
+                    clock.now,
+                    expires_at,
+                    limits.max_concurrent,
+                );
             }
-            snap.count_hold(&Scope::Global, ask.estimated, clock.now, expires_at, global_cap);
+            snap.count_hold(
+                &Scope::Global,
+                ask.estimated,
+                clock.now,
+                expires_at,
+                global_cap,
+            );
         }
         let hold = Hold {
             id: format!("rsv_{}", uuid::Uuid::new_v4().simple()),
@@ -377,7 +398,8 @@ async fn reserve_locked<S: Store>(
             .collect();
         let Some(first) = mine.first() else { continue };
         let held = saturating_sum(mine.iter().map(|h| h.estimated_tokens));
-        s.add_reserved(first, held, limits.monthly, clock.now).await?;
+        s.add_reserved(first, held, limits.monthly, clock.now)
+            .await?;
         s.count_start(ai_type, mine.len() as i64, &periods, clock.now)
             .await?;
     }
@@ -492,7 +514,11 @@ pub async fn record<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> 
 }
 
 /// `record` once the admission lock is held and stale holds are swept.
-async fn record_locked<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) -> Result<Recorded> {
+async fn record_locked<S: Store>(
+    s: &mut S,
+    input: &RecordInput,
+    clock: &Clock,
+) -> Result<Recorded> {
     let reservation = match &input.reservation {
         Some(id) => {
             // An unknown id (removed with its archived month by monthly-reset, or mistyped):
@@ -584,7 +610,8 @@ async fn record_locked<S: Store>(s: &mut S, input: &RecordInput, clock: &Clock) 
     } else if closed.is_none() {
         // a request that ran without a reservation starts (and counts for rate limits) now;
         // a reserved one was counted when it was admitted
-        s.count_start(&input.ai_type, 1, &periods, clock.now).await?;
+        s.count_start(&input.ai_type, 1, &periods, clock.now)
+            .await?;
     }
     let delta = UsageDelta {
         ai_type: &input.ai_type,

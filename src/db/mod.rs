@@ -894,7 +894,10 @@ pub trait Store {
     /// Revokes the token of this name that is not revoked yet; false when there is none.
     async fn revoke_api_token(&mut self, name: &str, at: DateTime<Utc>) -> Result<bool>;
     /// (name, scope) of the token, not revoked, whose secret has this SHA-256.
-    async fn api_token_by_secret(&mut self, secret_sha256: &str) -> Result<Option<(String, String)>>;
+    async fn api_token_by_secret(
+        &mut self,
+        secret_sha256: &str,
+    ) -> Result<Option<(String, String)>>;
     /// The lowest and highest id of the log rows older than `cutoff`.
     async fn log_ids_before(&mut self, cutoff: DateTime<Utc>) -> Result<Option<(i64, i64)>>;
     /// Every AI type with usage in any month or limits of its own, sorted.

@@ -23,11 +23,11 @@ use crate::domain::limits::LimitRow;
 /// expand in.
 pub(super) mod prelude {
     pub(in crate::db) use super::super::{
-        in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ArchiveReason,
-        ApiTokenRow, ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows, LimitScope, LogEntry,
-        LogQuery, LogRow, LoggedRequest, MonthRow, PruneStep, Reservation, Store, UsageDelta,
-        WindowRow, ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT,
-        USAGE_TEXT_COLUMNS,
+        in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ApiTokenRow,
+        ArchiveReason, ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows,
+        LimitScope, LogEntry, LogQuery, LogRow, LoggedRequest, MonthRow, PruneStep, Reservation,
+        Store, UsageDelta, WindowRow, ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK,
+        USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
     };
     pub(in crate::db) use super::{
         bind_limits, for_column, row_readers, upsert_limits_sql, usage_row, ReadTime, Stamp, Unset,

@@ -234,11 +234,24 @@ impl Db {
     }
 
     /// (name, scope) of the active token with this secret hash.
-    pub async fn api_token_by_secret(&self, secret_sha256: &str) -> Result<Option<(String, String)>> {
+    pub async fn api_token_by_secret(
+        &self,
+        secret_sha256: &str,
+    ) -> Result<Option<(String, String)>> {
         // one statement: no transaction needed around it (and a read on the hot path)
         match self.pool() {
-            Pool::Sqlite(pool) => acquire(pool, self.place()).await?.api_token_by_secret(secret_sha256).await,
-            Pool::Postgres(pool) => acquire(pool, self.place()).await?.api_token_by_secret(secret_sha256).await,
+            Pool::Sqlite(pool) => {
+                acquire(pool, self.place())
+                    .await?
+                    .api_token_by_secret(secret_sha256)
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                acquire(pool, self.place())
+                    .await?
+                    .api_token_by_secret(secret_sha256)
+                    .await
+            }
         }
     }
 

@@ -105,7 +105,13 @@ mod tests {
         // 1 token an hour against a 10^18 limit: 10^18 hours away, past any date
         let now = t("2026-11-23T10:30:00Z");
         let p = periods_at(now, chrono_tz::Tz::UTC);
-        let b = burn(now, &p, 24, 1_000_000_000_000_000_000, &[(t("2026-11-23T10:00:00Z"), 24)]);
+        let b = burn(
+            now,
+            &p,
+            24,
+            1_000_000_000_000_000_000,
+            &[(t("2026-11-23T10:00:00Z"), 24)],
+        );
         assert_eq!(b.projected_exhaustion_at, None);
         assert!(b.burn_rate_per_hour.unwrap() > 0.0);
     }

@@ -106,9 +106,17 @@ impl Decision {
             (self.monthly_limit, self.current_usage, periods.month_end),
             (self.global_limit, self.global_usage, periods.month_end),
             (self.daily_limit, self.daily_usage, periods.day_end),
-            (self.global_daily_limit, self.global_daily_usage, periods.day_end),
+            (
+                self.global_daily_limit,
+                self.global_daily_usage,
+                periods.day_end,
+            ),
             (self.hourly_limit, self.hourly_usage, periods.hour_end),
-            (self.global_hourly_limit, self.global_hourly_usage, periods.hour_end),
+            (
+                self.global_hourly_limit,
+                self.global_hourly_usage,
+                periods.hour_end,
+            ),
         ]
         .into_iter()
         .map(|(limit, used, resets_at)| TokenWindow {
@@ -586,7 +594,15 @@ mod tests {
     #[test]
     fn the_tightest_window_is_the_one_with_least_room() {
         let (l, g, p) = setup();
-        let mut d = decide("imperium", 10, &l, &g, &Snapshot::default(), &p, p.month_start);
+        let mut d = decide(
+            "imperium",
+            10,
+            &l,
+            &g,
+            &Snapshot::default(),
+            &p,
+            p.month_start,
+        );
         // room everywhere: the hour (smallest window) is tightest, resetting at the hour's end
         let w = d.tightest_window(&p);
         assert_eq!(w.limit, d.hourly_limit);
@@ -599,7 +615,10 @@ mod tests {
         // the month nearly spent: it is tighter than any day or hour, until the month ends
         d.current_usage = d.monthly_limit - 5;
         let w = d.tightest_window(&p);
-        assert_eq!((w.limit, w.remaining, w.resets_at), (d.monthly_limit, 5, p.month_end));
+        assert_eq!(
+            (w.limit, w.remaining, w.resets_at),
+            (d.monthly_limit, 5, p.month_end)
+        );
         // over the limit (usage another program recorded): no room, never negative
         d.current_usage = d.monthly_limit + 50;
         assert_eq!(d.tightest_window(&p).remaining, 0);

@@ -345,14 +345,22 @@ mod tests {
         assert!("1_000".parse::<Tokens>().is_err());
         assert!(serde_json::from_str::<Tokens>("1000000001").is_err());
         // JSON's whole numbers, however written; never a fraction, a string or past the rule
-        assert_eq!(serde_json::from_str::<Tokens>("1164.0").unwrap().get(), 1164);
+        assert_eq!(
+            serde_json::from_str::<Tokens>("1164.0").unwrap().get(),
+            1164
+        );
         assert_eq!(serde_json::from_str::<Tokens>("1e3").unwrap().get(), 1000);
         assert!(serde_json::from_str::<Tokens>("1.5").is_err());
         assert!(serde_json::from_str::<Tokens>("\"5\"").is_err());
         assert!(serde_json::from_str::<Tokens>("1e300").is_err());
         assert!(serde_json::from_str::<Tokens>("18446744073709551615").is_err());
-        let json = serde_json::from_str::<Tokens>("-5.0").unwrap_err().to_string();
-        assert!(json.starts_with(&"-5".parse::<Tokens>().unwrap_err()), "{json}");
+        let json = serde_json::from_str::<Tokens>("-5.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            json.starts_with(&"-5".parse::<Tokens>().unwrap_err()),
+            "{json}"
+        );
 
         assert!(serde_json::from_str::<Month>(r#""2026-13""#).is_err());
         assert_eq!(&*"2026-11".parse::<Month>().unwrap(), "2026-11");

@@ -138,11 +138,20 @@ mod tests {
     #[test]
     fn a_counted_hold_moves_every_counter_a_reservation_writes() {
         let mut snap = Snapshot::default();
-        snap.usage_mut(&Scope::AiType).month = Counter { used: 100, reserved: 50 };
+        snap.usage_mut(&Scope::AiType).month = Counter {
+            used: 100,
+            reserved: 50,
+        };
         snap.usage_mut(&Scope::AiType).rate.last_start_at = Some(t(5));
         snap.count_hold(&Scope::AiType, 30, t(3), t(600), None);
         let u = snap.usage(&Scope::AiType);
-        assert_eq!(u.month, Counter { used: 100, reserved: 80 });
+        assert_eq!(
+            u.month,
+            Counter {
+                used: 100,
+                reserved: 80
+            }
+        );
         assert_eq!((u.day.reserved, u.hour.reserved), (30, 30));
         assert_eq!((u.rate.minute_requests, u.rate.day_requests), (1, 1));
         // a clock behind the last start does not move it back
@@ -156,12 +165,17 @@ mod tests {
         // two held already (expiring at 100 and 300), a limit of 2: full, a slot frees at 100
         let mut snap = Snapshot::default();
         snap.held_until.push((Scope::Global, vec![t(100), t(300)]));
-        (snap.usage_mut(&Scope::Global).rate.in_flight, snap.usage_mut(&Scope::Global).rate.slot_free_at) =
-            in_flight(&[t(100), t(300)], 2);
+        (
+            snap.usage_mut(&Scope::Global).rate.in_flight,
+            snap.usage_mut(&Scope::Global).rate.slot_free_at,
+        ) = in_flight(&[t(100), t(300)], 2);
         // a third, expiring first: what a fresh read of the earliest three would give
         snap.count_hold(&Scope::Global, 1, t(0), t(50), Some(2));
         let rate = snap.usage(&Scope::Global).rate;
-        assert_eq!((rate.in_flight, rate.slot_free_at), in_flight(&[t(50), t(100), t(300)], 2));
+        assert_eq!(
+            (rate.in_flight, rate.slot_free_at),
+            in_flight(&[t(50), t(100), t(300)], 2)
+        );
         assert_eq!((rate.in_flight, rate.slot_free_at), (3, Some(t(100))));
         // a fourth: still read as limit + 1 = 3 (the latest is not fetched), freeing at 100
         snap.count_hold(&Scope::Global, 1, t(0), t(400), Some(2));

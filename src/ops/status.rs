@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::OpResult;
-use crate::error::OpError;
 use crate::db::transactions::UsageView;
 use crate::db::{Db, LimitScope};
 use crate::domain::burn::{burn, window_hours, Burn};
@@ -15,6 +14,7 @@ use crate::domain::input::{AiType, Month};
 use crate::domain::level::percentage;
 use crate::domain::validate::GLOBAL_SCOPE;
 use crate::domain::{Clock, ClockSource, GlobalLimits, Level, Limits};
+use crate::error::OpError;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StatusRequest {
@@ -310,10 +310,11 @@ pub struct Summary {
 
 pub async fn summary(db: &Db, clock: &Clock) -> OpResult<Summary> {
     let report = status(db, clock, &StatusRequest::default()).await?;
-    let mut by_level: BTreeMap<Level, usize> = [Level::Ok, Level::Warning, Level::Critical, Level::Emergency]
-        .into_iter()
-        .map(|l| (l, 0))
-        .collect();
+    let mut by_level: BTreeMap<Level, usize> =
+        [Level::Ok, Level::Warning, Level::Critical, Level::Emergency]
+            .into_iter()
+            .map(|l| (l, 0))
+            .collect();
     for a in &report.ai_types {
         *by_level.entry(a.level).or_default() += 1;
     }

@@ -45,7 +45,10 @@ impl std::str::FromStr for TokenScope {
             "read" => Ok(TokenScope::Read),
             "admit" => Ok(TokenScope::Admit),
             "admin" => Ok(TokenScope::Admin),
-            _ => Err(format!("scope must be read, admit or admin, got '{}'", crate::error::printable(s))),
+            _ => Err(format!(
+                "scope must be read, admit or admin, got '{}'",
+                crate::error::printable(s)
+            )),
         }
     }
 }
@@ -82,7 +85,12 @@ pub struct CreatedToken {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn create(db: &Db, clock: &Clock, name: &str, scope: TokenScope) -> OpResult<CreatedToken> {
+pub async fn create(
+    db: &Db,
+    clock: &Clock,
+    name: &str,
+    scope: TokenScope,
+) -> OpResult<CreatedToken> {
     let name = token_name(name).map_err(OpError::invalid)?;
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes)

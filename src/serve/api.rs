@@ -4,8 +4,8 @@
 
 use axum::extract::{FromRequest, FromRequestParts, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -47,14 +47,20 @@ pub fn routes(server: Server) -> Router {
         .route("/api/token-usage/status/{ai_type}", get(status_of))
         .route("/api/token-usage/distribution", get(distribution_report))
         .route("/metrics", get(metrics))
-        .route_layer(from_fn_with_state((server.clone(), TokenScope::Read), auth::require));
+        .route_layer(from_fn_with_state(
+            (server.clone(), TokenScope::Read),
+            auth::require,
+        ));
     let admit = Router::new()
         .route("/v1/check", post(check))
         .route("/v1/reservations", post(reserve))
         .route("/v1/reservations/{id}/settle", post(settle))
         .route("/v1/reservations/{id}/release", post(release))
         .route("/v1/usage", post(usage))
-        .route_layer(from_fn_with_state((server.clone(), TokenScope::Admit), auth::require));
+        .route_layer(from_fn_with_state(
+            (server.clone(), TokenScope::Admit),
+            auth::require,
+        ));
     let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -207,7 +213,10 @@ pub struct DistributionQuery {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn distribution_report(State(s): State<Server>, Query(q): Query<DistributionQuery>) -> ApiResult {
+async fn distribution_report(
+    State(s): State<Server>,
+    Query(q): Query<DistributionQuery>,
+) -> ApiResult {
     let req = distribution::DistributionRequest {
         month: q.month,
         day: q.day,
@@ -260,7 +269,13 @@ async fn check(State(s): State<Server>, Body(req): Body<CheckRequest>) -> ApiRes
     let clock = s.clock();
     let decision = admit::check(s.db(), &clock, &req).await?;
     s.metrics().decided("check", decision.reason.as_str());
-    Ok(admission(&decision, &decision, false, clock.now, &clock.periods()))
+    Ok(admission(
+        &decision,
+        &decision,
+        false,
+        clock.now,
+        &clock.periods(),
+    ))
 }
 
 /// A reservation's body: `check`'s, and how long the hold lasts (its schema: `schemas::ReservationBody`).
@@ -303,7 +318,8 @@ async fn reserve(State(s): State<Server>, Body(body): Body<ReserveBody>) -> ApiR
     };
     let clock = s.clock();
     let reserved = s.reserve(req).await?;
-    s.metrics().decided("reserve", reserved.decision.reason.as_str());
+    s.metrics()
+        .decided("reserve", reserved.decision.reason.as_str());
     Ok(admission(
         &reserved.decision,
         &reserved,
@@ -327,7 +343,9 @@ async fn settle(
     Path(id): Path<String>,
     Body(req): Body<RecordRequest>,
 ) -> ApiResult {
-    ok(&s.record(admit::settle_request(s.db(), &id, req).await?).await?)
+    ok(&s
+        .record(admit::settle_request(s.db(), &id, req).await?)
+        .await?)
 }
 
 /// Give back a reservation whose request never ran: `tokenctl release --json`.
@@ -508,7 +526,10 @@ mod schemas {
     pub struct CheckBody;
     impl PartialSchema for CheckBody {
         fn schema() -> RefOr<Schema> {
-            estimate("an AI type and the request's size, said outright or as its prompt and max_tokens", &[])
+            estimate(
+                "an AI type and the request's size, said outright or as its prompt and max_tokens",
+                &[],
+            )
         }
     }
     impl ToSchema for CheckBody {}
@@ -522,7 +543,10 @@ mod schemas {
                 .maximum(Some(604_800))
                 .description(Some("how long the hold lasts unless settled or released, in seconds (default 600, at most 7 days)"))
                 .build();
-            estimate("`check`'s body, and how long the hold lasts", &[("ttl_seconds", ttl)])
+            estimate(
+                "`check`'s body, and how long the hold lasts",
+                &[("ttl_seconds", ttl)],
+            )
         }
     }
     impl ToSchema for ReservationBody {}
@@ -540,7 +564,8 @@ mod schemas {
             ("request_type", "what kind of request (chat, embedding, …)"),
         ];
         for (name, describe) in ids {
-            o.properties.insert(name.into(), id(describe, MAX_ID_CHARS).into());
+            o.properties
+                .insert(name.into(), id(describe, MAX_ID_CHARS).into());
         }
         for name in ["tokens_in", "tokens_out"] {
             o.properties.insert(name.into(), Tokens::schema());
@@ -550,7 +575,9 @@ mod schemas {
             ObjectBuilder::new()
                 .schema_type(nullable(Type::String))
                 .max_length(Some(200))
-                .description(Some("the model, for its price (case and surrounding spaces do not matter)"))
+                .description(Some(
+                    "the model, for its price (case and surrounding spaces do not matter)",
+                ))
                 .into(),
         );
         o.properties.insert(
@@ -563,7 +590,11 @@ mod schemas {
         if with_reservation {
             o.properties.insert(
                 "reservation".into(),
-                id("the reservation this usage settles (an unknown one: the usage still counts)", MAX_ID_CHARS).into(),
+                id(
+                    "the reservation this usage settles (an unknown one: the usage still counts)",
+                    MAX_ID_CHARS,
+                )
+                .into(),
             );
         } else {
             o.properties.remove("reservation");
@@ -577,7 +608,9 @@ mod schemas {
                 AnyOfBuilder::new()
                     .item(AiType::schema())
                     .item(ObjectBuilder::new().schema_type(Type::Null))
-                    .description(Some("may be left out: it is the reservation's (another one is 409)"))
+                    .description(Some(
+                        "may be left out: it is the reservation's (another one is 409)",
+                    ))
                     .into(),
             );
         }
@@ -632,7 +665,9 @@ mod schemas {
             "401" => "no token, or an unknown or revoked one",
             "403" => "the token lacks the scope this endpoint needs",
             "404" => "not found",
-            "409" => "a conflict: another AI type's reservation, or a request id another request used",
+            "409" => {
+                "a conflict: another AI type's reservation, or a request id another request used"
+            }
             "413" => "the body is larger than this server accepts (serve --max-body-bytes)",
             "503" => "the database cannot be reached: never admit without it",
             _ => return None,
@@ -641,7 +676,11 @@ mod schemas {
 
     pub fn retry_after() -> utoipa::openapi::header::Header {
         utoipa::openapi::header::HeaderBuilder::new()
-            .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
             .description(Some("whole seconds to wait before trying again"))
             .build()
     }
@@ -668,14 +707,17 @@ impl utoipa::Modify for BearerAuth {
             ];
             for op in operations.into_iter().flatten() {
                 for (status, response) in op.responses.responses.iter_mut() {
-                    let utoipa::openapi::RefOr::T(r) = response else { continue };
+                    let utoipa::openapi::RefOr::T(r) = response else {
+                        continue;
+                    };
                     if r.description.is_empty() {
                         if let Some(d) = schemas::describe(status) {
                             r.description = d.to_string();
                         }
                     }
                     if status == "503" && !r.headers.contains_key("Retry-After") {
-                        r.headers.insert("Retry-After".into(), schemas::retry_after());
+                        r.headers
+                            .insert("Retry-After".into(), schemas::retry_after());
                     }
                 }
             }

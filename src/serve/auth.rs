@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::reply::ApiError;
-use super::{Server, Caller};
+use super::{Caller, Server};
 
 use crate::ops::tokens::{self, TokenScope};
 

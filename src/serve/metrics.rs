@@ -36,7 +36,6 @@ pub struct AiTypeLabels {
     pub ai_type: String,
 }
 
-
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -102,14 +101,27 @@ impl Metrics {
             registry.register(name, help, f.clone());
             f
         };
-        let tokens_used = family("tokens_used", "Tokens used this month (ai_type \"*\": the total)");
+        let tokens_used = family(
+            "tokens_used",
+            "Tokens used this month (ai_type \"*\": the total)",
+        );
         let tokens_limit = family("tokens_limit", "The enforced monthly token limit");
-        let tokens_remaining = family("tokens_remaining", "Tokens left this month under the enforced limit");
+        let tokens_remaining = family(
+            "tokens_remaining",
+            "Tokens left this month under the enforced limit",
+        );
         let tokens_reserved = family("tokens_reserved", "Tokens held by open reservations");
-        let level = family("level", "Level against the monthly limit: 0 ok, 1 warning, 2 critical, 3 emergency");
+        let level = family(
+            "level",
+            "Level against the monthly limit: 0 ok, 1 warning, 2 critical, 3 emergency",
+        );
         let requests = family("requests", "Requests recorded this month");
         let cost = Family::<AiTypeLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register("cost_usd", "Cost recorded this month, in US dollars", cost.clone());
+        registry.register(
+            "cost_usd",
+            "Cost recorded this month, in US dollars",
+            cost.clone(),
+        );
         Metrics {
             registry,
             decisions,

@@ -225,7 +225,8 @@ async fn resync_clock(server: Server) {
             ..base
         };
         let zone = server.0.config.local_zone.clone();
-        if let Ok(shared) = crate::ops::clock::shared(&server.0.db, unsynced, zone.as_deref()).await {
+        if let Ok(shared) = crate::ops::clock::shared(&server.0.db, unsynced, zone.as_deref()).await
+        {
             if let Ok(mut clock) = server.0.clock.write() {
                 *clock = shared.clock;
             }
@@ -241,7 +242,10 @@ async fn deadline(State(server): State<Server>, req: Request, next: Next) -> Res
         Ok(response) => response,
         Err(_) => reply::ApiError::Op(OpError::new(
             ErrorKind::Unavailable,
-            format!("no answer within {} s (serve --request-timeout)", limit.as_secs_f64()),
+            format!(
+                "no answer within {} s (serve --request-timeout)",
+                limit.as_secs_f64()
+            ),
         ))
         .into_response(),
     }

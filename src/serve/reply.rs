@@ -100,9 +100,7 @@ impl ApiError {
             ApiError::TooLarge
             | ApiError::Unauthorized(_)
             | ApiError::Forbidden(_)
-            | ApiError::MethodNotAllowed => {
-                ErrorKind::InvalidInput
-            }
+            | ApiError::MethodNotAllowed => ErrorKind::InvalidInput,
         }
     }
 }
@@ -136,9 +134,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECONDS));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_SECONDS),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -203,7 +202,11 @@ pub fn with_status<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
 /// waiting helps within a day, 403 when it does not.
 pub fn admission_status(decision: &Decision, now: DateTime<Utc>, held: bool) -> StatusCode {
     if decision.allowed {
-        return if held { StatusCode::CREATED } else { StatusCode::OK };
+        return if held {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
     }
     match decision.retry_after {
         Some(at) if at - now <= WORTH_WAITING => StatusCode::TOO_MANY_REQUESTS,
@@ -241,7 +244,10 @@ pub fn admission<T: Serialize>(
     );
     if status == StatusCode::TOO_MANY_REQUESTS {
         if let Some(at) = decision.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds_until(at, now)));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(seconds_until(at, now)),
+            );
         }
     }
     (status, headers, Json(body)).into_response()
@@ -279,10 +285,19 @@ mod tests {
         assert_eq!(admission_status(&d, now, false), StatusCode::OK);
         assert_eq!(admission_status(&d, now, true), StatusCode::CREATED);
         let (d, now) = decision(false, Some(chrono::Duration::seconds(30)));
-        assert_eq!(admission_status(&d, now, true), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            admission_status(&d, now, true),
+            StatusCode::TOO_MANY_REQUESTS
+        );
         let (d, now) = decision(false, Some(chrono::Duration::hours(24)));
-        assert_eq!(admission_status(&d, now, true), StatusCode::TOO_MANY_REQUESTS);
-        let (d, now) = decision(false, Some(chrono::Duration::hours(24) + chrono::Duration::seconds(1)));
+        assert_eq!(
+            admission_status(&d, now, true),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let (d, now) = decision(
+            false,
+            Some(chrono::Duration::hours(24) + chrono::Duration::seconds(1)),
+        );
         assert_eq!(admission_status(&d, now, true), StatusCode::FORBIDDEN);
         let (d, now) = decision(false, None);
         assert_eq!(admission_status(&d, now, false), StatusCode::FORBIDDEN);
@@ -303,8 +318,14 @@ mod tests {
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
         let now = Utc::now();
-        assert_eq!(seconds_until(now + chrono::Duration::milliseconds(1), now), 1);
-        assert_eq!(seconds_until(now + chrono::Duration::milliseconds(1001), now), 2);
+        assert_eq!(
+            seconds_until(now + chrono::Duration::milliseconds(1), now),
+            1
+        );
+        assert_eq!(
+            seconds_until(now + chrono::Duration::milliseconds(1001), now),
+            2
+        );
         assert_eq!(seconds_until(now - chrono::Duration::seconds(5), now), 1);
     }
 }

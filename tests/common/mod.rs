@@ -377,12 +377,12 @@ impl Cluster {
 
     /// Stops the server at once (as a crash or a killed host would), keeping its data.
     pub fn stop(&self) {
-        run_ok(
-            self.tool("pg_ctl")
-                .arg("-D")
-                .arg(self.data())
-                .args(["-m", "immediate", "-w", "stop"]),
-        );
+        run_ok(self.tool("pg_ctl").arg("-D").arg(self.data()).args([
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]));
     }
 
     pub fn create_database(&self, name: &str) {

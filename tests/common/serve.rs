@@ -127,12 +127,30 @@ impl Answer {
 }
 
 /// Sends `method path` with an optional bearer token and JSON body; any status is an answer.
-pub fn call(serve: &Serve, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
-    call_raw(serve, method, path, token, body.map(|b| b.to_string()).as_deref())
+pub fn call(
+    serve: &Serve,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Answer {
+    call_raw(
+        serve,
+        method,
+        path,
+        token,
+        body.map(|b| b.to_string()).as_deref(),
+    )
 }
 
 /// Like `call`, with the body as raw text (sent as application/json).
-pub fn call_raw(serve: &Serve, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
+pub fn call_raw(
+    serve: &Serve,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Answer {
     let mut req = ureq::request(method, &serve.url(path)).timeout(Duration::from_secs(60));
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
