@@ -329,27 +329,32 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
     assert_eq!(by_prompt.json["expires_at"], "2026-11-23T10:25:00Z");
 
     // settle: record --reservation's document; the hold ends, the real numbers count
-    let settled = post(
-        &serve,
-        &format!("/v1/reservations/{id}/settle"),
-        &secret,
-        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}),
-    );
-    let cli_settled = cli.json(&[
-        "record",
-        "--ai-type",
-        "imperium",
-        "--tokens-in",
-        "350",
-        "--tokens-out",
-        "120",
-        "--model",
-        "claude-sonnet-4",
-        "--request-id",
-        "req-1",
-        "--reservation",
-        &cli_id,
-    ]);
+    // the same settle over HTTP and through the CLI (on the twin database)
+    let settle_both = || {
+        let over_http = post(
+            &serve,
+            &format!("/v1/reservations/{id}/settle"),
+            &secret,
+            json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}),
+        );
+        let by_cli = cli.json(&[
+            "record",
+            "--ai-type",
+            "imperium",
+            "--tokens-in",
+            "350",
+            "--tokens-out",
+            "120",
+            "--model",
+            "claude-sonnet-4",
+            "--request-id",
+            "req-1",
+            "--reservation",
+            &cli_id,
+        ]);
+        (over_http, by_cli)
+    };
+    let (settled, cli_settled) = settle_both();
     assert_eq!(settled.status, 200, "{}", settled.text);
     assert_eq!(settled.json["reservation_id"], id.as_str());
     assert_eq!(
@@ -361,27 +366,7 @@ both!(admission_endpoints_answer_the_cli_documents, |env| {
     assert_eq!(imperium["reserved_tokens"], 0);
     assert_eq!(imperium["total_tokens"], 500 + 470);
     // settling again: a duplicate, nothing counted twice
-    let again = post(
-        &serve,
-        &format!("/v1/reservations/{id}/settle"),
-        &secret,
-        json!({"tokens_in": 350, "tokens_out": 120, "model": "claude-sonnet-4", "request_id": "req-1"}),
-    );
-    let cli_again = cli.json(&[
-        "record",
-        "--ai-type",
-        "imperium",
-        "--tokens-in",
-        "350",
-        "--tokens-out",
-        "120",
-        "--model",
-        "claude-sonnet-4",
-        "--request-id",
-        "req-1",
-        "--reservation",
-        &cli_id,
-    ]);
+    let (again, cli_again) = settle_both();
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json["duplicate"], true, "{}", again.text);
     assert_eq!(
