@@ -7,6 +7,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::domain::input::{AiType, Count, Day, Limit, Month, Since, Tokens, Ttl};
 use crate::domain::validate;
+use crate::domain::Usd;
 use crate::output::ColorChoice;
 
 const AFTER_HELP: &str = "\
@@ -58,11 +59,37 @@ at once."
     /// Decide and, when allowed, hold the estimate against every limit in one atomic step
     #[command(
         after_help = "The hold ends exactly once: `record --reservation ID` settles it with the real \
-numbers, `release --reservation ID` gives it back, or it expires after --ttl."
+numbers, `release --reservation ID` gives it back, or it expires after --ttl.\n\n\
+Against USD limits the hold is the most the request can cost (an upper bound, never an average): with \
+--model, the prompt at the dearest of the model's input and cache prices and the rest of the estimate at \
+its output price (the long-context tier when the request could reach it); without --model, or for a \
+model with no price, at the dearest prices known. Settling replaces the bound with the real cost, cache \
+reads and writes included.\n\n\
+Example: claude-sonnet-4-5 costs $3 per million input tokens ($3.75 to write to cache) and $15 per million \
+output. `reserve --prompt-file p.txt --max-tokens 1000 --model claude-sonnet-4-5` with a 3,000-word prompt \
+(3,900 tokens) holds 3,900 x $3.75 + 1,000 x $15 per million = $0.029625; settled with 3,900 in and 420 \
+out, the request costs 3,900 x $3 + 420 x $15 per million = $0.0180."
     )]
     Reserve(ReserveArgs),
     /// Give back a reservation whose request never ran
     Release(ReleaseArgs),
+    /// What one user has left: tokens and dollars, today and this month
+    #[command(
+        after_help = "A user's limits are their own (`limits set --user U`) over the default user's \
+(`limits set --default-user`); a figure is null (\"no limit\" in text) where neither sets one. \
+can_make_request says whether a 1-token request of theirs fits their own limits now (the AI type's and \
+the total's limits apply too: `check --user-id U` decides on all of them)."
+    )]
+    Quota(QuotaArgs),
+    /// Usage analytics over any range of days: daily trend, top users, models, AI types
+    #[command(
+        after_help = "Read from daily rollups per (day, AI type, user, model) that `record` keeps in its own \
+transaction, never from the request log: a report over ten million requests reads a few thousand rows. \
+Days are in the configured zone (tokenctl config). A model without a price is never counted as $0: its \
+requests are counted apart, and every cost that includes one says so (cost_complete: false, and `*` in \
+the table). --csv prints one RFC 4180 row per day, AI type, user and model."
+    )]
+    Report(ReportArgs),
     /// Usage per AI type and in total for a month
     Status(StatusArgs),
     /// Show the limits in force, or change them with `limits set`
@@ -450,9 +477,6 @@ fn ai_types() -> clap_complete::ArgValueCandidates {
 fn model(s: &str) -> Result<String, String> {
     validate::model(s)
 }
-fn usd(s: &str) -> Result<f64, String> {
-    validate::usd_per_mtok(s)
-}
 fn id(s: &str) -> Result<String, String> {
     validate::id(s)
 }
@@ -475,7 +499,16 @@ pub struct RecordArgs {
     /// Output (completion) tokens the request used
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub tokens_out: Tokens,
-    /// Model name, for the cost (see `tokenctl prices`; at most 255 characters)
+    /// Prompt tokens read from the provider's cache, besides --tokens-in (Anthropic's
+    /// cache_read_input_tokens; for OpenAI, its cached_tokens, with --tokens-in the rest)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cache_read_tokens: Option<Tokens>,
+    /// Prompt tokens written to the provider's cache, besides --tokens-in (Anthropic's
+    /// cache_creation_input_tokens)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cache_write_tokens: Option<Tokens>,
+    /// Model name, for the cost (see `tokenctl prices`; at most 255 characters). Without a
+    /// model, or with one that has no price, the cost is unknown (null), never $0
     #[arg(long, value_name = "M", value_parser = id)]
     pub model: Option<String>,
     /// Makes recording idempotent: a second record with the same id changes nothing (at most
@@ -532,6 +565,13 @@ pub struct EstimateArgs {
         conflicts_with = "estimated_tokens"
     )]
     pub max_tokens: Option<Tokens>,
+    /// The user the request is made for: their limits (tokens and USD) must fit too
+    #[arg(long, value_name = "U", value_parser = id)]
+    pub user_id: Option<String>,
+    /// The model it will use: its price bounds the request's cost (without one, the dearest
+    /// price known)
+    #[arg(long, value_name = "M", value_parser = id)]
+    pub model: Option<String>,
     /// Print one JSON document
     #[arg(long)]
     pub json: bool,
@@ -609,14 +649,28 @@ pub enum LimitsAction {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("fields").required(true).multiple(true)
-    .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing", "all"])))]
+    .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing",
+           "daily_cost_usd", "monthly_cost_usd", "all"])))]
+#[command(group(ArgGroup::new("whose").multiple(false).args(["ai_type", "global", "user", "default_user"])))]
 pub struct LimitsUnsetArgs {
     /// Put back this AI type's own values (it follows the default again)
-    #[arg(long, value_name = "A", add = ai_types(), conflicts_with = "global")]
+    #[arg(long, value_name = "A", add = ai_types())]
     pub ai_type: Option<AiType>,
     /// Put back the limits on all AI types together
     #[arg(long)]
     pub global: bool,
+    /// Put back this user's own values (they follow the default user's again)
+    #[arg(long, value_name = "U", value_parser = id)]
+    pub user: Option<String>,
+    /// Remove the default user's values (users without their own then have none)
+    #[arg(long)]
+    pub default_user: bool,
+    /// The daily USD limit
+    #[arg(long)]
+    pub daily_cost_usd: bool,
+    /// The monthly USD limit
+    #[arg(long)]
+    pub monthly_cost_usd: bool,
     /// The monthly limit
     #[arg(long)]
     pub monthly: bool,
@@ -654,14 +708,34 @@ pub struct LimitsUnsetArgs {
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("values").required(true).multiple(true)
-    .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing"])))]
+    .args(["monthly", "daily", "hourly", "per_request", "rpm", "rpd", "cooldown", "max_concurrent", "pacing",
+           "daily_cost_usd", "monthly_cost_usd"])))]
+#[command(group(ArgGroup::new("whose").multiple(false).args(["ai_type", "global", "user", "default_user"])))]
+#[command(
+    after_help = "Users (--user U, --default-user) have token and USD limits only: --monthly, --daily, \
+--per-request, --daily-cost-usd, --monthly-cost-usd; a request with --user-id U must fit them as well as its \
+AI type's and the total's. USD limits hold every request's cost bound while it runs (see `reserve --help`), \
+and count a model without a price at the dearest price known."
+)]
 pub struct LimitsSetArgs {
     /// Change this AI type's own limits (others keep following the default)
-    #[arg(long, value_name = "A", add = ai_types(), conflicts_with = "global")]
+    #[arg(long, value_name = "A", add = ai_types())]
     pub ai_type: Option<AiType>,
     /// Change the limits on all AI types together
     #[arg(long)]
     pub global: bool,
+    /// Change one user's limits (over every AI type)
+    #[arg(long, value_name = "U", value_parser = id)]
+    pub user: Option<String>,
+    /// Change the limits of every user without limits of their own (none by default)
+    #[arg(long)]
+    pub default_user: bool,
+    /// USD a day, e.g. 5 or 0.50 (exact to the nano-dollar)
+    #[arg(long, value_name = "USD", value_parser = Usd::parse, allow_negative_numbers = true)]
+    pub daily_cost_usd: Option<Usd>,
+    /// USD a month, e.g. 50
+    #[arg(long, value_name = "USD", value_parser = Usd::parse, allow_negative_numbers = true)]
+    pub monthly_cost_usd: Option<Usd>,
     /// Enforced monthly limit, in tokens
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub monthly: Option<Limit>,
@@ -709,9 +783,24 @@ pub struct PricesArgs {
 #[derive(Debug, Subcommand)]
 pub enum PricesAction {
     /// Set a model's price in the database (applies to every host, and to dated variants)
+    #[command(
+        after_help = "A price applies from --effective-from (a day in the configured zone; default: always): \
+requests recorded before it keep the price they had, which is stored with them. Cache prices default \
+to the input price (what a provider without a cache discount charges)."
+    )]
     Set(PricesSetArgs),
-    /// Remove a model's database price: its built-in price (if any) applies again
+    /// Remove a model's database prices (or one dated price): its built-in price, if any,
+    /// applies again
     Unset(PricesUnsetArgs),
+    /// Import a price catalogue in LiteLLM's model_prices_and_context_window.json format
+    #[command(
+        after_help = "Reads input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, \
+cache_creation_input_token_cost and the *_above_200k_tokens tier of chat models (per token, in USD), \
+and stores them as prices per million tokens, in one transaction. Says what it added, what it changed, \
+what was already so and what it skipped (with why): entries without an input or output price, models \
+that are not chat or completion models, and providers not chosen with --provider."
+    )]
+    Import(PricesImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -719,6 +808,9 @@ pub struct PricesUnsetArgs {
     /// Model name
     #[arg(long, value_name = "M", value_parser = model)]
     pub model: String,
+    /// Only the price from this day (default: every database price of the model)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub effective_from: Option<Day>,
     /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
@@ -730,14 +822,84 @@ pub struct PricesSetArgs {
     #[arg(long, value_name = "M", value_parser = model)]
     pub model: String,
     /// USD per million input tokens
-    #[arg(long, value_name = "USD", value_parser = usd, allow_negative_numbers = true)]
-    pub input_per_mtok: f64,
+    #[arg(long, value_name = "USD", value_parser = Usd::parse, allow_negative_numbers = true)]
+    pub input_per_mtok: Usd,
     /// USD per million output tokens
-    #[arg(long, value_name = "USD", value_parser = usd, allow_negative_numbers = true)]
-    pub output_per_mtok: f64,
+    #[arg(long, value_name = "USD", value_parser = Usd::parse, allow_negative_numbers = true)]
+    pub output_per_mtok: Usd,
+    /// USD per million prompt tokens read from cache (Anthropic's cache reads, OpenAI's
+    /// cached input; default: the input price)
+    #[arg(long, value_name = "USD", value_parser = Usd::parse, allow_negative_numbers = true)]
+    pub cache_read_per_mtok: Option<Usd>,
+    /// USD per million prompt tokens written to cache (Anthropic's cache writes; default: the
+    /// input price)
+    #[arg(long, value_name = "USD", value_parser = Usd::parse, allow_negative_numbers = true)]
+    pub cache_write_per_mtok: Option<Usd>,
+    /// The first day the price applies (default: always)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub effective_from: Option<Day>,
     /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PricesImportArgs {
+    /// The catalogue (a JSON file; - for standard input)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Only models of this provider (LiteLLM's litellm_provider: anthropic, openai, …);
+    /// repeat for more. Default: every provider
+    #[arg(long, value_name = "P")]
+    pub provider: Vec<String>,
+    /// The first day the imported prices apply (default: always)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub effective_from: Option<Day>,
+    /// Say what would change, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// The user
+    #[arg(long, value_name = "U", value_parser = id)]
+    pub user_id: String,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("range").multiple(false).args(["days", "since"])))]
+pub struct ReportArgs {
+    /// The last N days, today included (default 30; at most 3,660)
+    #[arg(long, value_name = "N")]
+    pub days: Option<Count>,
+    /// From this day (in the configured zone)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub since: Option<Day>,
+    /// To this day, included (default: today)
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "since")]
+    pub until: Option<Day>,
+    /// Only this AI type
+    #[arg(long, value_name = "A", add = ai_types())]
+    pub ai_type: Option<AiType>,
+    /// Only this user
+    #[arg(long, value_name = "U", value_parser = id)]
+    pub user_id: Option<String>,
+    /// How many top users (default 10)
+    #[arg(long, value_name = "N", default_value = "10")]
+    pub top: Count,
+    /// Print one JSON document instead of text
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print RFC 4180 CSV instead: one row per day, AI type, user and model
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,17 @@ pub fn estimate_of(args: &EstimateArgs) -> Result<Estimate> {
     )
 }
 
+/// The request the flags give: a prompt is estimated once, now, so an estimate too large is
+/// bad input refused before the database is opened.
+pub fn check_request(args: EstimateArgs) -> Result<CheckRequest> {
+    Ok(CheckRequest {
+        estimate: estimate_of(&args)?.counted()?,
+        ai_type: args.ai_type,
+        user_id: args.user_id,
+        model: args.model,
+    })
+}
+
 /// An unreadable prompt file is an I/O failure (exit 1), not bad input.
 fn read_prompt(path: &std::path::Path) -> Result<String> {
     let mut text = String::new();
@@ -108,7 +119,7 @@ pub async fn reserve(app: &App, req: ReserveRequest, json: bool) -> Result<ExitC
         crate::outln!(
             "reserved {} tokens for {}: {id} (expires {})",
             thousands(reserved.decision.estimated_tokens),
-            req.ai_type,
+            req.check.ai_type,
             expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
     } else {

@@ -10,15 +10,17 @@ use crate::cli::{LimitsSetArgs, LimitsUnsetArgs};
 use crate::db::LimitScope;
 use crate::domain::limits::LimitFields;
 use crate::domain::validate::GLOBAL_SCOPE;
-use crate::domain::Limits;
+use crate::domain::{Limits, Usd};
 use crate::ops::limits::{
     describe, limits, set as set_limits, unset as unset_limits, LimitChanges, LimitTarget,
-    LimitsReport, SetLimitsRequest, UnsetLimitsRequest,
+    LimitsReport, SetLimitsRequest, UnsetLimitsRequest, UserLimitValues,
 };
 use crate::output::{print_json, thousands, warn, Grid, Show, TableView};
 
 /// The row of the limits every AI type without its own follows.
 const DEFAULT_ROW: &str = "(default)";
+/// The row of the limits every user without their own has.
+const DEFAULT_USER_ROW: &str = "(default user)";
 
 pub async fn show(app: &App, json: bool, view: TableView) -> Result<ExitCode> {
     let report = limits(&app.db).await?;
@@ -30,6 +32,8 @@ pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
         target: LimitTarget {
             ai_type: args.ai_type,
             global: args.global,
+            user: args.user,
+            default_user: args.default_user,
         },
         changes: LimitChanges {
             monthly: args.monthly,
@@ -41,6 +45,8 @@ pub async fn set(app: &App, args: LimitsSetArgs) -> Result<ExitCode> {
             cooldown_seconds: args.cooldown,
             max_concurrent: args.max_concurrent,
             pacing: args.pacing,
+            daily_cost_usd: args.daily_cost_usd,
+            monthly_cost_usd: args.monthly_cost_usd,
         },
     };
     let report = set_limits(&app.db, &app.clock, &req).await?;
@@ -55,6 +61,8 @@ pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
         target: LimitTarget {
             ai_type: args.ai_type,
             global: args.global,
+            user: args.user,
+            default_user: args.default_user,
         },
         fields: LimitFields {
             monthly: args.all || args.monthly,
@@ -66,6 +74,8 @@ pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
             cooldown_seconds: args.all || args.cooldown,
             max_concurrent: args.all || args.max_concurrent,
             pacing: args.all || args.pacing,
+            daily_cost: args.all || args.daily_cost_usd,
+            monthly_cost: args.all || args.monthly_cost_usd,
         },
     };
     let report = unset_limits(&app.db, &app.clock, &req).await?;
@@ -73,6 +83,8 @@ pub async fn unset(app: &App, args: LimitsUnsetArgs) -> Result<ExitCode> {
         let scope = req.target.scope()?;
         let back_to = match scope {
             LimitScope::AiType(_) => "the default's",
+            LimitScope::User(_) => "the default user's",
+            LimitScope::DefaultUser => "none",
             _ => "tokenctl's own defaults",
         };
         crate::outln!("put limits of {} back to {back_to}", describe(&scope));
@@ -98,7 +110,9 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
         .number("RPD", Show::Fit(2))
         .number("Cooldown", Show::Fit(3))
         .number("In flight", Show::Fit(3))
-        .text("Pacing", Show::Fit(3));
+        .text("Pacing", Show::Fit(3))
+        .number("USD/day", Show::Always)
+        .number("USD/month", Show::Always);
     let off = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "off".into());
     let cooldown = |seconds: i64| {
         if seconds > 0 {
@@ -108,6 +122,7 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
         }
     };
     let on_off = |on: bool| if on { "on" } else { "off" };
+    let usd = |v: Option<Usd>| v.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
     let mut add = |name: &str, l: &Limits| {
         grid.row(vec![
             Cell::new(name),
@@ -120,6 +135,8 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
             Cell::new(cooldown(l.cooldown_seconds)),
             Cell::new(off(l.max_concurrent)),
             Cell::new(on_off(l.pacing)),
+            Cell::new(usd(l.daily_cost)),
+            Cell::new(usd(l.monthly_cost)),
         ]);
     };
     add(DEFAULT_ROW, &report.default);
@@ -138,7 +155,36 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
         Cell::new(cooldown(g.cooldown_seconds)),
         Cell::new(off(g.max_concurrent)),
         Cell::new(on_off(g.pacing)),
+        Cell::new(usd(g.daily_cost)),
+        Cell::new(usd(g.monthly_cost)),
     ]);
+    let none = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "-".into());
+    let mut users = vec![(DEFAULT_USER_ROW.to_string(), &report.default_user)];
+    users.extend(
+        report
+            .users
+            .iter()
+            .map(|u| (format!("user {}", u.user_id), &u.limits)),
+    );
+    for (name, l) in users {
+        if *l == UserLimitValues::default() {
+            continue;
+        }
+        grid.row(vec![
+            Cell::new(name),
+            Cell::new(none(l.monthly)),
+            Cell::new(none(l.daily)),
+            Cell::new("-"),
+            Cell::new(none(l.per_request)),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new(usd(l.daily_cost)),
+            Cell::new(usd(l.monthly_cost)),
+        ]);
+    }
     crate::out!("{}", grid.render(&app.style, view));
     if view.no_headers {
         return Ok(ExitCode::SUCCESS);

@@ -15,7 +15,10 @@ pub mod migrate;
 pub mod monitor;
 pub mod monthly_reset;
 pub mod prices;
+pub mod quota;
 pub mod record;
+pub mod report;
+pub mod report_view;
 pub mod reset;
 pub mod serve;
 pub mod status;
@@ -113,6 +116,9 @@ pub async fn run(cli: Cli, url: DbUrl) -> Result<ExitCode> {
         Prepared::Prices(json, view) => prices::show(&app, json, view).await,
         Prepared::PricesSet(args) => prices::set(&app, args).await,
         Prepared::PricesUnset(args) => prices::unset(&app, args).await,
+        Prepared::PricesImport(args) => prices::import(&app, args).await,
+        Prepared::Quota(args) => quota::run(&app, &args).await,
+        Prepared::Report(req, json, csv) => report::run(&app, &req, json, csv).await,
         Prepared::Reset(args) => reset::run(&app, args).await,
         Prepared::MonthlyReset(args) => monthly_reset::run(&app, args).await,
         Prepared::Archive(args) => archive::run(&app, args).await,
@@ -143,6 +149,9 @@ enum Prepared {
     Prices(bool, crate::output::TableView),
     PricesSet(crate::cli::PricesSetArgs),
     PricesUnset(crate::cli::PricesUnsetArgs),
+    PricesImport(crate::cli::PricesImportArgs),
+    Quota(crate::cli::QuotaArgs),
+    Report(crate::ops::report::ReportRequest, bool, bool),
     Migrate(crate::cli::MigrateArgs),
     Reset(crate::cli::ResetArgs),
     MonthlyReset(crate::cli::MonthlyResetArgs),
@@ -166,22 +175,19 @@ impl Prepared {
                 Prepared::Record(record::request(args), json)
             }
             Command::Check(args) => {
-                let req = crate::ops::admit::CheckRequest {
-                    // a prompt is estimated once, now: an estimate too large is bad input,
-                    // refused before the database is opened
-                    estimate: admit::estimate_of(&args.estimate)?.counted()?,
-                    ai_type: args.estimate.ai_type,
-                };
-                Prepared::Check(req, args.estimate.json, args.quiet)
+                let json = args.estimate.json;
+                Prepared::Check(admit::check_request(args.estimate)?, json, args.quiet)
             }
             Command::Reserve(args) => {
+                let json = args.estimate.json;
                 let req = crate::ops::admit::ReserveRequest {
-                    estimate: admit::estimate_of(&args.estimate)?.counted()?,
-                    ai_type: args.estimate.ai_type,
+                    check: admit::check_request(args.estimate)?,
                     ttl: args.ttl,
                 };
-                Prepared::Reserve(req, args.estimate.json)
+                Prepared::Reserve(req, json)
             }
+            Command::Quota(args) => Prepared::Quota(args),
+            Command::Report(args) => Prepared::Report(report::request(&args)?, args.json, args.csv),
             Command::Release(args) => Prepared::Release(args),
             Command::Status(args) => Prepared::Status(args),
             Command::Limits(args) => match args.action {
@@ -193,6 +199,7 @@ impl Prepared {
                 None => Prepared::Prices(args.json, args.table.into()),
                 Some(PricesAction::Set(set)) => Prepared::PricesSet(set),
                 Some(PricesAction::Unset(unset)) => Prepared::PricesUnset(unset),
+                Some(PricesAction::Import(import)) => Prepared::PricesImport(import),
             },
             Command::Migrate(args) => Prepared::Migrate(args),
             Command::Reset(args) => Prepared::Reset(reset::confirm_possible(args)?),

@@ -15,6 +15,8 @@ pub fn request(args: RecordArgs) -> RecordRequest {
         ai_type: Some(args.ai_type),
         tokens_in: args.tokens_in,
         tokens_out: args.tokens_out,
+        cache_read_tokens: args.cache_read_tokens,
+        cache_write_tokens: args.cache_write_tokens,
         model: args.model,
         request_id: args.request_id,
         user_id: args.user_id,
@@ -29,11 +31,20 @@ pub fn request(args: RecordArgs) -> RecordRequest {
 
 pub async fn run(app: &App, req: RecordRequest, json: bool) -> Result<ExitCode> {
     let recorded = record(&app.db, &app.clock, req).await?;
-    if let (Some(model), false) = (&recorded.model, recorded.priced) {
-        warn(&format!(
-            "no price known for model '{model}': its cost is recorded as 0 \
-             (set one with: tokenctl prices set --model {model} --input-per-mtok USD --output-per-mtok USD)"
-        ));
+    if !recorded.priced && !recorded.duplicate {
+        let charge = recorded
+            .unpriced_charge_usd
+            .map(|c| format!("; USD limits count it at the dearest price known, {c}"))
+            .unwrap_or_default();
+        match &recorded.model {
+            Some(model) => warn(&format!(
+                "no price known for model '{model}': its cost is recorded as unknown (null), not $0{charge} \
+                 (set one with: tokenctl prices set --model {model} --input-per-mtok USD --output-per-mtok USD)"
+            )),
+            None => warn(&format!(
+                "no --model: the request's cost is recorded as unknown (null), not $0{charge}"
+            )),
+        }
     }
     if let (Some(id), Some(false)) = (&recorded.reservation_id, recorded.reservation_found) {
         warn(&format!(
@@ -74,10 +85,12 @@ fn line(app: &App, r: &Recorded) -> String {
         _ => String::new(),
     };
     format!(
-        "recorded {} tokens for {} (${:.6}){}{}; {} now {} of {} ({:.2}%, {})",
+        "recorded {} tokens for {} ({}){}{}; {} now {} of {} ({:.2}%, {})",
         thousands(r.total_tokens),
         r.ai_type,
-        r.cost_usd,
+        r.cost_usd
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "cost unknown".into()),
         if r.success { "" } else { " as failed" },
         settled,
         r.month,

@@ -48,7 +48,8 @@ struct StatusRow<'a> {
     hour: Option<i64>,
     held: i64,
     requests: i64,
-    cost_usd: f64,
+    cost_usd: crate::domain::Usd,
+    cost_complete: bool,
     burn: &'a Burn,
     last_request_at: Option<DateTime<Utc>>,
 }
@@ -105,6 +106,7 @@ fn print_table(app: &App, r: &StatusReport, view: TableView) {
         held: g.reserved_tokens,
         requests: g.request_count,
         cost_usd: g.cost_usd,
+        cost_complete: g.cost_complete,
         burn: &g.burn,
         last_request_at: r.ai_types.iter().filter_map(|a| a.last_request_at).max(),
     };
@@ -120,6 +122,7 @@ fn print_table(app: &App, r: &StatusReport, view: TableView) {
         held: a.reserved_tokens,
         requests: a.request_count,
         cost_usd: a.cost_usd,
+        cost_complete: a.cost_complete,
         burn: &a.burn,
         last_request_at: a.last_request_at,
     });
@@ -132,7 +135,12 @@ fn print_table(app: &App, r: &StatusReport, view: TableView) {
             Cell::new(format!("{:.2}", row.percentage)),
             Cell::new(thousands(row.remaining)),
             Cell::new(opt(row.today)),
-            Cell::new(format!("{:.4}", row.cost_usd)),
+            // `*`: some requests have no price, so the cost shown leaves them out
+            Cell::new(format!(
+                "{}{}",
+                row.cost_usd,
+                if row.cost_complete { "" } else { "*" }
+            )),
             Cell::new(thousands(row.requests)),
             Cell::new(opt(row.hour)),
             Cell::new(thousands(row.held)),

@@ -6,15 +6,16 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::{
-    ArchiveReason, ArchivedRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitScope, LogEntry,
-    LoggedRequest, MonthRow, Store, UsageDelta,
+    ArchiveReason, ArchivedRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitFilter,
+    LimitScope, LogEntry, LoggedRequest, MonthRow, Store, UsageDelta,
 };
 use crate::domain::count::saturating_sum;
+use crate::domain::decision::{decide_in, Asked};
 use crate::domain::level::percentage;
-use crate::domain::prices::PriceTable;
+use crate::domain::pricing::{PriceTable, ReservationPrice, TokenCounts};
 use crate::domain::{
-    decide, thousands, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Scope,
-    Snapshot,
+    thousands, Clock, Counter, Decision, GlobalLimits, Level, Limits, Periods, Scope, ScopeLimits,
+    Snapshot, Usd, Who,
 };
 use crate::error::OpError;
 
@@ -42,18 +43,32 @@ pub struct MonthUsage {
 impl MonthUsage {
     /// Used and held tokens of one AI type, or of all (None); sums saturate.
     pub fn counter(&self, ai_type: Option<&str>) -> Counter {
+        let who = Who {
+            ai_type: ai_type.unwrap_or_default(),
+            user_id: None,
+        };
         match ai_type {
-            Some(a) => self.scope_counter(&Scope::AiType, a),
-            None => self.scope_counter(&Scope::Global, ""),
+            Some(_) => self.scope_counter(&Scope::AiType, who),
+            None => self.scope_counter(&Scope::Global, who),
         }
     }
 
-    /// Used and held tokens of one scope, for a decision about `ai_type`; sums saturate.
-    pub fn scope_counter(&self, scope: &Scope, ai_type: &str) -> Counter {
+    /// Used and held tokens of one scope, for a decision about `who`; sums saturate. A user's
+    /// month is not in these rows (it is counted in the user's own), so it reads as zero here.
+    pub fn scope_counter(&self, scope: &Scope, who: Who<'_>) -> Counter {
+        if *scope == Scope::User {
+            return Counter::default();
+        }
         let counted = || {
-            self.rows
-                .iter()
-                .filter(move |r| scope.counts(ai_type, &r.ai_type))
+            self.rows.iter().filter(move |r| {
+                scope.counts(
+                    who,
+                    Who {
+                        ai_type: &r.ai_type,
+                        user_id: None,
+                    },
+                )
+            })
         };
         Counter {
             used: saturating_sum(counted().map(|r| r.total_tokens)),
@@ -89,52 +104,110 @@ async fn month_usage_given<S: Store>(
 /// programs wrote, and of a closed month's archive), the rest from `Store::snapshot`.
 pub async fn snapshot<S: Store>(
     s: &mut S,
-    ai_type: &str,
+    who: Who<'_>,
     periods: &Periods,
     now: DateTime<Utc>,
     caps: InFlightCaps,
 ) -> Result<Snapshot> {
-    let mut snap = s.snapshot(ai_type, periods, now, caps).await?;
     let usage = month_usage(s, &periods.month).await?;
-    for scope in Scope::CHECKED {
-        snap.usage_mut(&scope).month = usage.scope_counter(&scope, ai_type);
+    snapshot_with(s, who, periods, now, caps, &usage).await
+}
+
+/// `snapshot` with the month's rows already read.
+async fn snapshot_with<S: Store>(
+    s: &mut S,
+    who: Who<'_>,
+    periods: &Periods,
+    now: DateTime<Utc>,
+    caps: InFlightCaps,
+    usage: &MonthUsage,
+) -> Result<Snapshot> {
+    let mut snap = s.snapshot(who, periods, now, caps).await?;
+    for scope in [Scope::AiType, Scope::Global] {
+        snap.usage_mut(&scope).month = usage.scope_counter(&scope, who);
     }
     snap.month_closed = usage.closed.is_some();
     snap.warnings = usage.warnings();
     Ok(snap)
 }
 
+/// The limits a request is decided by: its AI type's, the total's and, when it names a user,
+/// the user's.
+#[derive(Debug, Clone)]
+pub struct LimitsInForce {
+    pub ai_type: Limits,
+    pub global: GlobalLimits,
+    pub user: Option<ScopeLimits>,
+}
+
+impl LimitsInForce {
+    /// Each scope's limits, in the order a decision checks them.
+    pub fn scopes(&self) -> Vec<(Scope, ScopeLimits)> {
+        let mut out = vec![(Scope::AiType, ScopeLimits::from(&self.ai_type))];
+        if let Some(user) = &self.user {
+            out.push((Scope::User, user.clone()));
+        }
+        out.push((Scope::Global, self.global.clone()));
+        out
+    }
+
+    pub fn caps(&self) -> InFlightCaps {
+        InFlightCaps {
+            ai_type: self.ai_type.max_concurrent,
+            global: self.global.max_concurrent,
+        }
+    }
+}
+
 /// The limits in force for one AI type and for the total.
 pub async fn limits_for<S: Store>(s: &mut S, ai_type: &str) -> Result<(Limits, GlobalLimits)> {
-    let rows = s.limit_rows(Some(ai_type)).await?;
-    let own = rows.row(&LimitScope::AiType(ai_type.to_string()));
-    Ok((
-        Limits::resolve(&rows.default, own),
-        GlobalLimits::resolve(&rows.global, &rows.default),
-    ))
+    let l = limits_for_request(
+        s,
+        Who {
+            ai_type,
+            user_id: None,
+        },
+    )
+    .await?;
+    Ok((l.ai_type, l.global))
+}
+
+/// The limits in force for a request of `who`.
+pub async fn limits_for_request<S: Store>(s: &mut S, who: Who<'_>) -> Result<LimitsInForce> {
+    let rows = s.limit_rows(LimitFilter::For(who)).await?;
+    let own = rows.row(&LimitScope::AiType(who.ai_type.to_string()));
+    Ok(LimitsInForce {
+        ai_type: Limits::resolve(&rows.default, own),
+        global: GlobalLimits::resolve(&rows.global, &rows.default),
+        user: who.user_id.map(|u| rows.user_limits(u)),
+    })
 }
 
 /// Holds past their TTL stop counting, exactly once: the state change and the give-back
 /// happen in the same transaction, under the admission lock.
 pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Result<usize> {
     let expired = s.expire_holds(now).await?;
-    // given back per AI type and period, not per hold: thousands expiring at once (a backend
-    // that died with its requests in flight) cost a few statements, not thousands
-    let mut groups: Vec<(Hold, i64)> = Vec::new();
+    // given back per AI type, user and period, not per hold: thousands expiring at once (a
+    // backend that died with its requests in flight) cost a few statements, not thousands
+    let mut groups: Vec<(Hold, i64, Usd)> = Vec::new();
     for hold in &expired {
-        let same = |(g, _): &&mut (Hold, i64)| {
+        let same = |(g, ..): &&mut (Hold, i64, Usd)| {
             g.ai_type == hold.ai_type
+                && g.user_id == hold.user_id
                 && g.month == hold.month
                 && g.day == hold.day
                 && g.hour == hold.hour
         };
         match groups.iter_mut().find(same) {
-            Some((_, sum)) => *sum = sum.saturating_add(hold.estimated_tokens),
-            None => groups.push((hold.clone(), hold.estimated_tokens)),
+            Some((_, sum, cost)) => {
+                *sum = sum.saturating_add(hold.estimated_tokens);
+                *cost = cost.saturating_add(hold.estimated_cost);
+            }
+            None => groups.push((hold.clone(), hold.estimated_tokens, hold.estimated_cost)),
         }
     }
     let mut monthly: Vec<(String, i64)> = Vec::new();
-    for (hold, sum) in &groups {
+    for (hold, sum, cost) in &groups {
         let limit = match monthly.iter().find(|(a, _)| *a == hold.ai_type) {
             Some((_, limit)) => *limit,
             None => {
@@ -143,16 +216,22 @@ pub async fn expire_stale_holds<S: Store>(s: &mut S, now: DateTime<Utc>) -> Resu
                 limits.monthly
             }
         };
-        s.add_reserved(hold, -sum, limit, now).await?;
+        s.add_reserved(hold, -sum, -cost.nanos(), limit, now)
+            .await?;
     }
     Ok(expired.len())
 }
 
 /// Snapshot minus holds that have expired but were not swept yet (for read-only decisions).
-fn without_stale(mut snap: Snapshot, ai_type: &str, periods: &Periods, stale: &[Hold]) -> Snapshot {
+pub fn without_stale(
+    mut snap: Snapshot,
+    who: Who<'_>,
+    periods: &Periods,
+    stale: &[Hold],
+) -> Snapshot {
     for h in stale {
         for (scope, usage) in &mut snap.scopes {
-            if !scope.counts(ai_type, &h.ai_type) {
+            if !scope.counts(who, h.who()) {
                 continue;
             }
             let windows = [
@@ -165,30 +244,64 @@ fn without_stale(mut snap: Snapshot, ai_type: &str, periods: &Periods, stale: &[
                     counter.reserved = (counter.reserved - h.estimated_tokens).max(0);
                 }
             }
+            let dollars = [
+                (&h.month, &periods.month, &mut usage.month_cost),
+                (&h.day, &periods.day, &mut usage.day_cost),
+            ];
+            for (held_in, now_in, counter) in dollars {
+                if held_in == now_in {
+                    counter.reserved = counter
+                        .reserved
+                        .saturating_sub(h.estimated_cost)
+                        .max(Usd::ZERO);
+                }
+            }
         }
     }
     snap
 }
 
+/// What a request may cost at most, as `reserve` holds it against USD limits.
+pub fn price_bound(prices: &PriceTable, ask: &ReserveAsk, periods: &Periods) -> ReservationPrice {
+    prices.reservation_bound(
+        ask.model.as_deref(),
+        ask.prompt_tokens,
+        ask.estimated,
+        periods.date(),
+    )
+}
+
 /// The decision for a request, without writing anything.
-pub async fn check<S: Store>(
-    s: &mut S,
-    ai_type: &str,
-    estimated: i64,
-    clock: &Clock,
-) -> Result<Decision> {
-    let (limits, global) = limits_for(s, ai_type).await?;
+pub async fn check<S: Store>(s: &mut S, ask: &ReserveAsk, clock: &Clock) -> Result<Decision> {
+    let who = ask.who();
+    let limits = limits_for_request(s, who).await?;
     let periods = clock.periods();
-    let caps = InFlightCaps {
-        ai_type: limits.max_concurrent,
-        global: global.max_concurrent,
-    };
-    let snap = snapshot(s, ai_type, &periods, clock.now, caps).await?;
+    let snap = snapshot(s, who, &periods, clock.now, limits.caps()).await?;
     let stale = s.stale_holds(clock.now).await?;
-    let snap = without_stale(snap, ai_type, &periods, &stale);
-    Ok(decide(
-        ai_type, estimated, &limits, &global, &snap, &periods, clock.now,
-    ))
+    let snap = without_stale(snap, who, &periods, &stale);
+    let prices = PriceTable::new(s.price_rows().await?);
+    let bound = price_bound(&prices, ask, &periods);
+    Ok(decide_priced(ask, &limits, &snap, &periods, clock, &bound))
+}
+
+/// The decision for `ask` at the price bound `bound`.
+fn decide_priced(
+    ask: &ReserveAsk,
+    limits: &LimitsInForce,
+    snap: &Snapshot,
+    periods: &Periods,
+    clock: &Clock,
+    bound: &ReservationPrice,
+) -> Decision {
+    let asked = Asked {
+        ai_type: &ask.ai_type,
+        user_id: ask.user_id.as_deref(),
+        tokens: ask.estimated,
+        cost: bound.cost,
+    };
+    let mut d = decide_in(&asked, &limits.scopes(), snap, periods, clock.now);
+    d.cost_basis = Some(bound.basis.clone());
+    d
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -199,28 +312,31 @@ pub struct Reserved {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// One reservation asked for: `estimated` tokens of `ai_type`, held for `ttl` when allowed.
-#[derive(Debug, Clone)]
+/// One reservation asked for: `estimated` tokens of `ai_type` (for `user_id`, of `model`),
+/// held for `ttl` when allowed. `prompt_tokens`, when known, is the part of the estimate that
+/// is prompt: it prices the bound (see `PriceTable::reservation_bound`).
+#[derive(Debug, Clone, Default)]
 pub struct ReserveAsk {
     pub ai_type: String,
+    pub user_id: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i64>,
     pub estimated: i64,
     pub ttl: Duration,
 }
 
+impl ReserveAsk {
+    pub fn who(&self) -> Who<'_> {
+        Who {
+            ai_type: &self.ai_type,
+            user_id: self.user_id.as_deref(),
+        }
+    }
+}
+
 /// Decides and, when allowed, holds `estimated` tokens against every limit, in one step.
-pub async fn reserve<S: Store>(
-    s: &mut S,
-    ai_type: &str,
-    estimated: i64,
-    ttl: Duration,
-    clock: &Clock,
-) -> Result<Reserved> {
-    let ask = ReserveAsk {
-        ai_type: ai_type.to_string(),
-        estimated,
-        ttl,
-    };
-    let mut decided = reserve_batch(s, std::slice::from_ref(&ask), clock).await?;
+pub async fn reserve<S: Store>(s: &mut S, ask: &ReserveAsk, clock: &Clock) -> Result<Reserved> {
+    let mut decided = reserve_batch(s, std::slice::from_ref(ask), clock).await?;
     Ok(decided.remove(0))
 }
 
@@ -306,42 +422,27 @@ async fn reserve_locked<S: Store>(
 ) -> Result<Vec<Reserved>> {
     let periods = clock.periods();
     let usage = month_usage(s, &periods.month).await?;
-    // per AI type in the batch: its limits and its counters (the total's inside each)
-    let mut seen: Vec<(String, Limits, GlobalLimits, Snapshot)> = Vec::new();
+    let prices = PriceTable::new(s.price_rows().await?);
+    // per (AI type, user) in the batch: its limits and its counters (the total's inside each)
+    let mut seen: Vec<(ReserveAsk, LimitsInForce, Snapshot)> = Vec::new();
     for ask in asks {
-        if seen.iter().any(|(a, ..)| *a == ask.ai_type) {
+        if seen.iter().any(|(a, ..)| a.who() == ask.who()) {
             continue;
         }
-        let (limits, global) = limits_for(s, &ask.ai_type).await?;
-        let caps = InFlightCaps {
-            ai_type: limits.max_concurrent,
-            global: global.max_concurrent,
-        };
-        let mut snap = s.snapshot(&ask.ai_type, &periods, clock.now, caps).await?;
-        for scope in Scope::CHECKED {
-            snap.usage_mut(&scope).month = usage.scope_counter(&scope, &ask.ai_type);
-        }
-        snap.month_closed = usage.closed.is_some();
-        snap.warnings = usage.warnings();
-        seen.push((ask.ai_type.clone(), limits, global, snap));
+        let limits = limits_for_request(s, ask.who()).await?;
+        let snap = snapshot_with(s, ask.who(), &periods, clock.now, limits.caps(), &usage).await?;
+        seen.push((ask.clone(), limits, snap));
     }
     let mut decided = Vec::with_capacity(asks.len());
     let mut holds: Vec<(Hold, DateTime<Utc>)> = Vec::new();
     for ask in asks {
         let at = seen
             .iter()
-            .position(|(a, ..)| *a == ask.ai_type)
-            .expect("every AI type was read");
-        let (_, limits, global, snap) = &seen[at];
-        let decision = decide(
-            &ask.ai_type,
-            ask.estimated,
-            limits,
-            global,
-            snap,
-            &periods,
-            clock.now,
-        );
+            .position(|(a, ..)| a.who() == ask.who())
+            .expect("every AI type and user was read");
+        let (_, limits, snap) = &seen[at];
+        let bound = price_bound(&prices, ask, &periods);
+        let decision = decide_priced(ask, limits, snap, &periods, clock, &bound);
         if !decision.allowed {
             decided.push(Reserved {
                 decision,
@@ -351,30 +452,35 @@ async fn reserve_locked<S: Store>(
             continue;
         }
         let expires_at = clock.now + ask.ttl;
-        let global_cap = global.max_concurrent;
-        // the hold counts for its AI type, and for the total as every AI type sees it
-        for (ai_type, limits, _, snap) in &mut seen {
-            if *ai_type == ask.ai_type {
-                snap.count_hold(
-                    &Scope::AiType,
-                    ask.estimated,
-                    clock.now,
-                    expires_at,
-                    limits.max_concurrent,
-                );
+        let global_cap = limits.global.max_concurrent;
+        // the hold counts for its AI type, its user, and the total, as every other request
+        // of the batch sees them
+        for (other, limits, snap) in &mut seen {
+            for scope in Scope::CHECKED {
+                if scope.counts(other.who(), ask.who()) {
+                    let cap = match scope {
+                        Scope::AiType => limits.ai_type.max_concurrent,
+                        Scope::User => None,
+                        Scope::Global => global_cap,
+                    };
+                    snap.count_hold(
+                        &scope,
+                        ask.estimated,
+                        bound.cost,
+                        clock.now,
+                        expires_at,
+                        cap,
+                    );
+                }
             }
-            snap.count_hold(
-                &Scope::Global,
-                ask.estimated,
-                clock.now,
-                expires_at,
-                global_cap,
-            );
         }
         let hold = Hold {
             id: format!("rsv_{}", uuid::Uuid::new_v4().simple()),
             ai_type: ask.ai_type.clone(),
+            user_id: ask.user_id.clone(),
+            model: ask.model.clone(),
             estimated_tokens: ask.estimated,
+            estimated_cost: bound.cost,
             month: periods.month.clone(),
             day: periods.day.clone(),
             hour: periods.hour.clone(),
@@ -390,18 +496,35 @@ async fn reserve_locked<S: Store>(
         return Ok(decided);
     }
     s.insert_holds(&holds, clock.now).await?;
-    for (ai_type, limits, ..) in &seen {
-        let mine: Vec<&Hold> = holds
+    // the counters in a few statements: per (AI type, user), then starts per AI type
+    let mut groups: Vec<(&Hold, i64, Usd, i64)> = Vec::new();
+    for (h, _) in &holds {
+        match groups.iter_mut().find(|(g, ..)| g.who() == h.who()) {
+            Some((_, tokens, cost, _)) => {
+                *tokens = tokens.saturating_add(h.estimated_tokens);
+                *cost = cost.saturating_add(h.estimated_cost);
+            }
+            None => groups.push((h, h.estimated_tokens, h.estimated_cost, 0)),
+        }
+    }
+    for (first, tokens, cost, _) in &groups {
+        let monthly = seen
             .iter()
-            .map(|(h, _)| h)
-            .filter(|h| h.ai_type == *ai_type)
-            .collect();
-        let Some(first) = mine.first() else { continue };
-        let held = saturating_sum(mine.iter().map(|h| h.estimated_tokens));
-        s.add_reserved(first, held, limits.monthly, clock.now)
+            .find(|(a, ..)| a.ai_type == first.ai_type)
+            .map(|(_, l, _)| l.ai_type.monthly)
+            .unwrap_or_default();
+        s.add_reserved(first, *tokens, cost.nanos(), monthly, clock.now)
             .await?;
-        s.count_start(ai_type, mine.len() as i64, &periods, clock.now)
-            .await?;
+    }
+    let mut starts: Vec<(&str, i64)> = Vec::new();
+    for (h, _) in &holds {
+        match starts.iter_mut().find(|(a, _)| *a == h.ai_type) {
+            Some((_, n)) => *n += 1,
+            None => starts.push((&h.ai_type, 1)),
+        }
+    }
+    for (ai_type, n) in starts {
+        s.count_start(ai_type, n, &periods, clock.now).await?;
     }
     Ok(decided)
 }
@@ -431,8 +554,14 @@ pub async fn release<S: Store>(s: &mut S, id: &str, clock: &Clock) -> Result<Rel
             let (limits, _) = limits_for(s, &r.hold.ai_type).await?;
             s.end_reservation(id, HoldState::Released, clock.now)
                 .await?;
-            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now)
-                .await?;
+            s.add_reserved(
+                &r.hold,
+                -r.hold.estimated_tokens,
+                -r.hold.estimated_cost.nanos(),
+                limits.monthly,
+                clock.now,
+            )
+            .await?;
             format!(
                 "released {} tokens held for {}",
                 thousands(r.hold.estimated_tokens),
@@ -462,6 +591,11 @@ pub struct RecordInput {
     pub ai_type: String,
     pub tokens_in: i64,
     pub tokens_out: i64,
+    /// prompt tokens read from the provider's cache, and written to it, besides `tokens_in`
+    /// (Anthropic's convention; for OpenAI, pass its cached tokens here and the rest of the
+    /// prompt as tokens_in). Priced at their own rates; token limits count in + out.
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
     pub model: Option<String>,
     pub request_id: Option<String>,
     pub user_id: Option<String>,
@@ -480,8 +614,13 @@ pub struct Recorded {
     pub tokens_in: i64,
     pub tokens_out: i64,
     pub total_tokens: i64,
-    #[serde(serialize_with = "crate::domain::number::usd")]
-    pub cost_usd: f64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// the exact cost; null when the model has no price (unknown, never a silent $0)
+    pub cost_usd: Option<Usd>,
+    /// what an unpriced request is charged against USD limits: the dearest price known (null
+    /// when priced)
+    pub unpriced_charge_usd: Option<Usd>,
     /// the month's total for this AI type after this request
     pub month_total_tokens: i64,
     pub monthly_limit: i64,
@@ -490,7 +629,8 @@ pub struct Recorded {
     /// true when this request id (or reservation) was recorded before: nothing changed
     pub duplicate: bool,
     pub model: Option<String>,
-    /// false when the model has no price (cost counted as 0)
+    pub user_id: Option<String>,
+    /// false when the model has no price: `cost_usd` is null and totals say `cost_complete: false`
     pub priced: bool,
     pub reservation_id: Option<String>,
     /// what the settled reservation was in before: held, expired or released
@@ -539,13 +679,24 @@ async fn record_locked<S: Store>(
     };
     let reservation_found = input.reservation.as_ref().map(|_| reservation.is_some());
     let (limits, _) = limits_for(s, &input.ai_type).await?;
-    let prices = PriceTable::new(s.price_rows().await?);
-    let price = input.model.as_deref().and_then(|m| prices.lookup(m));
-    let priced = price.is_some();
-    let cost_usd = price
-        .map(|p| p.cost(input.tokens_in, input.tokens_out))
-        .unwrap_or(0.0);
     let periods = clock.periods();
+    let prices = PriceTable::new(s.price_rows().await?);
+    let tokens = TokenCounts {
+        input: input.tokens_in,
+        output: input.tokens_out,
+        cache_read: input.cache_read_tokens,
+        cache_write: input.cache_write_tokens,
+    };
+    let price = input
+        .model
+        .as_deref()
+        .and_then(|m| prices.lookup(m, periods.date()));
+    let cost = price.map(|p| p.cost(&tokens));
+    // unknown is not free: against USD limits it counts at the dearest rates known
+    let unpriced_charge = match cost {
+        Some(_) => None,
+        None => Some(prices.dearest(periods.date()).cost(&tokens)),
+    };
     // A settled reservation was recorded before: a retried settle changes nothing, even
     // when the first settle's log row has since been pruned.
     if let Some(r) = &reservation {
@@ -559,19 +710,26 @@ async fn record_locked<S: Store>(
                     month: periods.month.clone(),
                     tokens_in: input.tokens_in,
                     tokens_out: input.tokens_out,
-                    cost_usd,
+                    cost,
                 });
-            return duplicate(s, logged, &limits, input, priced, reservation_found).await;
+            return duplicate(s, logged, &limits, input, reservation_found).await;
         }
     }
+    // the user a settle is for: the record's, else the one the reservation was made for
+    let user_id = input
+        .user_id
+        .clone()
+        .or_else(|| reservation.as_ref().and_then(|r| r.hold.user_id.clone()));
     let entry = LogEntry {
         ai_type: input.ai_type.clone(),
         model: input.model.clone(),
         tokens_in: input.tokens_in,
         tokens_out: input.tokens_out,
-        cost_usd,
+        cache_read_tokens: input.cache_read_tokens,
+        cache_write_tokens: input.cache_write_tokens,
+        cost,
         request_id: input.request_id.clone(),
-        user_id: input.user_id.clone(),
+        user_id: user_id.clone(),
         session_id: input.session_id.clone(),
         request_type: input.request_type.clone(),
         processing_time_ms: input.duration_ms,
@@ -597,13 +755,19 @@ async fn record_locked<S: Store>(
             ))
             .into());
         }
-        return duplicate(s, first, &limits, input, priced, reservation_found).await;
+        return duplicate(s, first, &limits, input, reservation_found).await;
     }
     let closed = s.closed_month(&periods.month).await?;
     if let Some(r) = &reservation {
         if r.state == HoldState::Held {
-            s.add_reserved(&r.hold, -r.hold.estimated_tokens, limits.monthly, clock.now)
-                .await?;
+            s.add_reserved(
+                &r.hold,
+                -r.hold.estimated_tokens,
+                -r.hold.estimated_cost.nanos(),
+                limits.monthly,
+                clock.now,
+            )
+            .await?;
         }
         s.end_reservation(&r.hold.id, HoldState::Settled, clock.now)
             .await?;
@@ -615,13 +779,19 @@ async fn record_locked<S: Store>(
     }
     let delta = UsageDelta {
         ai_type: &input.ai_type,
+        user_id: user_id.as_deref(),
+        model: input.model.as_deref(),
         periods: &periods,
         tokens_in: input.tokens_in,
         tokens_out: input.tokens_out,
-        cost_usd,
+        cache_read_tokens: input.cache_read_tokens,
+        cache_write_tokens: input.cache_write_tokens,
+        cost,
+        unpriced_charge: unpriced_charge.unwrap_or_default(),
         monthly_limit: limits.monthly,
         at: clock.now,
     };
+    s.add_to_rollup(&delta).await?;
     if closed.is_some() {
         // Recorded late, in a month monthly-reset has closed (this clock is behind, or the
         // request waited): the tokens were spent, so they are added to that month's archived
@@ -655,15 +825,19 @@ async fn record_locked<S: Store>(
         month: periods.month,
         tokens_in: input.tokens_in,
         tokens_out: input.tokens_out,
-        total_tokens: input.tokens_in + input.tokens_out,
-        cost_usd,
+        total_tokens: input.tokens_in.saturating_add(input.tokens_out),
+        cache_read_tokens: input.cache_read_tokens,
+        cache_write_tokens: input.cache_write_tokens,
+        cost_usd: cost,
+        unpriced_charge_usd: unpriced_charge,
         month_total_tokens: month_total,
         monthly_limit,
         usage_percentage: pct,
         level,
         duplicate: false,
         model: input.model.clone(),
-        priced: price.is_some(),
+        user_id,
+        priced: cost.is_some(),
         reservation_id: input.reservation.clone(),
         reservation_was: reservation.map(|r| r.state),
         reservation_found,
@@ -685,7 +859,8 @@ fn late_usage_row(d: &UsageDelta<'_>) -> MonthRow {
         request_count: 1,
         status: Level::Ok.row_status().to_string(),
         last_request_at: Some(d.at),
-        cost_usd: d.cost_usd,
+        cost: d.cost.unwrap_or_default(),
+        unpriced_requests: i64::from(d.cost.is_none()),
         ..MonthRow::default()
     }
 }
@@ -696,7 +871,6 @@ async fn duplicate<S: Store>(
     first: LoggedRequest,
     limits: &Limits,
     input: &RecordInput,
-    priced: bool,
     reservation_found: Option<bool>,
 ) -> Result<Recorded> {
     let usage = month_usage(s, &first.month).await?;
@@ -727,15 +901,19 @@ async fn duplicate<S: Store>(
         month: first.month,
         tokens_in: first.tokens_in,
         tokens_out: first.tokens_out,
-        total_tokens: first.tokens_in + first.tokens_out,
-        cost_usd: first.cost_usd,
+        total_tokens: first.tokens_in.saturating_add(first.tokens_out),
+        cache_read_tokens: input.cache_read_tokens,
+        cache_write_tokens: input.cache_write_tokens,
+        cost_usd: first.cost,
+        unpriced_charge_usd: None,
         month_total_tokens: month_total,
         monthly_limit: limits.monthly,
         usage_percentage: percentage(month_total, limits.monthly),
         level: Level::of(month_total, limits.monthly),
         duplicate: true,
         model: input.model.clone(),
-        priced,
+        user_id: input.user_id.clone(),
+        priced: first.cost.is_some(),
         reservation_id: input.reservation.clone(),
         reservation_was: None,
         reservation_found,

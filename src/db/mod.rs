@@ -32,8 +32,10 @@ use sqlx::{Connection, Row};
 use crate::domain::alert::AlertDraft;
 use crate::domain::count;
 use crate::domain::limits::LimitRow;
-use crate::domain::prices::Price;
+use crate::domain::pricing::Price;
+use crate::domain::report::RollupRow;
 use crate::domain::{Level, Periods, Snapshot};
+use crate::domain::{Usd, Who};
 pub use url::DbUrl;
 
 /// One connection: a CLI invocation runs its operations one after another, and a single
@@ -258,7 +260,20 @@ impl Db {
                 .max(),
         };
         let applied = self.applied_versions().await.unwrap_or_default();
-        latest.is_some_and(|v| applied.contains(&v))
+        if !latest.is_some_and(|v| applied.contains(&v)) {
+            return false;
+        }
+        match &self.pool {
+            // the one change the migrator cannot make there (see `sqlite::allow_null_cost`):
+            // a process killed between the two is finished by the next one
+            Pool::Sqlite(pool) => sqlx::query_scalar::<_, i64>(
+                "SELECT \"notnull\" FROM pragma_table_info('token_usage_logs') WHERE name = 'cost_usd'",
+            )
+            .fetch_optional(pool)
+            .await
+            .is_ok_and(|not_null| not_null != Some(1)),
+            Pool::Postgres(_) => true,
+        }
     }
 
     pub(crate) fn pool(&self) -> &Pool {
@@ -380,7 +395,13 @@ impl Db {
                 Pool::Sqlite(pool) => {
                     let mut m = sqlx::migrate!("migrations/sqlite");
                     m.set_ignore_missing(true);
-                    m.run(pool).await
+                    match m.run(pool).await {
+                        Ok(()) => {
+                            sqlite::allow_null_cost(pool).await?;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Pool::Postgres(pool) => {
                     let mut m = sqlx::migrate!("migrations/postgres");
@@ -463,15 +484,27 @@ impl HoldState {
     }
 }
 
-/// Tokens held for one reservation, and the periods whose counters hold them.
+/// Tokens (and dollars) held for one reservation, and the periods whose counters hold them.
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub id: String,
     pub ai_type: String,
+    pub user_id: Option<String>,
+    pub model: Option<String>,
     pub estimated_tokens: i64,
+    pub estimated_cost: Usd,
     pub month: String,
     pub day: String,
     pub hour: String,
+}
+
+impl Hold {
+    pub fn who(&self) -> Who<'_> {
+        Who {
+            ai_type: &self.ai_type,
+            user_id: self.user_id.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -486,6 +519,16 @@ pub struct LimitRows {
     pub default: LimitRow,
     pub global: LimitRow,
     pub ai_types: Vec<(String, LimitRow)>,
+    /// what every user without limits of their own has (none unless set)
+    pub default_user: Option<LimitRow>,
+    pub users: Vec<(String, LimitRow)>,
+}
+
+/// Which rows of `token_limits` to read: all of them, or those one request is decided by.
+#[derive(Debug, Clone, Copy)]
+pub enum LimitFilter<'a> {
+    All,
+    For(Who<'a>),
 }
 
 impl LimitRows {
@@ -495,7 +538,17 @@ impl LimitRows {
             LimitScope::Default => Some(&self.default),
             LimitScope::Global => Some(&self.global),
             LimitScope::AiType(a) => self.ai_types.iter().find(|(n, _)| n == a).map(|(_, r)| r),
+            LimitScope::DefaultUser => self.default_user.as_ref(),
+            LimitScope::User(u) => self.users.iter().find(|(n, _)| n == u).map(|(_, r)| r),
         }
+    }
+
+    /// The limits of `user_id` (their own over the default user's).
+    pub fn user_limits(&self, user_id: &str) -> crate::domain::ScopeLimits {
+        crate::domain::ScopeLimits::for_user(
+            self.default_user.as_ref(),
+            self.row(&LimitScope::User(user_id.to_string())),
+        )
     }
 
     /// Every row with its scope: the default's, the total's, then each AI type's.
@@ -510,6 +563,16 @@ impl LimitRows {
                 .iter()
                 .map(|(a, r)| (LimitScope::AiType(a.clone()), r)),
         )
+        .chain(
+            self.default_user
+                .iter()
+                .map(|r| (LimitScope::DefaultUser, r)),
+        )
+        .chain(
+            self.users
+                .iter()
+                .map(|(u, r)| (LimitScope::User(u.clone()), r)),
+        )
     }
 
     /// Puts `row` in the place of `scope`.
@@ -521,6 +584,11 @@ impl LimitRows {
                 Some((_, r)) => *r = row,
                 None => self.ai_types.push((a, row)),
             },
+            LimitScope::DefaultUser => self.default_user = Some(row),
+            LimitScope::User(u) => match self.users.iter_mut().find(|(n, _)| *n == u) {
+                Some((_, r)) => *r = row,
+                None => self.users.push((u, row)),
+            },
         }
     }
 }
@@ -531,6 +599,9 @@ pub enum LimitScope {
     Default,
     Global,
     AiType(String),
+    /// every user without limits of their own
+    DefaultUser,
+    User(String),
 }
 
 impl LimitScope {
@@ -539,6 +610,8 @@ impl LimitScope {
             LimitScope::Default => ("default", ""),
             LimitScope::Global => ("global", ""),
             LimitScope::AiType(a) => ("ai_type", a.as_str()),
+            LimitScope::DefaultUser => ("default_user", ""),
+            LimitScope::User(u) => ("user", u.as_str()),
         }
     }
 }
@@ -549,7 +622,10 @@ pub struct LogEntry {
     pub model: Option<String>,
     pub tokens_in: i64,
     pub tokens_out: i64,
-    pub cost_usd: f64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// None when the model has no price: unknown, not 0
+    pub cost: Option<Usd>,
     pub request_id: Option<String>,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
@@ -569,17 +645,25 @@ pub struct LoggedRequest {
     pub month: String,
     pub tokens_in: i64,
     pub tokens_out: i64,
-    pub cost_usd: f64,
+    /// None: its model had no price
+    pub cost: Option<Usd>,
 }
 
-/// What one finished request adds to the counters of its periods.
+/// What one finished request adds to the counters of its periods, and to the day's rollup.
 #[derive(Debug, Clone)]
 pub struct UsageDelta<'a> {
     pub ai_type: &'a str,
+    pub user_id: Option<&'a str>,
+    pub model: Option<&'a str>,
     pub periods: &'a Periods,
     pub tokens_in: i64,
     pub tokens_out: i64,
-    pub cost_usd: f64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// the exact cost; None when the model has no price
+    pub cost: Option<Usd>,
+    /// what an unpriced request is charged against USD limits (the dearest price known)
+    pub unpriced_charge: Usd,
     pub monthly_limit: i64,
     pub at: DateTime<Utc>,
 }
@@ -596,7 +680,11 @@ pub struct MonthRow {
     pub status: String,
     pub last_request_at: Option<DateTime<Utc>>,
     pub reserved_tokens: i64,
-    pub cost_usd: f64,
+    /// the exact cost of its priced requests (from `cost_nanos`; from `cost_usd` where another
+    /// program added to that alone)
+    pub cost: Usd,
+    /// requests whose model had no price: the cost is then incomplete
+    pub unpriced_requests: i64,
     /// odd values another program left in the row, and how they were read
     pub warnings: Vec<String>,
 }
@@ -608,9 +696,12 @@ const USAGE_TEXT_COLUMNS: &str =
     CAST(tokens_in AS TEXT) AS tokens_in, CAST(tokens_out AS TEXT) AS tokens_out,
     CAST(total_tokens AS TEXT) AS total_tokens, CAST(request_count AS TEXT) AS request_count,
     CAST(cost_usd AS TEXT) AS cost_usd, COALESCE(CAST(status AS TEXT), 'active') AS status";
-/// `token_usage`'s own column beside those (the archive has none: it holds nothing).
-const USAGE_RESERVED_TEXT: &str = "CAST(reserved_tokens AS TEXT) AS reserved_tokens";
-const ARCHIVE_RESERVED_TEXT: &str = "CAST(NULL AS TEXT) AS reserved_tokens";
+/// `token_usage`'s own columns beside those (the archive has none: it holds nothing, and its
+/// cost is `cost_usd`).
+const USAGE_RESERVED_TEXT: &str = "CAST(reserved_tokens AS TEXT) AS reserved_tokens,
+    CAST(cost_nanos AS TEXT) AS cost_nanos, CAST(unpriced_requests AS TEXT) AS unpriced_requests";
+const ARCHIVE_RESERVED_TEXT: &str = "CAST(NULL AS TEXT) AS reserved_tokens,
+    CAST(NULL AS TEXT) AS cost_nanos, CAST(NULL AS TEXT) AS unpriced_requests";
 
 /// One usage row as selected with `USAGE_TEXT_COLUMNS`.
 #[derive(Debug, Default)]
@@ -624,6 +715,8 @@ pub(crate) struct UsageRowText {
     pub request_count: Option<String>,
     pub reserved_tokens: Option<String>,
     pub cost_usd: Option<String>,
+    pub cost_nanos: Option<String>,
+    pub unpriced_requests: Option<String>,
     pub status: String,
     pub last_request_at: Option<DateTime<Utc>>,
 }
@@ -645,6 +738,8 @@ impl UsageRowText {
             request_count: r.try_get("request_count")?,
             reserved_tokens: r.try_get("reserved_tokens")?,
             cost_usd: r.try_get("cost_usd")?,
+            cost_nanos: r.try_get("cost_nanos")?,
+            unpriced_requests: r.try_get("unpriced_requests")?,
             status: r.try_get("status")?,
             last_request_at,
         })
@@ -675,7 +770,24 @@ impl UsageRowText {
             reserved_tokens: count::read_count(self.reserved_tokens.as_deref())
                 .value()
                 .unwrap_or(0),
-            cost_usd: count::read_cost(self.cost_usd.as_deref()),
+            cost: {
+                let exact = count::read_count(self.cost_nanos.as_deref())
+                    .value()
+                    .map(Usd::from_nanos)
+                    .unwrap_or_default();
+                let float =
+                    Usd::from_f64(count::read_cost(self.cost_usd.as_deref())).unwrap_or_default();
+                // cost_usd is written from cost_nanos; more there means another program added
+                // to it (a nano-dollar of float rounding is not that)
+                if float.nanos() > exact.nanos().saturating_add(1_000) {
+                    float
+                } else {
+                    exact
+                }
+            },
+            unpriced_requests: count::read_count(self.unpriced_requests.as_deref())
+                .value()
+                .unwrap_or(0),
             warnings: counts.warnings,
             ai_type: self.ai_type,
             month: self.month_year,
@@ -708,8 +820,9 @@ pub struct WindowRow {
 pub trait Store {
     /// Serialises admission writers. Call first in a write transaction.
     async fn lock_admission(&mut self) -> Result<()>;
-    /// The default and global rows, and the rows of `ai_type` (all AI types when None).
-    async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows>;
+    /// The default, global and default-user rows, and those of the AI type and user of a
+    /// request (or of every AI type and user).
+    async fn limit_rows(&mut self, filter: LimitFilter<'_>) -> Result<LimitRows>;
     async fn update_limits(
         &mut self,
         scope: &LimitScope,
@@ -724,8 +837,9 @@ pub trait Store {
         row: Option<&LimitRow>,
         at: DateTime<Utc>,
     ) -> Result<()>;
-    /// Removes a model's database price; false when it had none.
-    async fn delete_price(&mut self, model: &str) -> Result<bool>;
+    /// Removes a model's database prices (only the one from `effective_from` when given);
+    /// how many were removed.
+    async fn delete_price(&mut self, model: &str, effective_from: Option<&str>) -> Result<u64>;
     /// The database server's clock, read now; None where the database has no clock of its own
     /// (SQLite runs in this process, on this host's clock).
     async fn server_now(&mut self) -> Result<Option<DateTime<Utc>>>;
@@ -735,7 +849,7 @@ pub trait Store {
     /// counted only where one applies, and only as far as it needs.
     async fn snapshot(
         &mut self,
-        ai_type: &str,
+        who: Who<'_>,
         periods: &Periods,
         now: DateTime<Utc>,
         caps: InFlightCaps,
@@ -754,11 +868,13 @@ pub trait Store {
     async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
     /// Marks stale holds expired and returns them; the caller gives their tokens back.
     async fn expire_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
-    /// Adds `delta` (negative to give back) to the reserved counters of the hold's periods.
+    /// Adds `delta` tokens and `cost` dollars (negative to give back) to the reserved counters
+    /// of the hold's periods: its AI type's, the total's and its user's.
     async fn add_reserved(
         &mut self,
         hold: &Hold,
         delta: i64,
+        cost: i64,
         monthly_limit: i64,
         at: DateTime<Utc>,
     ) -> Result<()>;
@@ -791,6 +907,9 @@ pub trait Store {
     /// Adds a finished request to its month row and windows. Counts another program left
     /// odd are read as `domain::count` does: NULL and negative as 0, text kept as it is.
     async fn add_usage(&mut self, delta: &UsageDelta<'_>) -> Result<()>;
+    /// Adds a finished request to its day's rollup (what reports read instead of the log),
+    /// whether or not its month is still open.
+    async fn add_to_rollup(&mut self, delta: &UsageDelta<'_>) -> Result<()>;
     /// The closure of `month`, or of a later month (closing a month closes every one before).
     async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>>;
     /// Marks months closed (those already marked stay as they were).
@@ -810,13 +929,11 @@ pub trait Store {
     async fn month_rows(&mut self, month: &str) -> Result<Vec<MonthRow>>;
     async fn window_rows(&mut self, periods: &[&str]) -> Result<Vec<WindowRow>>;
     async fn price_rows(&mut self) -> Result<Vec<Price>>;
-    async fn upsert_price(
-        &mut self,
-        model: &str,
-        input_per_mtok: f64,
-        output_per_mtok: f64,
-        at: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Stores a price (replacing one of the same model and date); false when the same price
+    /// was there already.
+    async fn upsert_price(&mut self, price: &Price, at: DateTime<Utc>) -> Result<bool>;
+    /// The daily rollups a report reads, oldest day first.
+    async fn rollup_rows(&mut self, filter: &RollupFilter<'_>) -> Result<Vec<RollupRow>>;
 
     /// Raises an alert unless the same level is already active for that AI type and month
     /// (then None): the unique index decides, so concurrent monitors raise it once.
@@ -933,6 +1050,15 @@ pub struct ApiTokenRow {
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One day's rollup rows of a report, filtered.
+#[derive(Debug, Clone, Default)]
+pub struct RollupFilter<'a> {
+    pub since: &'a str,
+    pub until: &'a str,
+    pub ai_type: Option<&'a str>,
+    pub user_id: Option<&'a str>,
 }
 
 /// The concurrency limits a snapshot counts requests in flight against.
@@ -1184,7 +1310,7 @@ pub(crate) fn merge_archived(live: Vec<MonthRow>, archived: Vec<ArchiveRow>) -> 
             tokens_out: a.tokens_out,
             total_tokens: a.total_tokens,
             request_count: a.request_count,
-            cost_usd: a.cost_usd,
+            cost: Usd::from_f64(a.cost_usd).unwrap_or_default(),
             last_request_at: a.last_request_at,
             ..MonthRow::default()
         })
@@ -1197,7 +1323,8 @@ pub(crate) fn merge_archived(live: Vec<MonthRow>, archived: Vec<ArchiveRow>) -> 
                 r.total_tokens = r.total_tokens.saturating_add(row.total_tokens);
                 r.request_count = r.request_count.saturating_add(row.request_count);
                 r.reserved_tokens = r.reserved_tokens.saturating_add(row.reserved_tokens);
-                r.cost_usd += row.cost_usd;
+                r.cost = r.cost.saturating_add(row.cost);
+                r.unpriced_requests = r.unpriced_requests.saturating_add(row.unpriced_requests);
                 r.monthly_limit = r.monthly_limit.or(row.monthly_limit);
                 r.last_request_at = r.last_request_at.max(row.last_request_at);
                 r.warnings.extend(row.warnings);
@@ -1219,7 +1346,7 @@ impl ArchiveRow {
             tokens_out: row.tokens_out,
             total_tokens: row.total_tokens,
             request_count: row.request_count,
-            cost_usd: row.cost_usd,
+            cost_usd: row.cost.to_f64(),
             last_request_at: row.last_request_at,
             archived_at,
             reason,

@@ -18,16 +18,17 @@ use sqlx::{Database, Decode, Encode, Postgres, Row, Sqlite, Type};
 
 use super::{LimitScope, MonthRow, UsageRowText};
 use crate::domain::limits::LimitRow;
+use crate::domain::Usd;
 
 /// The names `statements!` and `row_readers!` are written with, for the backend files they
 /// expand in.
 pub(super) mod prelude {
     pub(in crate::db) use super::super::{
         in_flight, level_rank, log_page_sql, log_row, AlertFilter, AlertRow, ApiTokenRow,
-        ArchiveReason, ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitRows,
-        LimitScope, LogEntry, LogQuery, LogRow, LoggedRequest, MonthRow, PruneStep, Reservation,
-        Store, UsageDelta, WindowRow, ARCHIVE_RESERVED_TEXT, KNOWN_AI_TYPES, LEVEL_RANK,
-        USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
+        ArchiveReason, ArchiveRow, ClosedMonth, Hold, HoldState, InFlightCaps, LimitFilter,
+        LimitRows, LimitScope, LogEntry, LogQuery, LogRow, LoggedRequest, MonthRow, PruneStep,
+        Reservation, RollupFilter, Store, UsageDelta, WindowRow, ARCHIVE_RESERVED_TEXT,
+        KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
     };
     pub(in crate::db) use super::{
         bind_limits, for_column, row_readers, upsert_limits_sql, usage_row, ReadTime, Stamp, Unset,
@@ -36,9 +37,12 @@ pub(super) mod prelude {
     pub(in crate::db) use crate::domain::alert::AlertDraft;
     pub(in crate::db) use crate::domain::level::percentage;
     pub(in crate::db) use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
-    pub(in crate::db) use crate::domain::prices::{Price, PriceSource};
+    pub(in crate::db) use crate::domain::pricing::{LongContext, Price, PriceSource, Rates};
+    pub(in crate::db) use crate::domain::report::RollupRow;
+    pub(in crate::db) use crate::domain::usage::CostCounter;
     pub(in crate::db) use crate::domain::validate::GLOBAL_SCOPE;
     pub(in crate::db) use crate::domain::{Counter, Level, Periods, Scope, Snapshot};
+    pub(in crate::db) use crate::domain::{Usd, Who};
     pub(in crate::db) use anyhow::{Context, Result};
     pub(in crate::db) use chrono::{DateTime, Utc};
     pub(in crate::db) use sqlx::Row;
@@ -126,7 +130,8 @@ impl<'r> Decode<'r, Postgres> for ReadTime {
 
 pub(super) const ALERT_COLUMNS: &str = "id, ai_type, level, month_year, usage_percentage, total_tokens, \"limit\", message, recommended_action, burn_rate_per_hour, projected_month_total, projected_exhaustion_at, created_at, cleared_at";
 
-pub(super) const HOLD_COLUMNS: &str = "id, ai_type, estimated_tokens, month_year, day, hour";
+pub(super) const HOLD_COLUMNS: &str =
+    "id, ai_type, user_id, model, estimated_tokens, estimated_cost_nanos, month_year, day, hour";
 
 /// The spellings in which the two dialects differ, side by side: SQLite's, then PostgreSQL's.
 /// Each backend file imports its own column (`sqlite_dialect`, `postgres_dialect`), and the
@@ -181,7 +186,7 @@ pub(super) fn for_column(spelling: &str, col: &str) -> String {
 }
 
 /// The values of a `token_limits` row, in the order of its columns.
-pub(super) const LIMIT_VALUES: [&str; 9] = [
+pub(super) const LIMIT_VALUES: [&str; 11] = [
     "monthly_limit",
     "daily_limit",
     "hourly_limit",
@@ -191,6 +196,8 @@ pub(super) const LIMIT_VALUES: [&str; 9] = [
     "cooldown_seconds",
     "max_concurrent",
     "pacing",
+    "daily_cost_nanos",
+    "monthly_cost_nanos",
 ];
 
 /// What an upsert of a `token_limits` row does with the values the new row leaves unset.
@@ -211,11 +218,15 @@ pub(super) fn upsert_limits_sql(unset: Unset) -> String {
             Unset::Clear => format!("{c} = excluded.{c}"),
         })
         .collect();
+    let marks: Vec<String> = (1..=LIMIT_VALUES.len() + 3)
+        .map(|n| format!("${n}"))
+        .collect();
     format!(
         "INSERT INTO token_limits (scope, ai_type, {}, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         VALUES ({})
          ON CONFLICT (scope, ai_type) DO UPDATE SET {}, updated_at = excluded.updated_at",
         LIMIT_VALUES.join(", "),
+        marks.join(", "),
         set.join(", ")
     )
 }
@@ -246,6 +257,8 @@ where
         .bind(row.cooldown_seconds)
         .bind(row.max_concurrent)
         .bind(row.pacing)
+        .bind(row.daily_cost.map(Usd::nanos))
+        .bind(row.monthly_cost.map(Usd::nanos))
         .bind(Stamp(at))
 }
 
@@ -255,6 +268,8 @@ impl LimitScope {
         match scope {
             "default" => LimitScope::Default,
             "global" => LimitScope::Global,
+            "default_user" => LimitScope::DefaultUser,
+            "user" => LimitScope::User(ai_type),
             _ => LimitScope::AiType(ai_type),
         }
     }
@@ -267,10 +282,24 @@ macro_rules! row_readers {
             Ok(Hold {
                 id: row.try_get("id")?,
                 ai_type: row.try_get("ai_type")?,
+                user_id: row.try_get("user_id")?,
+                model: row.try_get("model")?,
                 estimated_tokens: row.try_get("estimated_tokens")?,
+                estimated_cost: Usd::from_nanos(row.try_get("estimated_cost_nanos")?),
                 month: row.try_get("month_year")?,
                 day: row.try_get("day")?,
                 hour: row.try_get("hour")?,
+            })
+        }
+
+        /// Dollars a window or user row counts: priced and unpriced usage, and holds.
+        fn cost_counter(r: &$row) -> Result<CostCounter> {
+            let nanos = |col: &str| -> Result<i64> { Ok(r.try_get::<i64, _>(col)?) };
+            Ok(CostCounter {
+                used: Usd::from_nanos(
+                    nanos("cost_nanos")?.saturating_add(nanos("unpriced_cost_nanos")?),
+                ),
+                reserved: Usd::from_nanos(nanos("reserved_cost_nanos")?),
             })
         }
 
@@ -296,6 +325,12 @@ macro_rules! row_readers {
                 max_concurrent: row.try_get("max_concurrent")?,
                 // BOOLEAN on PostgreSQL; 1 or 0 on SQLite, which sqlx reads as a bool too
                 pacing: row.try_get("pacing")?,
+                daily_cost: row
+                    .try_get::<Option<i64>, _>("daily_cost_nanos")?
+                    .map(Usd::from_nanos),
+                monthly_cost: row
+                    .try_get::<Option<i64>, _>("monthly_cost_nanos")?
+                    .map(Usd::from_nanos),
             })
         }
 
@@ -339,14 +374,23 @@ where
 /// The `Store` methods whose statements are the same on both backends.
 macro_rules! statements {
     () => {
-        async fn limit_rows(&mut self, ai_type: Option<&str>) -> Result<LimitRows> {
+        async fn limit_rows(&mut self, filter: LimitFilter<'_>) -> Result<LimitRows> {
+            // $1: every row; else the AI type's ($2) and the user's ($3) beside the shared ones
+            let (all, ai_type, user) = match filter {
+                LimitFilter::All => (true, None, None),
+                LimitFilter::For(who) => (false, Some(who.ai_type), who.user_id),
+            };
             let rows = sqlx::query(&format!(
                 "SELECT scope, ai_type, {} FROM token_limits
-                 WHERE scope IN ('default', 'global') OR (scope = 'ai_type' AND ($1 IS NULL OR ai_type = $1))
+                 WHERE scope IN ('default', 'global', 'default_user')
+                    OR (scope = 'ai_type' AND ($1 OR ai_type = $2))
+                    OR (scope = 'user' AND ($1 OR ai_type = $3))
                  ORDER BY ai_type",
                 LIMIT_VALUES.join(", ")
             ))
+            .bind(all)
             .bind(ai_type)
+            .bind(user)
             .fetch_all(&mut *self)
             .await
             .context("cannot read limits")?;
@@ -358,13 +402,16 @@ macro_rules! statements {
             Ok(out)
         }
 
-        async fn delete_price(&mut self, model: &str) -> Result<bool> {
-            let done = sqlx::query("DELETE FROM model_prices WHERE model = $1")
-                .bind(model)
-                .execute(&mut *self)
-                .await
-                .context("cannot remove the price")?;
-            Ok(done.rows_affected() > 0)
+        async fn delete_price(&mut self, model: &str, effective_from: Option<&str>) -> Result<u64> {
+            let done = sqlx::query(
+                "DELETE FROM token_model_prices WHERE model = $1 AND ($2 IS NULL OR effective_from = $2)",
+            )
+            .bind(model)
+            .bind(effective_from)
+            .execute(&mut *self)
+            .await
+            .context("cannot remove the price")?;
+            Ok(done.rows_affected())
         }
 
         async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
@@ -425,15 +472,13 @@ macro_rules! statements {
             for chunk in holds.chunks(100) {
                 let rows: Vec<String> = (0..chunk.len())
                     .map(|i| {
-                        let n = i * 8;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, 'held', ${}, ${})",
-                            n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 8
-                        )
+                        let marks: Vec<String> = (1..=11).map(|k| format!("${}", i * 11 + k)).collect();
+                        format!("({}, 'held')", marks.join(", "))
                     })
                     .collect();
                 let sql = format!(
-                    "INSERT INTO token_reservations (id, ai_type, estimated_tokens, month_year, day, hour, state, created_at, expires_at)
+                    "INSERT INTO token_reservations (id, ai_type, user_id, model, estimated_tokens, estimated_cost_nanos,
+                         month_year, day, hour, created_at, expires_at, state)
                      VALUES {}",
                     rows.join(", ")
                 );
@@ -442,7 +487,10 @@ macro_rules! statements {
                     q = q
                         .bind(&h.id)
                         .bind(&h.ai_type)
+                        .bind(&h.user_id)
+                        .bind(&h.model)
                         .bind(h.estimated_tokens)
+                        .bind(h.estimated_cost.nanos())
                         .bind(&h.month)
                         .bind(&h.day)
                         .bind(&h.hour)
@@ -476,16 +524,16 @@ macro_rules! statements {
             let done = sqlx::query(
                 "INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, request_id,
                      user_id, session_id, request_type, processing_time_ms, success, error_message, created_at,
-                     month_year, reservation_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     month_year, reservation_id, cost_nanos, cache_read_tokens, cache_write_tokens)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                  ON CONFLICT DO NOTHING",
             )
             .bind(&e.ai_type)
             .bind(&e.model)
             .bind(e.tokens_in)
             .bind(e.tokens_out)
-            .bind(e.tokens_in + e.tokens_out)
-            .bind(e.cost_usd)
+            .bind(e.tokens_in.saturating_add(e.tokens_out))
+            .bind(e.cost.map(Usd::to_f64))
             .bind(&e.request_id)
             .bind(&e.user_id)
             .bind(&e.session_id)
@@ -496,6 +544,9 @@ macro_rules! statements {
             .bind(Stamp(e.created_at))
             .bind(&e.month)
             .bind(&e.reservation_id)
+            .bind(e.cost.map(Usd::nanos))
+            .bind(e.cache_read_tokens)
+            .bind(e.cache_write_tokens)
             .execute(&mut *self)
             .await
             .context("cannot write the request log")?;
@@ -522,42 +573,162 @@ macro_rules! statements {
 
         async fn price_rows(&mut self) -> Result<Vec<Price>> {
             let rows = sqlx::query(
-                "SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model",
+                "SELECT model, effective_from, input_nanos, output_nanos, cache_read_nanos, cache_write_nanos,
+                        long_above_tokens, long_input_nanos, long_output_nanos, long_cache_read_nanos,
+                        long_cache_write_nanos
+                 FROM token_model_prices ORDER BY model, effective_from",
             )
             .fetch_all(&mut *self)
             .await
             .context("cannot read prices")?;
             rows.iter()
                 .map(|r| {
+                    let usd = |col: &str| -> Result<Option<Usd>> {
+                        Ok(r.try_get::<Option<i64>, _>(col)?.map(Usd::from_nanos))
+                    };
+                    let rates = |prefix: &str| -> Result<Option<Rates>> {
+                        let (input, output) = (usd(&format!("{prefix}input_nanos"))?, usd(&format!("{prefix}output_nanos"))?);
+                        Ok(input.zip(output).map(|(input, output)| Rates {
+                            input,
+                            output,
+                            cache_read: usd(&format!("{prefix}cache_read_nanos")).ok().flatten(),
+                            cache_write: usd(&format!("{prefix}cache_write_nanos")).ok().flatten(),
+                        }))
+                    };
+                    let above: Option<i64> = r.try_get("long_above_tokens")?;
+                    let from: String = r.try_get("effective_from")?;
                     Ok(Price {
                         model: r.try_get("model")?,
-                        input_per_mtok: r.try_get("input_per_mtok")?,
-                        output_per_mtok: r.try_get("output_per_mtok")?,
+                        rates: rates("")?.context("a stored price lacks its input or output rate")?,
+                        long_context: above
+                            .zip(rates("long_")?)
+                            .map(|(above_tokens, rates)| LongContext { above_tokens, rates }),
+                        // the date that stands for "always" reads as none
+                        effective_from: chrono::NaiveDate::parse_from_str(&from, "%Y-%m-%d")
+                            .ok()
+                            .filter(|d| *d > chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()),
                         source: PriceSource::Database,
                     })
                 })
                 .collect()
         }
 
-        async fn upsert_price(
-            &mut self,
-            model: &str,
-            input: f64,
-            output: f64,
-            at: DateTime<Utc>,
-        ) -> Result<()> {
-            sqlx::query(
-                "INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (model) DO UPDATE SET input_per_mtok = excluded.input_per_mtok,
-                     output_per_mtok = excluded.output_per_mtok, updated_at = excluded.updated_at",
+        async fn upsert_price(&mut self, p: &Price, at: DateTime<Utc>) -> Result<bool> {
+            let from = p
+                .effective_from
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "1970-01-01".to_string());
+            let long = p.long_context.as_ref();
+            let nanos = |u: Option<Usd>| u.map(Usd::nanos);
+            // only a changed price is written: an import of a whole catalogue says what changed
+            let done = sqlx::query(
+                "INSERT INTO token_model_prices (model, effective_from, input_nanos, output_nanos, cache_read_nanos,
+                     cache_write_nanos, long_above_tokens, long_input_nanos, long_output_nanos, long_cache_read_nanos,
+                     long_cache_write_nanos, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (model, effective_from) DO UPDATE SET
+                     input_nanos = excluded.input_nanos, output_nanos = excluded.output_nanos,
+                     cache_read_nanos = excluded.cache_read_nanos, cache_write_nanos = excluded.cache_write_nanos,
+                     long_above_tokens = excluded.long_above_tokens, long_input_nanos = excluded.long_input_nanos,
+                     long_output_nanos = excluded.long_output_nanos, long_cache_read_nanos = excluded.long_cache_read_nanos,
+                     long_cache_write_nanos = excluded.long_cache_write_nanos, updated_at = excluded.updated_at
+                 WHERE token_model_prices.input_nanos IS DISTINCT FROM excluded.input_nanos
+                    OR token_model_prices.output_nanos IS DISTINCT FROM excluded.output_nanos
+                    OR token_model_prices.cache_read_nanos IS DISTINCT FROM excluded.cache_read_nanos
+                    OR token_model_prices.cache_write_nanos IS DISTINCT FROM excluded.cache_write_nanos
+                    OR token_model_prices.long_above_tokens IS DISTINCT FROM excluded.long_above_tokens
+                    OR token_model_prices.long_input_nanos IS DISTINCT FROM excluded.long_input_nanos
+                    OR token_model_prices.long_output_nanos IS DISTINCT FROM excluded.long_output_nanos
+                    OR token_model_prices.long_cache_read_nanos IS DISTINCT FROM excluded.long_cache_read_nanos
+                    OR token_model_prices.long_cache_write_nanos IS DISTINCT FROM excluded.long_cache_write_nanos",
             )
-            .bind(model)
-            .bind(input)
-            .bind(output)
+            .bind(&p.model)
+            .bind(from)
+            .bind(p.rates.input.nanos())
+            .bind(p.rates.output.nanos())
+            .bind(nanos(p.rates.cache_read))
+            .bind(nanos(p.rates.cache_write))
+            .bind(long.map(|l| l.above_tokens))
+            .bind(long.map(|l| l.rates.input.nanos()))
+            .bind(long.map(|l| l.rates.output.nanos()))
+            .bind(long.and_then(|l| nanos(l.rates.cache_read)))
+            .bind(long.and_then(|l| nanos(l.rates.cache_write)))
             .bind(Stamp(at))
             .execute(&mut *self)
             .await
             .context("cannot save the price")?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        async fn rollup_rows(&mut self, f: &RollupFilter<'_>) -> Result<Vec<RollupRow>> {
+            let rows = sqlx::query(
+                "SELECT day, ai_type, user_id, model, requests, tokens_in, tokens_out, cache_read_tokens,
+                        cache_write_tokens, total_tokens, cost_nanos, unpriced_requests
+                 FROM token_usage_daily
+                 WHERE day >= $1 AND day <= $2 AND ($3 IS NULL OR ai_type = $3) AND ($4 IS NULL OR user_id = $4)
+                 ORDER BY day, ai_type, user_id, model",
+            )
+            .bind(f.since)
+            .bind(f.until)
+            .bind(f.ai_type)
+            .bind(f.user_id)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the daily rollups")?;
+            rows.iter()
+                .map(|r| {
+                    let day: String = r.try_get("day")?;
+                    let text = |col: &str| -> Result<Option<String>> {
+                        Ok(Some(r.try_get::<String, _>(col)?).filter(|t| !t.is_empty()))
+                    };
+                    Ok(RollupRow {
+                        day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                            .with_context(|| format!("a daily rollup has the day '{day}'"))?,
+                        ai_type: r.try_get("ai_type")?,
+                        user_id: text("user_id")?,
+                        model: text("model")?,
+                        requests: r.try_get("requests")?,
+                        tokens_in: r.try_get("tokens_in")?,
+                        tokens_out: r.try_get("tokens_out")?,
+                        cache_read_tokens: r.try_get("cache_read_tokens")?,
+                        cache_write_tokens: r.try_get("cache_write_tokens")?,
+                        total_tokens: r.try_get("total_tokens")?,
+                        cost: Usd::from_nanos(r.try_get("cost_nanos")?),
+                        unpriced_requests: r.try_get("unpriced_requests")?,
+                    })
+                })
+                .collect()
+        }
+
+        async fn add_to_rollup(&mut self, d: &UsageDelta<'_>) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO token_usage_daily (day, ai_type, user_id, model, requests, tokens_in, tokens_out,
+                     cache_read_tokens, cache_write_tokens, total_tokens, cost_nanos, unpriced_requests)
+                 VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (day, ai_type, user_id, model) DO UPDATE SET
+                     requests = token_usage_daily.requests + 1,
+                     tokens_in = token_usage_daily.tokens_in + excluded.tokens_in,
+                     tokens_out = token_usage_daily.tokens_out + excluded.tokens_out,
+                     cache_read_tokens = token_usage_daily.cache_read_tokens + excluded.cache_read_tokens,
+                     cache_write_tokens = token_usage_daily.cache_write_tokens + excluded.cache_write_tokens,
+                     total_tokens = token_usage_daily.total_tokens + excluded.total_tokens,
+                     cost_nanos = token_usage_daily.cost_nanos + excluded.cost_nanos,
+                     unpriced_requests = token_usage_daily.unpriced_requests + excluded.unpriced_requests",
+            )
+            .bind(&d.periods.day)
+            .bind(d.ai_type)
+            .bind(d.user_id.unwrap_or_default())
+            .bind(d.model.unwrap_or_default())
+            .bind(d.tokens_in)
+            .bind(d.tokens_out)
+            .bind(d.cache_read_tokens)
+            .bind(d.cache_write_tokens)
+            .bind(d.tokens_in.saturating_add(d.tokens_out))
+            .bind(d.cost.unwrap_or_default().nanos())
+            .bind(i64::from(d.cost.is_none()))
+            .execute(&mut *self)
+            .await
+            .context("cannot update the daily rollup")?;
             Ok(())
         }
 
@@ -626,9 +797,10 @@ macro_rules! statements {
         }
 
         async fn month_windows(&mut self, month: &str, ai_type: &str) -> Result<Vec<WindowRow>> {
+            // day and hour rows (the month's own row carries its dollars)
             let rows = sqlx::query(
                 "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
-                 WHERE month_year = $1 AND ai_type = $2 ORDER BY period",
+                 WHERE month_year = $1 AND ai_type = $2 AND period <> month_year ORDER BY period",
             )
             .bind(month)
             .bind(ai_type)
@@ -924,12 +1096,16 @@ macro_rules! statements {
             let total = d.tokens_in.saturating_add(d.tokens_out);
             sqlx::query(&format!(
                 "INSERT INTO token_usage (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
-                                          request_count, cost_usd, last_request_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8, $8)
+                                          request_count, cost_nanos, cost_usd, unpriced_requests, last_request_at,
+                                          created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, CAST($7 AS DOUBLE PRECISION) / 1000000000.0, $9, $8, $8, $8)
                  ON CONFLICT (ai_type, month_year) DO UPDATE SET
                      monthly_limit = excluded.monthly_limit,
                      {}, {}, {}, {},
-                     cost_usd = COALESCE(token_usage.cost_usd, 0) + excluded.cost_usd,
+                     cost_nanos = token_usage.cost_nanos + excluded.cost_nanos,
+                     -- the existing backend's column, from the exact figure (never a float sum)
+                     cost_usd = CAST(token_usage.cost_nanos + excluded.cost_nanos AS DOUBLE PRECISION) / 1000000000.0,
+                     unpriced_requests = token_usage.unpriced_requests + excluded.unpriced_requests,
                      last_request_at = excluded.last_request_at,
                      updated_at = excluded.updated_at",
                 for_column(ADD_COUNT, "tokens_in"),
@@ -943,15 +1119,21 @@ macro_rules! statements {
             .bind(d.tokens_in)
             .bind(d.tokens_out)
             .bind(total)
-            .bind(d.cost_usd)
+            .bind(d.cost.unwrap_or_default().nanos())
             .bind(Stamp(d.at))
+            .bind(i64::from(d.cost.is_none()))
             .execute(&mut *self)
             .await
             .context("cannot update this month's usage")?;
+            // the AI type's and the total's day, hour and month rows (the month's for its dollars)
             sqlx::query(
-                "INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests)
-                 VALUES ($1, $3, $5, $6, 0), ($1, $4, $5, $6, 0), ($2, $3, $5, $6, 0), ($2, $4, $5, $6, 0)
-                 ON CONFLICT (ai_type, period) DO UPDATE SET tokens = token_usage_windows.tokens + excluded.tokens",
+                "INSERT INTO token_usage_windows (ai_type, period, month_year, tokens, requests, cost_nanos, unpriced_cost_nanos)
+                 VALUES ($1, $3, $5, $6, 0, $7, $8), ($1, $4, $5, $6, 0, $7, $8), ($1, $5, $5, $6, 0, $7, $8),
+                        ($2, $3, $5, $6, 0, $7, $8), ($2, $4, $5, $6, 0, $7, $8), ($2, $5, $5, $6, 0, $7, $8)
+                 ON CONFLICT (ai_type, period) DO UPDATE SET
+                     tokens = token_usage_windows.tokens + excluded.tokens,
+                     cost_nanos = token_usage_windows.cost_nanos + excluded.cost_nanos,
+                     unpriced_cost_nanos = token_usage_windows.unpriced_cost_nanos + excluded.unpriced_cost_nanos",
             )
             .bind(d.ai_type)
             .bind(GLOBAL_SCOPE)
@@ -959,9 +1141,31 @@ macro_rules! statements {
             .bind(&d.periods.hour)
             .bind(&d.periods.month)
             .bind(total)
+            .bind(d.cost.unwrap_or_default().nanos())
+            .bind(d.unpriced_charge.nanos())
             .execute(&mut *self)
             .await
             .context("cannot update today's usage")?;
+            if let Some(user) = d.user_id {
+                sqlx::query(
+                    "INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos, unpriced_cost_nanos)
+                     VALUES ($1, $2, $3, $4, 1, $5, $6), ($1, $3, $3, $4, 1, $5, $6)
+                     ON CONFLICT (user_id, period) DO UPDATE SET
+                         tokens = token_user_usage.tokens + excluded.tokens,
+                         requests = token_user_usage.requests + 1,
+                         cost_nanos = token_user_usage.cost_nanos + excluded.cost_nanos,
+                         unpriced_cost_nanos = token_user_usage.unpriced_cost_nanos + excluded.unpriced_cost_nanos",
+                )
+                .bind(user)
+                .bind(&d.periods.day)
+                .bind(&d.periods.month)
+                .bind(total)
+                .bind(d.cost.unwrap_or_default().nanos())
+                .bind(d.unpriced_charge.nanos())
+                .execute(&mut *self)
+                .await
+                .context("cannot update the user's usage")?;
+            }
             Ok(())
         }
 
@@ -1088,11 +1292,12 @@ macro_rules! statements {
 
         async fn snapshot(
             &mut self,
-            ai_type: &str,
+            who: Who<'_>,
             p: &Periods,
             now: DateTime<Utc>,
             caps: InFlightCaps,
         ) -> Result<Snapshot> {
+            let ai_type = who.ai_type;
             // each scope's window and start rows carry its key in their ai_type column
             let scopes = [
                 (Scope::AiType, ai_type, caps.ai_type),
@@ -1101,13 +1306,15 @@ macro_rules! statements {
             let scope_of = |key: &str| scopes.iter().find(|(_, k, _)| *k == key).map(|(s, ..)| s);
             let mut snap = Snapshot::default();
             let windows = sqlx::query(
-                "SELECT ai_type, period, tokens, reserved, requests FROM token_usage_windows
-                 WHERE ai_type IN ($1, $2) AND period IN ($3, $4)",
+                "SELECT ai_type, period, tokens, reserved, requests, cost_nanos, unpriced_cost_nanos, reserved_cost_nanos
+                 FROM token_usage_windows
+                 WHERE ai_type IN ($1, $2) AND period IN ($3, $4, $5)",
             )
             .bind(ai_type)
             .bind(GLOBAL_SCOPE)
             .bind(&p.day)
             .bind(&p.hour)
+            .bind(&p.month)
             .fetch_all(&mut *self)
             .await
             .context("cannot read today's usage")?;
@@ -1120,11 +1327,41 @@ macro_rules! statements {
                     used: w.try_get("tokens")?,
                     reserved: w.try_get("reserved")?,
                 };
-                if w.try_get::<String, _>("period")? == p.day {
+                let cost = cost_counter(w)?;
+                let period: String = w.try_get("period")?;
+                if period == p.day {
                     usage.day = counter;
+                    usage.day_cost = cost;
                     usage.rate.day_requests = w.try_get("requests")?;
+                } else if period == p.month {
+                    // the month's tokens are read from token_usage (rows other programs write)
+                    usage.month_cost = cost;
                 } else {
                     usage.hour = counter;
+                }
+            }
+            if let Some(user) = who.user_id {
+                let rows = sqlx::query(
+                    "SELECT period, tokens, reserved, cost_nanos, unpriced_cost_nanos, reserved_cost_nanos
+                     FROM token_user_usage WHERE user_id = $1 AND period IN ($2, $3)",
+                )
+                .bind(user)
+                .bind(&p.day)
+                .bind(&p.month)
+                .fetch_all(&mut *self)
+                .await
+                .context("cannot read the user's usage")?;
+                let usage = snap.usage_mut(&Scope::User);
+                for r in &rows {
+                    let counter = Counter {
+                        used: r.try_get("tokens")?,
+                        reserved: r.try_get("reserved")?,
+                    };
+                    if r.try_get::<String, _>("period")? == p.day {
+                        (usage.day, usage.day_cost) = (counter, cost_counter(r)?);
+                    } else {
+                        (usage.month, usage.month_cost) = (counter, cost_counter(r)?);
+                    }
                 }
             }
             let starts = sqlx::query(
@@ -1151,7 +1388,8 @@ macro_rules! statements {
             for (scope, key, cap) in &scopes {
                 let Some(limit) = *cap else { continue };
                 let sql = match scope {
-                    Scope::AiType => {
+                    // users have no concurrency limit (ScopeLimits::for_user)
+                    Scope::AiType | Scope::User => {
                         "SELECT expires_at FROM token_reservations WHERE ai_type = $3 AND state = 'held' AND expires_at > $1
                          ORDER BY expires_at LIMIT $2"
                     }
@@ -1179,6 +1417,7 @@ macro_rules! statements {
             &mut self,
             h: &Hold,
             delta: i64,
+            cost: i64,
             monthly_limit: i64,
             at: DateTime<Utc>,
         ) -> Result<()> {
@@ -1197,11 +1436,14 @@ macro_rules! statements {
             .await
             .context("cannot update reserved tokens")?;
             sqlx::query(&format!(
-                "INSERT INTO token_usage_windows (ai_type, period, month_year, reserved)
-                 VALUES ($1, $3, $5, {GREATEST}($6, 0)), ($1, $4, $5, {GREATEST}($6, 0)),
-                        ($2, $3, $5, {GREATEST}($6, 0)), ($2, $4, $5, {GREATEST}($6, 0))
+                "INSERT INTO token_usage_windows (ai_type, period, month_year, reserved, reserved_cost_nanos)
+                 VALUES ($1, $3, $5, {GREATEST}($6, 0), {GREATEST}($7, 0)), ($1, $4, $5, {GREATEST}($6, 0), {GREATEST}($7, 0)),
+                        ($1, $5, $5, {GREATEST}($6, 0), {GREATEST}($7, 0)),
+                        ($2, $3, $5, {GREATEST}($6, 0), {GREATEST}($7, 0)), ($2, $4, $5, {GREATEST}($6, 0), {GREATEST}($7, 0)),
+                        ($2, $5, $5, {GREATEST}($6, 0), {GREATEST}($7, 0))
                  ON CONFLICT (ai_type, period) DO UPDATE SET
-                     reserved = {GREATEST}(0, token_usage_windows.reserved + $6)"
+                     reserved = {GREATEST}(0, token_usage_windows.reserved + $6),
+                     reserved_cost_nanos = {GREATEST}(0, token_usage_windows.reserved_cost_nanos + $7)"
             ))
             .bind(&h.ai_type)
             .bind(GLOBAL_SCOPE)
@@ -1209,9 +1451,27 @@ macro_rules! statements {
             .bind(&h.hour)
             .bind(&h.month)
             .bind(delta)
+            .bind(cost)
             .execute(&mut *self)
             .await
             .context("cannot update reserved tokens")?;
+            if let Some(user) = &h.user_id {
+                sqlx::query(&format!(
+                    "INSERT INTO token_user_usage (user_id, period, month_year, reserved, reserved_cost_nanos)
+                     VALUES ($1, $2, $3, {GREATEST}($4, 0), {GREATEST}($5, 0)), ($1, $3, $3, {GREATEST}($4, 0), {GREATEST}($5, 0))
+                     ON CONFLICT (user_id, period) DO UPDATE SET
+                         reserved = {GREATEST}(0, token_user_usage.reserved + $4),
+                         reserved_cost_nanos = {GREATEST}(0, token_user_usage.reserved_cost_nanos + $5)"
+                ))
+                .bind(user)
+                .bind(&h.day)
+                .bind(&h.month)
+                .bind(delta)
+                .bind(cost)
+                .execute(&mut *self)
+                .await
+                .context("cannot update the user's reserved tokens")?;
+            }
             Ok(())
         }
 
@@ -1223,7 +1483,7 @@ macro_rules! statements {
             let row = sqlx::query(&format!(
                 "SELECT ai_type, COALESCE(month_year, {LOG_MONTH}) AS month_year,
                         CAST(tokens_in AS BIGINT) AS tokens_in, CAST(tokens_out AS BIGINT) AS tokens_out,
-                        CAST(cost_usd AS DOUBLE PRECISION) AS cost_usd, reservation_id
+                        cost_nanos, CAST(cost_usd AS DOUBLE PRECISION) AS cost_usd, reservation_id
                  FROM token_usage_logs WHERE request_id = $1 OR reservation_id = $2 ORDER BY id LIMIT 1"
             ))
             .bind(request_id)
@@ -1238,7 +1498,11 @@ macro_rules! statements {
                     month: r.try_get("month_year")?,
                     tokens_in: r.try_get("tokens_in")?,
                     tokens_out: r.try_get("tokens_out")?,
-                    cost_usd: r.try_get("cost_usd")?,
+                    // the exact figure; a row another program wrote has the float only
+                    cost: match r.try_get::<Option<i64>, _>("cost_nanos")? {
+                        Some(nanos) => Some(Usd::from_nanos(nanos)),
+                        None => r.try_get::<Option<f64>, _>("cost_usd")?.and_then(Usd::from_f64),
+                    },
                 })
             })
             .transpose()
@@ -1304,7 +1568,7 @@ macro_rules! statements {
             .bind(&row.status)
             .bind(row.last_request_at.map(Stamp))
             .bind(Stamp(at))
-            .bind(row.cost_usd)
+            .bind(row.cost.to_f64())
             .bind(reason.as_str())
             .execute(&mut *self)
             .await

@@ -132,3 +132,133 @@ mod tests {
         assert_eq!(parse_time("yesterday"), None);
     }
 }
+
+/// Lets `token_usage_logs.cost_usd` hold NULL (an unpriced request's cost is unknown, not 0).
+/// SQLite cannot alter a column, and rebuilding the log would drop any column the existing
+/// backend added; removing a NOT NULL is one of the edits SQLite documents as safe to make in
+/// the stored schema text ("Making Other Kinds Of Table Schema Changes", sqlite.org/lang_altertable.html):
+/// the rows on disk do not change. Idempotent: run on every migration, a no-op once done.
+pub(super) async fn allow_null_cost(pool: &sqlx::SqlitePool) -> Result<()> {
+    let mut tx = pool.begin().await.context("cannot open the database")?;
+    let cost_not_null: Option<i64> = sqlx::query_scalar(
+        "SELECT \"notnull\" FROM pragma_table_info('token_usage_logs') WHERE name = 'cost_usd'",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .context("cannot read the log's columns")?;
+    if cost_not_null != Some(1) {
+        return Ok(());
+    }
+    let sql: String = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'token_usage_logs'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .context("cannot read the log's schema")?;
+    let Some(relaxed) = without_not_null(&sql, "cost_usd") else {
+        anyhow::bail!("cannot find the cost_usd column in the log's schema to let it hold NULL");
+    };
+    let version: i64 = sqlx::query_scalar("PRAGMA schema_version")
+        .fetch_one(&mut *tx)
+        .await
+        .context("cannot read the schema version")?;
+    sqlx::query("PRAGMA writable_schema = ON")
+        .execute(&mut *tx)
+        .await
+        .context("cannot edit the schema")?;
+    sqlx::query(
+        "UPDATE sqlite_master SET sql = $1 WHERE type = 'table' AND name = 'token_usage_logs'",
+    )
+    .bind(&relaxed)
+    .execute(&mut *tx)
+    .await
+    .context("cannot edit the schema")?;
+    // other connections re-read the schema when its version moves
+    sqlx::query(&format!("PRAGMA schema_version = {}", version + 1))
+        .execute(&mut *tx)
+        .await
+        .context("cannot edit the schema")?;
+    sqlx::query("PRAGMA writable_schema = OFF")
+        .execute(&mut *tx)
+        .await
+        .context("cannot edit the schema")?;
+    tx.commit().await.context("cannot edit the schema")?;
+    Ok(())
+}
+
+/// `create_table` with `NOT NULL` removed from the definition of `column` (None when the
+/// column is not found). Definitions are split at top-level commas, outside quotes.
+fn without_not_null(create_table: &str, column: &str) -> Option<String> {
+    let open = create_table.find('(')?;
+    let (mut depth, mut quote, mut start) = (0i32, None::<char>, open + 1);
+    let mut parts: Vec<(usize, usize)> = Vec::new();
+    for (i, c) in create_table.char_indices().skip_while(|(i, _)| *i <= open) {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') if depth == 0 => {
+                parts.push((start, i));
+                break;
+            }
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                parts.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let (from, to) = parts.into_iter().find(|&(from, to)| {
+        let def = create_table[from..to].trim_start();
+        let name = def.split_whitespace().next().unwrap_or("");
+        name.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']')
+            .eq_ignore_ascii_case(column)
+    })?;
+    let def = &create_table[from..to];
+    let upper = def.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    if !words.windows(2).any(|w| w == ["NOT", "NULL"]) {
+        return Some(create_table.to_string());
+    }
+    // remove the first "NOT <spaces> NULL" of the definition, keeping everything else
+    let not_at = upper.match_indices("NOT").find_map(|(at, _)| {
+        let rest = &upper[at + 3..];
+        let gap = rest.len() - rest.trim_start().len();
+        (gap > 0 && rest.trim_start().starts_with("NULL")).then_some((at, at + 3 + gap + 4))
+    })?;
+    let relaxed_def = format!("{}{}", &def[..not_at.0], &def[not_at.1..]);
+    Some(format!(
+        "{}{}{}",
+        &create_table[..from],
+        relaxed_def,
+        &create_table[to..]
+    ))
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::without_not_null;
+
+    #[test]
+    fn not_null_is_lifted_from_one_column_only() {
+        let sql = "CREATE TABLE token_usage_logs (\n id INTEGER PRIMARY KEY,\n tokens_in INTEGER NOT NULL DEFAULT 0,\n cost_usd           REAL    NOT NULL DEFAULT 0,\n note TEXT DEFAULT 'a,b' NOT NULL\n)";
+        let out = without_not_null(sql, "cost_usd").unwrap();
+        assert!(
+            out.contains("cost_usd           REAL     DEFAULT 0,"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tokens_in INTEGER NOT NULL DEFAULT 0"),
+            "{out}"
+        );
+        assert!(out.contains("note TEXT DEFAULT 'a,b' NOT NULL"), "{out}");
+        assert_eq!(without_not_null(sql, "missing"), None);
+        let quoted = "CREATE TABLE t (\"cost_usd\" real not null, x int)";
+        assert_eq!(
+            without_not_null(quoted, "cost_usd").unwrap(),
+            "CREATE TABLE t (\"cost_usd\" real , x int)"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! statements that make it up.
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::ledger::{self, MonthlyReset, RecordInput, Recorded, Released, Reserved, Reset};
 use super::{
@@ -14,7 +14,8 @@ use crate::domain::alert::{draft, levels_reached};
 use crate::domain::burn::Burn;
 use crate::domain::level::percentage;
 use crate::domain::limits::{LimitFields, LimitRow};
-use crate::domain::prices::PriceTable;
+use crate::domain::pricing::{Price, PriceTable};
+use crate::domain::report::RollupRow;
 use crate::domain::{Clock, Decision, Level};
 use crate::error::OpError;
 
@@ -31,18 +32,12 @@ pub struct UsageView {
 }
 
 impl Db {
-    pub async fn check(&self, ai_type: &str, estimated: i64, clock: &Clock) -> Result<Decision> {
-        Ok(read_tx!(self, c => ledger::check(c, ai_type, estimated, clock).await?))
+    pub async fn check(&self, ask: &ledger::ReserveAsk, clock: &Clock) -> Result<Decision> {
+        Ok(read_tx!(self, c => ledger::check(c, ask, clock).await?))
     }
 
-    pub async fn reserve(
-        &self,
-        ai_type: &str,
-        estimated: i64,
-        ttl: Duration,
-        clock: &Clock,
-    ) -> Result<Reserved> {
-        Ok(write_tx!(self, c => ledger::reserve(c, ai_type, estimated, ttl, clock).await?))
+    pub async fn reserve(&self, ask: &ledger::ReserveAsk, clock: &Clock) -> Result<Reserved> {
+        Ok(write_tx!(self, c => ledger::reserve(c, ask, clock).await?))
     }
 
     /// Decides many reservations together, in one transaction (see `ledger::reserve_batch`).
@@ -85,7 +80,7 @@ impl Db {
             let usage = ledger::month_usage(c, month).await?;
             UsageView {
                 rows: usage.rows,
-                limits: c.limit_rows(None).await?,
+                limits: c.limit_rows(super::LimitFilter::All).await?,
                 windows: c.window_rows(periods).await?,
                 stale_holds: c.stale_holds(clock.now).await?,
                 closed: usage.closed,
@@ -102,7 +97,7 @@ impl Db {
     }
 
     pub async fn limit_rows(&self) -> Result<LimitRows> {
-        Ok(read_tx!(self, c => c.limit_rows(None).await?))
+        Ok(read_tx!(self, c => c.limit_rows(super::LimitFilter::All).await?))
     }
 
     /// Applies `changes` to one row of limits, under the admission lock so no reservation
@@ -116,7 +111,7 @@ impl Db {
         Ok(write_tx!(self, c => {
             c.lock_admission().await?;
             c.update_limits(scope, changes, clock.now).await?;
-            c.limit_rows(None).await?
+            c.limit_rows(super::LimitFilter::All).await?
         }))
     }
 
@@ -131,25 +126,34 @@ impl Db {
     ) -> Result<LimitRows> {
         Ok(write_tx!(self, c => {
             c.lock_admission().await?;
-            let rows = c.limit_rows(None).await?;
+            let rows = c.limit_rows(super::LimitFilter::All).await?;
             let builtin = match scope {
                 LimitScope::Default => LimitRow::builtin_default(),
                 LimitScope::Global => LimitRow::builtin_global(),
-                LimitScope::AiType(_) => LimitRow::default(),
+                LimitScope::AiType(_) | LimitScope::User(_) | LimitScope::DefaultUser => {
+                    LimitRow::default()
+                }
             };
             let current = rows.row(scope).cloned().unwrap_or_default();
             let new = current.with_reset(fields, &builtin);
-            let keep = !matches!(scope, LimitScope::AiType(_)) || new != LimitRow::default();
+            // a row that only inherits is no row: the AI type or user follows the default again
+            let keep = matches!(scope, LimitScope::Default | LimitScope::Global)
+                || new != LimitRow::default();
             c.replace_limits(scope, keep.then_some(&new), clock.now).await?;
-            c.limit_rows(None).await?
+            c.limit_rows(super::LimitFilter::All).await?
         }))
     }
 
-    /// Removes a model's database price (back to the built-in one, if any); false when it had
-    /// none.
-    pub async fn unset_price(&self, model: &str) -> Result<(bool, PriceTable)> {
+    /// Removes a model's database prices (the one from `effective_from` only, when given): the
+    /// built-in one, if any, applies again. How many were removed, and the table after.
+    pub async fn unset_price(
+        &self,
+        model: &str,
+        effective_from: Option<&str>,
+    ) -> Result<(u64, PriceTable)> {
         let (removed, rows) = write_tx!(self, c => {
-            let removed = c.delete_price(model).await?;
+            c.lock_admission().await?;
+            let removed = c.delete_price(model, effective_from).await?;
             (removed, c.price_rows().await?)
         });
         Ok((removed, PriceTable::new(rows)))
@@ -159,18 +163,50 @@ impl Db {
         Ok(PriceTable::new(read_tx!(self, c => c.price_rows().await?)))
     }
 
-    pub async fn set_price(
+    /// Stores prices for every host, all or none (a catalogue import is one transaction, under
+    /// the admission lock so no request is priced against half of it). Per price, whether it
+    /// changed anything; the table after.
+    pub async fn set_prices(
         &self,
-        model: &str,
-        input: f64,
-        output: f64,
+        prices: &[Price],
         clock: &Clock,
-    ) -> Result<PriceTable> {
-        let rows = write_tx!(self, c => {
-            c.upsert_price(model, input, output, clock.now).await?;
-            c.price_rows().await?
+    ) -> Result<(Vec<bool>, PriceTable)> {
+        let (changed, rows) = write_tx!(self, c => {
+            c.lock_admission().await?;
+            let mut changed = Vec::with_capacity(prices.len());
+            for price in prices {
+                changed.push(c.upsert_price(price, clock.now).await?);
+            }
+            (changed, c.price_rows().await?)
         });
-        Ok(PriceTable::new(rows))
+        Ok((changed, PriceTable::new(rows)))
+    }
+
+    /// A user's limits and counters (holds past their TTL no longer counting).
+    pub async fn user_view(
+        &self,
+        user_id: &str,
+        clock: &Clock,
+    ) -> Result<(crate::domain::ScopeLimits, crate::domain::Snapshot)> {
+        let who = crate::domain::Who {
+            ai_type: "",
+            user_id: Some(user_id),
+        };
+        let periods = clock.periods();
+        Ok(read_tx!(self, c => {
+            let limits = ledger::limits_for_request(c, who).await?;
+            let snap = ledger::snapshot(c, who, &periods, clock.now, super::InFlightCaps::default()).await?;
+            let stale = c.stale_holds(clock.now).await?;
+            (
+                limits.user.unwrap_or_default(),
+                ledger::without_stale(snap, who, &periods, &stale),
+            )
+        }))
+    }
+
+    /// The daily rollups of a report, oldest day first.
+    pub async fn rollups(&self, filter: &super::RollupFilter<'_>) -> Result<Vec<RollupRow>> {
+        Ok(read_tx!(self, c => c.rollup_rows(filter).await?))
     }
 
     pub async fn monthly_reset(&self, clock: &Clock, dry_run: bool) -> Result<MonthlyReset> {
@@ -360,7 +396,7 @@ impl Db {
             let usage = ledger::month_usage(c, month).await?;
             let view = UsageView {
                 rows: usage.rows,
-                limits: c.limit_rows(None).await?,
+                limits: c.limit_rows(super::LimitFilter::All).await?,
                 windows: c.window_rows(window_keys).await?,
                 stale_holds: c.stale_holds(clock.now).await?,
                 closed: usage.closed,
@@ -415,11 +451,14 @@ impl Db {
         Ok(read_tx!(self, c => DistributionView {
             month_closed: c.closed_month(month).await?.is_some(),
             windows: c.month_windows(month, scope).await?,
-            limits: c.limit_rows(None).await?,
+            limits: c.limit_rows(super::LimitFilter::All).await?,
             last_starts: c.last_starts().await?,
             snapshot: ledger::snapshot(
                     c,
-                    if scope == crate::domain::validate::GLOBAL_SCOPE { "" } else { scope },
+                    crate::domain::Who {
+                        ai_type: if scope == crate::domain::validate::GLOBAL_SCOPE { "" } else { scope },
+                        user_id: None,
+                    },
                     &periods,
                     clock.now,
                     // a report: count every request in flight
@@ -446,8 +485,9 @@ pub struct DistributionView {
 #[allow(dead_code)]
 fn operations_are_send(db: &Db, clock: &Clock, input: &RecordInput, filter: &AlertFilter) {
     fn send<T: Send>(_: &T) {}
-    send(&db.check("a", 1, clock));
-    send(&db.reserve("a", 1, Duration::seconds(1), clock));
+    let ask = ledger::ReserveAsk::default();
+    send(&db.check(&ask, clock));
+    send(&db.reserve(&ask, clock));
     send(&db.release("r", clock));
     send(&db.record(input, clock));
     send(&db.usage_view("2026-11", &[], clock));

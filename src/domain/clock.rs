@@ -53,6 +53,14 @@ pub struct Periods {
     pub minute_end: DateTime<Utc>,
 }
 
+impl Periods {
+    /// The day (in the configured zone) as a date: what prices are in force on, and the day of
+    /// a report's rollup.
+    pub fn date(&self) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(&self.day, "%Y-%m-%d").unwrap_or_default()
+    }
+}
+
 impl Clock {
     /// `now_override` is TOKENCTL_NOW (RFC 3339), `tz` an IANA zone name such as Europe/Berlin.
     pub fn new(now_override: Option<&str>, tz: Option<&str>) -> Result<Clock, String> {

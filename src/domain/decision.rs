@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::level::{percentage, Level, EMERGENCY_PERCENT};
+use super::money::Usd;
 use super::number::thousands;
+use super::pricing::PriceBasis;
 pub use super::scope::Scope;
 use super::usage::ScopeUsage;
 use super::{pacing, GlobalLimits, Limits, Periods, ScopeLimits, Snapshot};
@@ -29,6 +31,8 @@ pub enum Reason {
     CooldownActive,
     ConcurrencyLimitExceeded,
     PacingLimitExceeded,
+    MonthlyCostLimitExceeded,
+    DailyCostLimitExceeded,
 }
 
 impl Reason {
@@ -47,6 +51,8 @@ impl Reason {
             Reason::CooldownActive => "cooldown_active",
             Reason::ConcurrencyLimitExceeded => "concurrency_limit_exceeded",
             Reason::PacingLimitExceeded => "pacing_limit_exceeded",
+            Reason::MonthlyCostLimitExceeded => "monthly_cost_limit_exceeded",
+            Reason::DailyCostLimitExceeded => "daily_cost_limit_exceeded",
         }
     }
 }
@@ -57,13 +63,22 @@ pub struct Decision {
     pub reason: Reason,
     pub message: String,
     pub ai_type: String,
+    /// the user the request is made for (null: none named)
+    pub user_id: Option<String>,
     pub estimated_tokens: i64,
+    /// what the request may cost at most, as held against USD limits (see `reserve --help`)
+    pub estimated_cost_usd: Usd,
     pub retry_after: Option<DateTime<Utc>>,
     /// whose limit decided: null when allowed
     pub scope: Option<Scope>,
-    /// the value and the current usage of the limit that decided (null when allowed)
+    /// the value and the current usage of the limit that decided (null when allowed): tokens,
+    /// requests or seconds; for a USD limit, dollars in `cost_limit_usd` and `cost_usage_usd`
     pub limit: Option<i64>,
     pub usage: Option<i64>,
+    pub cost_limit_usd: Option<Usd>,
+    pub cost_usage_usd: Option<Usd>,
+    /// what `estimated_cost_usd` was priced on: the model's price, or the dearest known
+    pub cost_basis: Option<PriceBasis>,
     pub level: Level,
     pub global_level: Level,
     pub request_limit: i64,
@@ -134,8 +149,19 @@ struct Denial {
     scope: Scope,
     limit: i64,
     usage: i64,
+    /// (limit, usage) in dollars, for a USD limit
+    cost: Option<(Usd, Usd)>,
     message: String,
     retry_after: Option<DateTime<Utc>>,
+}
+
+/// What is asked: `tokens` (and at most `cost`) for an AI type, and for a user when it names one.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub ai_type: &'a str,
+    pub user_id: Option<&'a str>,
+    pub tokens: i64,
+    pub cost: Usd,
 }
 
 /// The decision for a request of `ai_type`, under its own limits and the total's.
@@ -152,14 +178,19 @@ pub fn decide(
         (Scope::AiType, ScopeLimits::from(limits)),
         (Scope::Global, global.clone()),
     ];
-    decide_in(ai_type, estimated_tokens, &scopes, snap, periods, now)
+    let asked = Asked {
+        ai_type,
+        user_id: None,
+        tokens: estimated_tokens,
+        cost: Usd::ZERO,
+    };
+    decide_in(&asked, &scopes, snap, periods, now)
 }
 
 /// `decide` under the limits of any scopes, checked in the order given. The document's flat
 /// fields (`monthly_limit`, `global_daily_usage`, …) are the AI type's and the total's.
 pub fn decide_in(
-    ai_type: &str,
-    estimated_tokens: i64,
+    asked: &Asked<'_>,
     scopes: &[(Scope, ScopeLimits)],
     snap: &Snapshot,
     periods: &Periods,
@@ -174,13 +205,16 @@ pub fn decide_in(
     };
     let (mine, total) = (limits_of(&Scope::AiType), limits_of(&Scope::Global));
     let (my, all) = (snap.usage(&Scope::AiType), snap.usage(&Scope::Global));
+    let (ai_type, estimated_tokens) = (asked.ai_type, asked.tokens);
     let ask = Ask {
         ai_type,
+        user_id: asked.user_id,
         est: estimated_tokens,
+        cost: asked.cost,
         periods,
         now,
     };
-    let (allowed, reason, message, retry_after, scope, limit, usage) =
+    let (allowed, reason, message, retry_after, scope, limit, usage, cost) =
         match first_denial(&ask, scopes, snap, &total) {
             None => (
                 true,
@@ -195,6 +229,7 @@ pub fn decide_in(
                 None,
                 None,
                 None,
+                None,
             ),
             Some(d) => (
                 false,
@@ -202,8 +237,9 @@ pub fn decide_in(
                 d.message,
                 d.retry_after,
                 Some(d.scope),
-                Some(d.limit),
-                Some(d.usage),
+                d.cost.is_none().then_some(d.limit),
+                d.cost.is_none().then_some(d.usage),
+                d.cost,
             ),
         };
     Decision {
@@ -211,11 +247,16 @@ pub fn decide_in(
         reason,
         message,
         ai_type: ai_type.to_string(),
+        user_id: asked.user_id.map(str::to_string),
         estimated_tokens,
+        estimated_cost_usd: asked.cost,
         retry_after,
         scope,
         limit,
         usage,
+        cost_basis: None,
+        cost_limit_usd: cost.map(|(limit, _)| limit),
+        cost_usage_usd: cost.map(|(_, usage)| usage),
         level: Level::of(my.month.used, mine.monthly),
         global_level: Level::of(all.month.used, total.monthly),
         request_limit: mine.per_request.unwrap_or_default(),
@@ -241,7 +282,9 @@ pub fn decide_in(
 /// The request being decided.
 struct Ask<'a> {
     ai_type: &'a str,
+    user_id: Option<&'a str>,
     est: i64,
+    cost: Usd,
     periods: &'a Periods,
     now: DateTime<Utc>,
 }
@@ -259,9 +302,11 @@ enum Check {
     Cooldown,
     Concurrency,
     Pacing,
+    MonthlyCost,
+    DailyCost,
 }
 
-const CHECKS: [Check; 10] = [
+const CHECKS: [Check; 12] = [
     Check::Emergency,
     Check::RequestSize,
     Check::Monthly,
@@ -272,6 +317,8 @@ const CHECKS: [Check; 10] = [
     Check::Cooldown,
     Check::Concurrency,
     Check::Pacing,
+    Check::MonthlyCost,
+    Check::DailyCost,
 ];
 
 /// The first denial: a closed month first (tokenctl's own, before the spec's), then each
@@ -290,6 +337,7 @@ fn first_denial(
             scope: Scope::Global,
             limit: total.monthly,
             usage: used,
+            cost: None,
             message: format!(
                 "{} is closed: monthly-reset archived it ({} tokens used by all AI types), so nothing more is admitted in it; this clock ({}) is behind the month the budget is in",
                 ask.periods.month,
@@ -315,33 +363,42 @@ fn retry_at(end: DateTime<Utc>, estimated: i64, limit: i64) -> Option<DateTime<U
 /// How denials name a scope. A new scope says here how its messages read.
 impl Scope {
     /// How an emergency denial begins, and who used the month.
-    fn emergency(&self, ai_type: &str) -> (String, &'static str) {
+    /// How an emergency denial begins, and who used the month (None: the scope has no
+    /// emergency level; a user's limits are quotas, not a shared budget's thresholds).
+    fn emergency(&self, ai_type: &str) -> Option<(String, &'static str)> {
         match self {
-            Scope::AiType => (format!("Emergency shutdown for {ai_type}"), ""),
-            Scope::Global => ("Global emergency shutdown".into(), " by all AI types"),
+            Scope::AiType => Some((format!("Emergency shutdown for {ai_type}"), "")),
+            Scope::User => None,
+            Scope::Global => Some(("Global emergency shutdown".into(), " by all AI types")),
         }
     }
 
     /// What follows a request-size denial.
-    fn request_note(&self) -> &'static str {
+    fn request_note(&self, user_id: Option<&str>) -> String {
         match self {
-            Scope::AiType => "",
-            Scope::Global => " (global ceiling)",
+            Scope::AiType => String::new(),
+            Scope::User => format!(" (user {})", user_id.unwrap_or_default()),
+            Scope::Global => " (global ceiling)".to_string(),
         }
     }
 
     /// A window's limit by name ("Daily"; "Global daily"), and whose it is after the name.
-    fn window(&self, name: &str, ai_type: &str) -> (String, String) {
+    fn window(&self, name: &str, ai_type: &str, user_id: Option<&str>) -> (String, String) {
         match self {
             Scope::AiType => (name.to_string(), format!(" for {ai_type}")),
+            Scope::User => (
+                name.to_string(),
+                format!(" for user {}", user_id.unwrap_or_default()),
+            ),
             Scope::Global => (format!("Global {}", name.to_lowercase()), String::new()),
         }
     }
 
     /// Whose a rate limit is, after its title.
-    fn whose(&self, ai_type: &str) -> String {
+    fn whose(&self, ai_type: &str, user_id: Option<&str>) -> String {
         match self {
             Scope::AiType => format!(" for {ai_type}"),
+            Scope::User => format!(" for user {}", user_id.unwrap_or_default()),
             Scope::Global => " for all AI types together".to_string(),
         }
     }
@@ -351,20 +408,22 @@ impl Check {
     /// This check on one scope: the denial, if its limit is reached.
     fn deny(self, ask: &Ask, scope: &Scope, l: &ScopeLimits, u: &ScopeUsage) -> Option<Denial> {
         let (ai_type, est, periods) = (ask.ai_type, ask.est, ask.periods);
+        let user_id = ask.user_id;
         let denial = |reason, limit, usage, message, retry_after| Denial {
             reason,
             scope: scope.clone(),
             limit,
             usage,
+            cost: None,
             message,
             retry_after,
         };
         match self {
             Check::Emergency => {
+                let (title, by) = scope.emergency(ai_type)?;
                 if Level::of(u.month.used, l.monthly) != Level::Emergency {
                     return None;
                 }
-                let (title, by) = scope.emergency(ai_type);
                 Some(denial(
                     Reason::EmergencyShutdown,
                     l.monthly,
@@ -388,7 +447,7 @@ impl Check {
                         "Request token limit exceeded for {ai_type}: estimated_tokens={} request_limit={}{}",
                         thousands(est),
                         thousands(limit),
-                        scope.request_note()
+                        scope.request_note(user_id)
                     ),
                     None,
                 ))
@@ -397,7 +456,7 @@ impl Check {
                 let (reason, name, limit, counter, end) = match self {
                     Check::Monthly => (
                         match scope {
-                            Scope::AiType => Reason::MonthlyLimitExceeded,
+                            Scope::AiType | Scope::User => Reason::MonthlyLimitExceeded,
                             Scope::Global => Reason::GlobalLimitExceeded,
                         },
                         "Monthly",
@@ -424,7 +483,7 @@ impl Check {
                 if usage.saturating_add(est) <= limit {
                     return None;
                 }
-                let (name, whose) = scope.window(name, ai_type);
+                let (name, whose) = scope.window(name, ai_type, user_id);
                 Some(denial(
                     reason,
                     limit,
@@ -479,7 +538,7 @@ impl Check {
                         n,
                         format!(
                             "{title}{}: {} {noun}, {key}={}",
-                            scope.whose(ai_type),
+                            scope.whose(ai_type, user_id),
                             thousands(n),
                             thousands(limit)
                         ),
@@ -501,7 +560,7 @@ impl Check {
                     ago,
                     format!(
                         "Cooldown active{}: last request started {} s ago, cooldown={} s",
-                        scope.whose(ai_type),
+                        scope.whose(ai_type, user_id),
                         thousands(ago),
                         thousands(cooldown)
                     ),
@@ -524,7 +583,7 @@ impl Check {
                     committed,
                     format!(
                         "Pacing limit exceeded{}: current_usage={} + estimated_tokens={} > paced allowance={} at this point of the month",
-                        scope.whose(ai_type),
+                        scope.whose(ai_type, user_id),
                         thousands(committed),
                         thousands(est),
                         thousands(allowed)
@@ -533,6 +592,45 @@ impl Check {
                         pacing::fits_at(l.monthly, periods, need).unwrap_or(periods.month_end),
                     ),
                 ))
+            }
+            Check::MonthlyCost | Check::DailyCost => {
+                let (reason, name, limit, counter, end) = match self {
+                    Check::MonthlyCost => (
+                        Reason::MonthlyCostLimitExceeded,
+                        "Monthly",
+                        l.monthly_cost,
+                        u.month_cost,
+                        periods.month_end,
+                    ),
+                    _ => (
+                        Reason::DailyCostLimitExceeded,
+                        "Daily",
+                        l.daily_cost,
+                        u.day_cost,
+                        periods.day_end,
+                    ),
+                };
+                let limit = limit?;
+                let spent = counter.committed();
+                if spent.saturating_add(ask.cost) <= limit {
+                    return None;
+                }
+                let (name, whose) = scope.window(name, ai_type, user_id);
+                Some(Denial {
+                    reason,
+                    scope: scope.clone(),
+                    limit: limit.nanos(),
+                    usage: spent.nanos(),
+                    cost: Some((limit, spent)),
+                    message: format!(
+                        "{name} cost limit exceeded{whose}: spent {} + held {} + this request's at most {} > limit {}",
+                        counter.used,
+                        counter.reserved,
+                        ask.cost,
+                        limit
+                    ),
+                    retry_after: (ask.cost <= limit).then_some(end),
+                })
             }
         }
     }
@@ -769,7 +867,13 @@ mod tests {
             ),
             (Scope::AiType, rpm(5)),
         ];
-        let d = decide_in("a", 10, &total_first, &snap, &p, p.month_start);
+        let asked = Asked {
+            ai_type: "a",
+            user_id: None,
+            tokens: 10,
+            cost: Usd::ZERO,
+        };
+        let d = decide_in(&asked, &total_first, &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope),
             (Reason::RpmLimitExceeded, Some(Scope::Global))
@@ -780,22 +884,14 @@ mod tests {
         );
         // a scope's room is its own: only the one whose limit is reached denies
         let d = decide_in(
-            "a",
-            10,
+            &asked,
             &[(Scope::AiType, rpm(6)), (Scope::Global, g.clone())],
             &snap,
             &p,
             p.month_start,
         );
         assert!(d.allowed, "{}", d.message);
-        let d = decide_in(
-            "a",
-            10,
-            &[(Scope::AiType, rpm(5))],
-            &snap,
-            &p,
-            p.month_start,
-        );
+        let d = decide_in(&asked, &[(Scope::AiType, rpm(5))], &snap, &p, p.month_start);
         assert_eq!(
             (d.reason, d.scope, d.retry_after),
             (
@@ -803,6 +899,104 @@ mod tests {
                 Some(Scope::AiType),
                 Some(p.minute_end)
             )
+        );
+    }
+
+    #[test]
+    fn a_user_over_their_daily_dollars_is_denied_while_the_ai_type_has_room() {
+        let (l, g, p) = setup();
+        let alice = ScopeLimits::for_user(
+            None,
+            Some(&LimitRow {
+                daily_cost: Some(Usd::dollars(5)),
+                ..LimitRow::default()
+            }),
+        );
+        let mut snap = Snapshot::default();
+        snap.usage_mut(&Scope::User).day_cost = super::super::usage::CostCounter {
+            used: Usd::parse("4.98").unwrap(),
+            reserved: Usd::ZERO,
+        };
+        let scopes = [
+            (Scope::AiType, ScopeLimits::from(&l)),
+            (Scope::User, alice),
+            (Scope::Global, g.clone()),
+        ];
+        let ask = |cost: &str| Asked {
+            ai_type: "imperium",
+            user_id: Some("alice"),
+            tokens: 100,
+            cost: Usd::parse(cost).unwrap(),
+        };
+        let d = decide_in(&ask("0.03"), &scopes, &snap, &p, p.month_start);
+        assert_eq!(
+            (d.reason, d.scope.clone(), d.retry_after),
+            (
+                Reason::DailyCostLimitExceeded,
+                Some(Scope::User),
+                Some(p.day_end)
+            )
+        );
+        assert_eq!(d.cost_limit_usd, Some(Usd::dollars(5)));
+        assert_eq!(d.limit, None, "a USD limit's figures are in dollars");
+        assert_eq!(
+            d.message,
+            "Daily cost limit exceeded for user alice: spent $4.98 + held $0.00 + this request's at most $0.03 > limit $5.00"
+        );
+        assert!(decide_in(&ask("0.02"), &scopes, &snap, &p, p.month_start).allowed);
+        // the same usage under no user limit: only the AI type's and the total's apply
+        let open = [
+            (Scope::AiType, ScopeLimits::from(&l)),
+            (Scope::User, ScopeLimits::for_user(None, None)),
+            (Scope::Global, g),
+        ];
+        assert!(decide_in(&ask("0.03"), &open, &snap, &p, p.month_start).allowed);
+    }
+
+    #[test]
+    fn cost_checks_come_after_every_token_check_and_on_every_scope() {
+        let (mut l, g, p) = setup();
+        l.monthly_cost = Some(Usd::dollars(1));
+        let mut snap = Snapshot::default();
+        snap.usage_mut(&Scope::AiType).month_cost.used = Usd::dollars(1);
+        let asked = Asked {
+            ai_type: "a",
+            user_id: None,
+            tokens: 5_000,
+            cost: Usd::from_nanos(1),
+        };
+        let scopes = [(Scope::AiType, ScopeLimits::from(&l)), (Scope::Global, g)];
+        let d = decide_in(&asked, &scopes, &snap, &p, p.month_start);
+        assert_eq!(d.reason, Reason::RequestLimitExceeded, "tokens first");
+        let d = decide_in(
+            &Asked {
+                tokens: 10,
+                ..asked
+            },
+            &scopes,
+            &snap,
+            &p,
+            p.month_start,
+        );
+        assert_eq!(
+            (d.reason, d.retry_after),
+            (Reason::MonthlyCostLimitExceeded, Some(p.month_end))
+        );
+        // a request dearer than the whole limit never fits: no retry
+        let d = decide_in(
+            &Asked {
+                tokens: 10,
+                cost: Usd::dollars(2),
+                ..asked
+            },
+            &[(Scope::AiType, ScopeLimits::from(&l))],
+            &Snapshot::default(),
+            &p,
+            p.month_start,
+        );
+        assert_eq!(
+            (d.reason, d.retry_after),
+            (Reason::MonthlyCostLimitExceeded, None)
         );
     }
 }

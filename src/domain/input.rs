@@ -200,6 +200,12 @@ impl Since {
     }
 }
 
+impl Day {
+    pub fn date(&self) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(&self.0, "%Y-%m-%d").unwrap_or_default()
+    }
+}
+
 impl TryFrom<String> for Day {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

@@ -6,7 +6,12 @@
 
 use serde::Serialize;
 
+use super::money::Usd;
 use super::number::thousands;
+
+/// A token limit a user has not been given: users have none unless `limits set --user` or
+/// `--default-user` gives them one.
+pub const UNLIMITED: i64 = i64::MAX;
 
 /// Default daily cap as a percentage of the monthly limit: about twice the even daily share
 /// (100% / 30 days ≈ 3.3%), so a quiet day can be caught up but the month cannot be spent in
@@ -28,6 +33,9 @@ pub struct LimitRow {
     pub cooldown_seconds: Option<i64>,
     pub max_concurrent: Option<i64>,
     pub pacing: Option<bool>,
+    /// USD a day and a month (none by default)
+    pub daily_cost: Option<Usd>,
+    pub monthly_cost: Option<Usd>,
 }
 
 /// Which values `limits unset` puts back.
@@ -43,6 +51,8 @@ pub struct LimitFields {
     pub cooldown_seconds: bool,
     pub max_concurrent: bool,
     pub pacing: bool,
+    pub daily_cost: bool,
+    pub monthly_cost: bool,
 }
 
 impl LimitRow {
@@ -100,6 +110,16 @@ impl LimitRow {
             } else {
                 self.pacing
             },
+            daily_cost: if f.daily_cost {
+                builtin.daily_cost
+            } else {
+                self.daily_cost
+            },
+            monthly_cost: if f.monthly_cost {
+                builtin.monthly_cost
+            } else {
+                self.monthly_cost
+            },
         }
     }
 
@@ -115,6 +135,8 @@ impl LimitRow {
             cooldown_seconds: changes.cooldown_seconds.or(self.cooldown_seconds),
             max_concurrent: changes.max_concurrent.or(self.max_concurrent),
             pacing: changes.pacing.or(self.pacing),
+            daily_cost: changes.daily_cost.or(self.daily_cost),
+            monthly_cost: changes.monthly_cost.or(self.monthly_cost),
         }
     }
 
@@ -135,6 +157,8 @@ pub struct Limits {
     pub cooldown_seconds: i64,
     pub max_concurrent: Option<i64>,
     pub pacing: bool,
+    pub daily_cost: Option<Usd>,
+    pub monthly_cost: Option<Usd>,
 }
 
 /// The limits of one scope (`domain::Scope`), as a decision checks them: the total's are
@@ -153,6 +177,9 @@ pub struct ScopeLimits {
     pub cooldown_seconds: i64,
     pub max_concurrent: Option<i64>,
     pub pacing: bool,
+    /// USD a day and a month (null: none)
+    pub daily_cost: Option<Usd>,
+    pub monthly_cost: Option<Usd>,
 }
 
 /// The limits enforced on all AI types together.
@@ -170,6 +197,34 @@ impl From<&Limits> for ScopeLimits {
             cooldown_seconds: l.cooldown_seconds,
             max_concurrent: l.max_concurrent,
             pacing: l.pacing,
+            daily_cost: l.daily_cost,
+            monthly_cost: l.monthly_cost,
+        }
+    }
+}
+
+impl ScopeLimits {
+    /// A user's limits: their own row over the default user's; what neither sets, the user
+    /// does not have. Users have token and USD limits (daily, monthly, per request) only:
+    /// rates, cooldown, concurrency and pacing are the AI types' and the total's.
+    pub fn for_user(default_user: Option<&LimitRow>, own: Option<&LimitRow>) -> ScopeLimits {
+        let row = match (default_user, own) {
+            (Some(d), Some(o)) => d.merged(o),
+            (Some(r), None) | (None, Some(r)) => r.clone(),
+            (None, None) => LimitRow::default(),
+        };
+        ScopeLimits {
+            monthly: row.monthly.unwrap_or(UNLIMITED),
+            daily: row.daily.unwrap_or(UNLIMITED),
+            hourly: UNLIMITED,
+            per_request: row.per_request,
+            rpm: None,
+            rpd: None,
+            cooldown_seconds: 0,
+            max_concurrent: None,
+            pacing: false,
+            daily_cost: row.daily_cost,
+            monthly_cost: row.monthly_cost,
         }
     }
 }
@@ -222,6 +277,8 @@ impl Limits {
             cooldown_seconds: row.cooldown_seconds.unwrap_or(0).max(0),
             max_concurrent: off_if_zero(row.max_concurrent),
             pacing: row.pacing.unwrap_or(false),
+            daily_cost: row.daily_cost,
+            monthly_cost: row.monthly_cost,
         }
     }
 
@@ -272,6 +329,8 @@ impl GlobalLimits {
             cooldown_seconds: global.cooldown_seconds.unwrap_or(0).max(0),
             max_concurrent: off_if_zero(global.max_concurrent),
             pacing: global.pacing.unwrap_or(false),
+            daily_cost: global.daily_cost,
+            monthly_cost: global.monthly_cost,
         }
     }
 

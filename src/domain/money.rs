@@ -44,7 +44,9 @@ impl Usd {
         let t = text.trim();
         let t = t.strip_prefix('$').unwrap_or(t).replace(',', "");
         if t.starts_with('-') {
-            return Err(format!("an amount of dollars must not be negative, got '{text}'"));
+            return Err(format!(
+                "an amount of dollars must not be negative, got '{text}'"
+            ));
         }
         let (whole, frac) = t.split_once('.').unwrap_or((&t, ""));
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -117,6 +119,18 @@ impl Usd {
         Usd(i64::try_from(nanos).unwrap_or(i64::MAX))
     }
 
+    /// The exact decimal of dollars, no trailing zeros, no "$" or separators ("0.0105", "5"):
+    /// for CSV, where a spreadsheet must read a number and a sum must not lose nano-dollars.
+    pub fn decimal(self) -> String {
+        let n = self.0.unsigned_abs();
+        let nanos_per = NANOS_PER_USD as u64;
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let frac = format!("{:09}", n % nanos_per);
+        let frac = frac.trim_end_matches('0');
+        let dot = if frac.is_empty() { "" } else { "." };
+        format!("{sign}{}{dot}{frac}", n / nanos_per)
+    }
+
     /// Sum of amounts, saturating.
     pub fn sum(amounts: impl IntoIterator<Item = Usd>) -> Usd {
         amounts.into_iter().fold(Usd::ZERO, Usd::saturating_add)
@@ -153,6 +167,40 @@ impl Serialize for Usd {
     }
 }
 
+/// From a JSON number of dollars (read as the decimal it is written as: 0.1 is exactly ten
+/// cents) or a string such as "5.00".
+impl<'de> serde::Deserialize<'de> for Usd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Usd, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Usd;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an amount of US dollars")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Usd, E> {
+                Usd::parse(&n.to_string()).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Usd, E> {
+                Usd::parse(&n.to_string()).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Usd, E> {
+                // Rust prints a float as the shortest decimal that reads back as it: the
+                // decimal the JSON had
+                let text = format!("{n}");
+                if text.contains('e') {
+                    return Usd::from_f64(n)
+                        .ok_or_else(|| E::custom(format!("not an amount of dollars: {n}")));
+                }
+                Usd::parse(&text).map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Usd, E> {
+                Usd::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 impl utoipa::PartialSchema for Usd {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
@@ -175,7 +223,9 @@ mod tests {
         assert_eq!(Usd::parse("$1,250.50").unwrap().nanos(), 1_250_500_000_000);
         assert_eq!(Usd::parse(".5").unwrap().nanos(), 500_000_000);
         assert_eq!(Usd::parse("3.000000001").unwrap().nanos(), 3_000_000_001);
-        assert!(Usd::parse("3.0000000001").unwrap_err().contains("9 decimals"));
+        assert!(Usd::parse("3.0000000001")
+            .unwrap_err()
+            .contains("9 decimals"));
         assert!(Usd::parse("-1").unwrap_err().contains("negative"));
         assert!(Usd::parse("abc").is_err());
         assert!(Usd::parse("").is_err());
@@ -210,10 +260,25 @@ mod tests {
     }
 
     #[test]
+    fn decimal_is_exact_and_trimmed() {
+        assert_eq!(Usd::parse("0.0105").unwrap().decimal(), "0.0105");
+        assert_eq!(Usd::dollars(5).decimal(), "5");
+        assert_eq!(Usd::ZERO.decimal(), "0");
+        assert_eq!(Usd::from_nanos(1).decimal(), "0.000000001");
+        assert_eq!(Usd::parse("1234.5").unwrap().decimal(), "1234.5");
+        assert_eq!(Usd::from_nanos(-1_500_000_000).decimal(), "-1.5");
+        assert_eq!(Usd::from_nanos(i64::MAX).decimal(), "9223372036.854775807");
+        assert_eq!(Usd::from_nanos(i64::MIN).decimal(), "-9223372036.854775808");
+    }
+
+    #[test]
     fn shows_dollars_for_people() {
         assert_eq!(Usd::parse("0.0105").unwrap().to_string(), "$0.0105");
         assert_eq!(Usd::dollars(5).to_string(), "$5.00");
-        assert_eq!(Usd::parse("1234.5678914").unwrap().to_string(), "$1,234.567891");
+        assert_eq!(
+            Usd::parse("1234.5678914").unwrap().to_string(),
+            "$1,234.567891"
+        );
         assert_eq!(Usd::parse("0.0000004").unwrap().to_string(), "$0.00");
         assert_eq!(Usd::from_f64(3e-6 * 1e6).unwrap(), Usd::dollars(3));
         assert_eq!(Usd::from_f64(-1.0), None);

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::money::Usd;
 use super::scope::Scope;
 
 /// Tokens counted against one limit in one period: what requests used, plus what open
@@ -17,12 +18,29 @@ impl Counter {
     }
 }
 
-/// The counters of one scope: tokens in each period, and its requests.
+/// Dollars counted against one USD limit in one period: what requests cost (unpriced ones at
+/// the dearest price known, so a cost limit is never met by usage it cannot see), plus what
+/// open reservations hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CostCounter {
+    pub used: Usd,
+    pub reserved: Usd,
+}
+
+impl CostCounter {
+    pub fn committed(&self) -> Usd {
+        self.used.saturating_add(self.reserved)
+    }
+}
+
+/// The counters of one scope: tokens and dollars in each period, and its requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ScopeUsage {
     pub month: Counter,
     pub day: Counter,
     pub hour: Counter,
+    pub month_cost: CostCounter,
+    pub day_cost: CostCounter,
     pub rate: Rate,
 }
 
@@ -56,10 +74,12 @@ impl Snapshot {
     /// hold in the month, day and hour; a request started; one more in flight until
     /// `expires_at`, against `cap`). Deciding a batch in memory goes through this between
     /// decisions, so each decision sees the ones before it, as one at a time would.
+    #[allow(clippy::too_many_arguments)]
     pub fn count_hold(
         &mut self,
         scope: &Scope,
         estimated: i64,
+        estimated_cost: Usd,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         cap: Option<i64>,
@@ -67,6 +87,9 @@ impl Snapshot {
         let usage = self.usage_mut(scope);
         for counter in [&mut usage.month, &mut usage.day, &mut usage.hour] {
             counter.reserved = counter.reserved.saturating_add(estimated);
+        }
+        for counter in [&mut usage.month_cost, &mut usage.day_cost] {
+            counter.reserved = counter.reserved.saturating_add(estimated_cost);
         }
         let rate = &mut usage.rate;
         rate.minute_requests = rate.minute_requests.saturating_add(1);
@@ -143,7 +166,7 @@ mod tests {
             reserved: 50,
         };
         snap.usage_mut(&Scope::AiType).rate.last_start_at = Some(t(5));
-        snap.count_hold(&Scope::AiType, 30, t(3), t(600), None);
+        snap.count_hold(&Scope::AiType, 30, Usd::ZERO, t(3), t(600), None);
         let u = snap.usage(&Scope::AiType);
         assert_eq!(
             u.month,
@@ -170,7 +193,7 @@ mod tests {
             snap.usage_mut(&Scope::Global).rate.slot_free_at,
         ) = in_flight(&[t(100), t(300)], 2);
         // a third, expiring first: what a fresh read of the earliest three would give
-        snap.count_hold(&Scope::Global, 1, t(0), t(50), Some(2));
+        snap.count_hold(&Scope::Global, 1, Usd::ZERO, t(0), t(50), Some(2));
         let rate = snap.usage(&Scope::Global).rate;
         assert_eq!(
             (rate.in_flight, rate.slot_free_at),
@@ -178,11 +201,11 @@ mod tests {
         );
         assert_eq!((rate.in_flight, rate.slot_free_at), (3, Some(t(100))));
         // a fourth: still read as limit + 1 = 3 (the latest is not fetched), freeing at 100
-        snap.count_hold(&Scope::Global, 1, t(0), t(400), Some(2));
+        snap.count_hold(&Scope::Global, 1, Usd::ZERO, t(0), t(400), Some(2));
         let rate = snap.usage(&Scope::Global).rate;
         assert_eq!((rate.in_flight, rate.slot_free_at), (3, Some(t(100))));
         // a scope without a list yet (nothing was held) starts one
-        snap.count_hold(&Scope::AiType, 1, t(0), t(70), Some(1));
+        snap.count_hold(&Scope::AiType, 1, Usd::ZERO, t(0), t(70), Some(1));
         let rate = snap.usage(&Scope::AiType).rate;
         assert_eq!((rate.in_flight, rate.slot_free_at), (1, Some(t(70))));
     }

@@ -16,8 +16,19 @@ use crate::error::OpError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "EstimateFields")]
 pub enum Estimate {
-    Tokens { estimated_tokens: Tokens },
-    Prompt { prompt: String, max_tokens: Tokens },
+    Tokens {
+        estimated_tokens: Tokens,
+    },
+    Prompt {
+        prompt: String,
+        max_tokens: Tokens,
+    },
+    /// a prompt already counted (`counted`): how much of the estimate is prompt still prices
+    /// the reservation's bound
+    Counted {
+        estimated_tokens: Tokens,
+        prompt_tokens: i64,
+    },
 }
 
 /// The fields as a body has them: each one held to its own rule (so a bad value gets that
@@ -60,12 +71,30 @@ impl Estimate {
     /// for token counts (bad input before anything is opened).
     pub fn counted(self) -> OpResult<Estimate> {
         let estimated_tokens = Tokens::try_from(self.tokens()?).map_err(OpError::invalid)?;
-        Ok(Estimate::Tokens { estimated_tokens })
+        Ok(match self.prompt_tokens() {
+            Some(prompt_tokens) => Estimate::Counted {
+                estimated_tokens,
+                prompt_tokens,
+            },
+            None => Estimate::Tokens { estimated_tokens },
+        })
+    }
+
+    /// The part of the estimate that is prompt, when it is known.
+    pub fn prompt_tokens(&self) -> Option<i64> {
+        match self {
+            Estimate::Tokens { .. } => None,
+            Estimate::Prompt { prompt, .. } => Some(estimate::input_tokens(prompt)),
+            Estimate::Counted { prompt_tokens, .. } => Some(*prompt_tokens),
+        }
     }
 
     pub fn tokens(&self) -> OpResult<i64> {
         match self {
-            Estimate::Tokens { estimated_tokens } => Ok(estimated_tokens.get()),
+            Estimate::Tokens { estimated_tokens }
+            | Estimate::Counted {
+                estimated_tokens, ..
+            } => Ok(estimated_tokens.get()),
             Estimate::Prompt { prompt, max_tokens } => {
                 let n = estimate::estimate(prompt, max_tokens.get());
                 Tokens::try_from(n)
@@ -82,16 +111,46 @@ pub struct CheckRequest {
     pub ai_type: AiType,
     #[serde(flatten)]
     pub estimate: Estimate,
+    /// the user the request is made for: their limits apply too
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// the model it will use: prices its cost bound (without one, the dearest price known)
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// Admit and hold the tokens until `record --reservation` settles them, `release` gives them
 /// back, or `ttl` passes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReserveRequest {
-    pub ai_type: AiType,
     #[serde(flatten)]
-    pub estimate: Estimate,
+    pub check: CheckRequest,
     pub ttl: Ttl,
+}
+
+impl CheckRequest {
+    /// What the ledger decides (a hold of `ttl` if reserved), held to the flags' rules.
+    pub fn ask(&self, ttl: chrono::Duration) -> OpResult<ReserveAsk> {
+        let text = |field: &str, value: &Option<String>| -> OpResult<Option<String>> {
+            value
+                .as_deref()
+                .map(|v| validate::id(v).map_err(|e| OpError::invalid(format!("{field}: {e}"))))
+                .transpose()
+        };
+        Ok(ReserveAsk {
+            ai_type: self.ai_type.to_string(),
+            user_id: text("user_id", &self.user_id)?,
+            model: self
+                .model
+                .as_deref()
+                .filter(|m| !m.trim().is_empty())
+                .map(|m| validate::model(m).map_err(OpError::invalid))
+                .transpose()?,
+            prompt_tokens: self.estimate.prompt_tokens(),
+            estimated: self.estimate.tokens()?,
+            ttl,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +166,14 @@ pub struct RecordRequest {
     pub ai_type: Option<AiType>,
     pub tokens_in: Tokens,
     pub tokens_out: Tokens,
+    /// prompt tokens read from the provider's cache, besides tokens_in (Anthropic's
+    /// cache_read_input_tokens; OpenAI's cached_tokens, with tokens_in the rest of the prompt)
+    #[serde(default)]
+    pub cache_read_tokens: Option<Tokens>,
+    /// prompt tokens written to the provider's cache, besides tokens_in (Anthropic's
+    /// cache_creation_input_tokens)
+    #[serde(default)]
+    pub cache_write_tokens: Option<Tokens>,
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
@@ -130,28 +197,20 @@ pub struct RecordRequest {
 }
 
 pub async fn check(db: &Db, clock: &Clock, req: &CheckRequest) -> OpResult<Decision> {
-    Ok(db
-        .check(&req.ai_type, req.estimate.tokens()?, clock)
-        .await?)
+    Ok(db.check(&req.ask(chrono::Duration::zero())?, clock).await?)
 }
 
 impl ReserveRequest {
-    /// What the ledger decides: the AI type, the estimate in tokens, the hold's length.
+    /// What the ledger decides: who for, the estimate, the hold's length.
     pub fn ask(&self) -> OpResult<ReserveAsk> {
-        Ok(ReserveAsk {
-            ai_type: self.ai_type.to_string(),
-            estimated: self.estimate.tokens()?,
-            ttl: chrono::Duration::from_std(self.ttl.get())
-                .map_err(|_| OpError::invalid("ttl is too long"))?,
-        })
+        let ttl = chrono::Duration::from_std(self.ttl.get())
+            .map_err(|_| OpError::invalid("ttl is too long"))?;
+        self.check.ask(ttl)
     }
 }
 
 pub async fn reserve(db: &Db, clock: &Clock, req: &ReserveRequest) -> OpResult<Reserved> {
-    let ask = req.ask()?;
-    Ok(db
-        .reserve(&ask.ai_type, ask.estimated, ask.ttl, clock)
-        .await?)
+    Ok(db.reserve(&req.ask()?, clock).await?)
 }
 
 pub async fn release(db: &Db, clock: &Clock, req: &ReleaseRequest) -> OpResult<Released> {
@@ -201,6 +260,8 @@ pub async fn record_input(db: &Db, req: RecordRequest) -> OpResult<(RecordInput,
         ai_type,
         tokens_in: req.tokens_in.get(),
         tokens_out: req.tokens_out.get(),
+        cache_read_tokens: req.cache_read_tokens.map_or(0, Tokens::get),
+        cache_write_tokens: req.cache_write_tokens.map_or(0, Tokens::get),
         model: model
             .map(|m| validate::model(&m).map_err(OpError::invalid))
             .transpose()?,

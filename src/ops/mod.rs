@@ -20,6 +20,8 @@ pub mod limits;
 pub mod logs;
 pub mod monitor;
 pub mod prices;
+pub mod quota;
+pub mod report;
 pub mod reset;
 pub mod status;
 pub mod tokens;
@@ -38,12 +40,13 @@ fn operations_are_send(db: &crate::db::Db, clock: &crate::domain::Clock) {
     };
     let ai_type: crate::domain::input::AiType = "a".parse().expect("a name");
     let check = admit::CheckRequest {
-        ai_type: ai_type.clone(),
-        estimate: est.clone(),
-    };
-    let reserve = admit::ReserveRequest {
         ai_type,
         estimate: est,
+        user_id: None,
+        model: None,
+    };
+    let reserve = admit::ReserveRequest {
+        check: check.clone(),
         ttl: "1m".parse().expect("a ttl"),
     };
     let release = admit::ReleaseRequest {
@@ -58,6 +61,14 @@ fn operations_are_send(db: &crate::db::Db, clock: &crate::domain::Clock) {
     send(alerts::alerts(db, clock, &Default::default()));
     send(alerts::active(db, clock, &Default::default()));
     send(distribution::distribution(db, clock, &Default::default()));
+    send(quota::quota(
+        db,
+        clock,
+        &quota::QuotaRequest {
+            user_id: "u".into(),
+        },
+    ));
+    send(report::report(db, clock, &Default::default()));
     send(archive::archive(db, &Default::default()));
     send(reset::reset(db, clock, &Default::default()));
     send(monitor::tick(db, clock));

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::domain::Usd;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -74,8 +75,11 @@ pub struct GlobalStatus {
     pub remaining: i64,
     pub level: Level,
     pub request_count: i64,
-    #[serde(serialize_with = "crate::domain::number::usd")]
-    pub cost_usd: f64,
+    /// the exact cost of priced requests
+    pub cost_usd: Usd,
+    /// false when some request has no price: cost_usd leaves it out (unknown, not $0)
+    pub cost_complete: bool,
+    pub unpriced_requests: i64,
     pub today_tokens: Option<i64>,
     pub hour_tokens: Option<i64>,
     pub daily_limit: i64,
@@ -105,8 +109,11 @@ pub struct AiTypeStatus {
     /// the `token_usage.status` column as stored
     pub status: String,
     pub last_request_at: Option<DateTime<Utc>>,
-    #[serde(serialize_with = "crate::domain::number::usd")]
-    pub cost_usd: f64,
+    /// the exact cost of priced requests
+    pub cost_usd: Usd,
+    /// false when some request has no price: cost_usd leaves it out (unknown, not $0)
+    pub cost_complete: bool,
+    pub unpriced_requests: i64,
     /// burn_rate_per_hour, projected_month_total, projected_exhaustion_at
     #[serde(flatten)]
     pub burn: Burn,
@@ -188,7 +195,9 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
                     row.status.clone()
                 },
                 last_request_at: row.last_request_at,
-                cost_usd: row.cost_usd,
+                cost_usd: row.cost,
+                cost_complete: row.unpriced_requests == 0,
+                unpriced_requests: row.unpriced_requests,
                 burn: burn_of(&name, row.total_tokens, limits.monthly),
                 ai_type: name,
             }
@@ -221,7 +230,9 @@ pub fn build(view: &UsageView, month: &str, only: Option<&str>, clock: &Clock) -
             .max(0),
         level: Level::of(total, global_limits.monthly),
         request_count: saturating_sum(view.rows.iter().map(|r| r.request_count)),
-        cost_usd: view.rows.iter().fold(0.0, |sum, r| sum + r.cost_usd),
+        cost_usd: Usd::sum(view.rows.iter().map(|r| r.cost)),
+        cost_complete: view.rows.iter().all(|r| r.unpriced_requests == 0),
+        unpriced_requests: saturating_sum(view.rows.iter().map(|r| r.unpriced_requests)),
         today_tokens: window(GLOBAL_SCOPE, &periods.day),
         hour_tokens: window(GLOBAL_SCOPE, &periods.hour),
         daily_limit: global_limits.daily,
@@ -345,7 +356,12 @@ pub async fn ai_type_now(db: &Db, clock: &Clock, ai_type: &AiType) -> OpResult<A
         ai_type: Some(ai_type.clone()),
     };
     let report = status(db, clock, &req).await?;
-    let decision = db.check(ai_type, 1, clock).await?;
+    let one_token = crate::db::ledger::ReserveAsk {
+        ai_type: ai_type.to_string(),
+        estimated: 1,
+        ..Default::default()
+    };
+    let decision = db.check(&one_token, clock).await?;
     let row = report
         .ai_types
         .into_iter()

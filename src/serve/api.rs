@@ -312,8 +312,10 @@ async fn reserve(State(s): State<Server>, Body(body): Body<ReserveBody>) -> ApiR
     }
     .map_err(|e| ApiError::Op(OpError::invalid(format!("ttl_seconds: {e}"))))?;
     let req = ReserveRequest {
-        ai_type: body.check.ai_type,
-        estimate: body.check.estimate.counted()?,
+        check: CheckRequest {
+            estimate: body.check.estimate.counted()?,
+            ..body.check
+        },
         ttl,
     };
     let clock = s.clock();

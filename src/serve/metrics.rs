@@ -194,7 +194,7 @@ impl Metrics {
                     a.reserved_tokens,
                     a.level,
                     a.request_count,
-                    a.cost_usd,
+                    a.cost_usd.to_f64(),
                 )
             })
             .chain(std::iter::once((
@@ -205,7 +205,7 @@ impl Metrics {
                 g.reserved_tokens,
                 g.level,
                 g.request_count,
-                g.cost_usd,
+                g.cost_usd.to_f64(),
             )));
         for (ai_type, used, limit, remaining, reserved, level, requests, cost) in rows {
             let labels = AiTypeLabels {
