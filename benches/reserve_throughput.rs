@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokenctl::db::{Db, DbUrl};
 use tokenctl::domain::Clock;
-use tokenctl::ops::admit::{reserve, Estimate, ReserveRequest};
+use tokenctl::ops::admit::{reserve, CheckRequest, Estimate, ReserveRequest};
 
 fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
@@ -37,9 +37,13 @@ fn main() {
         for i in 0..clients {
             let (db, done, denied) = (db.clone(), done.clone(), denied.clone());
             let req = ReserveRequest {
-                ai_type: format!("agent-{}", i % 4).parse().unwrap(),
-                estimate: Estimate::Tokens {
-                    estimated_tokens: "10".parse().unwrap(),
+                check: CheckRequest {
+                    ai_type: format!("agent-{}", i % 4).parse().unwrap(),
+                    estimate: Estimate::Tokens {
+                        estimated_tokens: "10".parse().unwrap(),
+                    },
+                    user_id: None,
+                    model: None,
                 },
                 ttl: "1h".parse().unwrap(),
             };

@@ -159,9 +159,13 @@ both!(each_failure_comes_back_with_its_kind, |env| {
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
         // a denial is a decision, not an error
         let big = ops::admit::ReserveRequest {
-            ai_type: "imperium".parse().unwrap(),
-            estimate: ops::admit::Estimate::Tokens {
-                estimated_tokens: "10000000".parse().unwrap(),
+            check: ops::admit::CheckRequest {
+                ai_type: "imperium".parse().unwrap(),
+                estimate: ops::admit::Estimate::Tokens {
+                    estimated_tokens: "10000000".parse().unwrap(),
+                },
+                user_id: None,
+                model: None,
             },
             ttl: "1m".parse().unwrap(),
         };
@@ -412,6 +416,7 @@ both!(a_batch_decides_exactly_what_one_at_a_time_would, |env| {
             ai_type: ai_types[i % ai_types.len()].to_string(),
             estimated: [120, 450, 950, 60, 300][i % 5] + i as i64,
             ttl: chrono::Duration::seconds([600, 30, 3600][i % 3]),
+            ..Default::default()
         })
         .collect();
     let clock = Clock::new(Some(&env.now), None).unwrap();
@@ -425,7 +430,7 @@ both!(a_batch_decides_exactly_what_one_at_a_time_would, |env| {
                 let mut v = Vec::new();
                 for a in &asks {
                     v.push(
-                        db.reserve(&a.ai_type, a.estimated, a.ttl, &clock)
+                        db.reserve(a, &clock)
                             .await
                             .unwrap(),
                     );
@@ -513,7 +518,8 @@ both!(
             let db = Db::open_pool(&url, 2).await.unwrap();
             let mut holds = Vec::new();
             for (ai, n) in [("imperium", 400), ("imperium", 300), ("guardian", 200)] {
-                let r = db.reserve(ai, n, chrono::Duration::minutes(10), &clock).await.unwrap();
+                let ask = ReserveAsk { ai_type: ai.into(), estimated: n, ttl: chrono::Duration::minutes(10), ..Default::default() };
+                let r = db.reserve(&ask, &clock).await.unwrap();
                 holds.push(r.reservation_id.clone().unwrap_or_else(|| panic!("{}", r.decision.message)));
             }
             let record = |ai: &str, tin: i64, rid: Option<&str>, hold: Option<usize>| RecordInput {
@@ -535,7 +541,7 @@ both!(
             ];
             let asks: Vec<ReserveAsk> = [900, 900, 900, 500, 80]
                 .iter()
-                .map(|&n| ReserveAsk { ai_type: "imperium".into(), estimated: n, ttl: chrono::Duration::minutes(5) })
+                .map(|&n| ReserveAsk { ai_type: "imperium".into(), estimated: n, ttl: chrono::Duration::minutes(5), ..Default::default() })
                 .collect();
             let (recorded, reserved) = if batched {
                 let (r, a) = db.admission_batch(&records, &asks, &clock, &|_| true).await.unwrap();
@@ -547,7 +553,7 @@ both!(
                 }
                 let mut a = Vec::new();
                 for ask in &asks {
-                    a.push(db.reserve(&ask.ai_type, ask.estimated, ask.ttl, &clock).await.unwrap());
+                    a.push(db.reserve(ask, &clock).await.unwrap());
                 }
                 (r, a)
             };
@@ -659,6 +665,7 @@ both!(
                         ai_type: ["imperium", "guardian"][n % 2].to_string(),
                         estimated: 10 + (n as i64) + 100 * i as i64,
                         ttl: chrono::Duration::minutes(1),
+                        ..Default::default()
                     })
                     .collect();
                 let held = db.reserve_batch(&asks, &at(t)).await.unwrap();
@@ -667,9 +674,12 @@ both!(
             // an hour later every hold has expired; this reservation sweeps them all
             let r = db
                 .reserve(
-                    "oracle",
-                    5,
-                    chrono::Duration::minutes(1),
+                    &tokenctl::db::ledger::ReserveAsk {
+                        ai_type: "oracle".into(),
+                        estimated: 5,
+                        ttl: chrono::Duration::minutes(1),
+                        ..Default::default()
+                    },
                     &at("2026-11-23T12:30:00Z"),
                 )
                 .await

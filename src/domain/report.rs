@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::money::Usd;
 
 /// One day's usage of one (AI type, user, model): the daily rollup `record` keeps.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RollupRow {
     pub day: NaiveDate,
     pub ai_type: String,
@@ -33,7 +33,7 @@ pub struct RollupRow {
 }
 
 /// The days a report covers, both inclusive (a calendar month is its first and last day).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Period {
     pub since: NaiveDate,
     pub until: NaiveDate,
@@ -56,7 +56,7 @@ impl Period {
 
 /// What `tokenctl report` shows and `--json` prints; its keys are the JSON API's, so renaming a
 /// field breaks callers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub period: Period,
     pub totals: Totals,
@@ -68,7 +68,7 @@ pub struct Report {
     pub ai_type_usage: Vec<AiTypeUsage>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Totals {
     pub requests: i64,
     pub tokens: i64,
@@ -79,7 +79,7 @@ pub struct Totals {
     pub unpriced_requests: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DailyUsage {
     pub date: NaiveDate,
     pub total_requests: i64,
@@ -89,7 +89,7 @@ pub struct DailyUsage {
     pub cost_complete: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UserUsage {
     pub user_id: String,
     pub total_tokens: i64,
@@ -98,7 +98,7 @@ pub struct UserUsage {
     pub cost_complete: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelUsage {
     /// None for requests recorded without a model.
     pub model: Option<String>,
@@ -108,7 +108,7 @@ pub struct ModelUsage {
     pub cost_complete: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AiTypeUsage {
     pub ai_type: String,
     pub total_tokens: i64,

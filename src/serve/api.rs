@@ -20,7 +20,7 @@ use crate::domain::{validate, Decision};
 use crate::error::OpError;
 use crate::ops::admit::{self, CheckRequest, RecordRequest, ReleaseRequest, ReserveRequest};
 use crate::ops::tokens::TokenScope;
-use crate::ops::{alerts, distribution, limits, status};
+use crate::ops::{alerts, distribution, limits, quota, report, status};
 
 /// A JSON body, refused with a JSON error (400, or 413 over the size limit).
 #[derive(FromRequest)]
@@ -46,6 +46,9 @@ pub fn routes(server: Server) -> Router {
         .route("/api/token-usage/alerts", get(alerts_report))
         .route("/api/token-usage/status/{ai_type}", get(status_of))
         .route("/api/token-usage/distribution", get(distribution_report))
+        .route("/api/usage/analytics", get(analytics))
+        .route("/api/usage/quota/{user_id}", get(user_quota))
+        .route("/api/usage/export.csv", get(export_csv))
         .route("/metrics", get(metrics))
         .route_layer(from_fn_with_state(
             (server.clone(), TokenScope::Read),
@@ -224,6 +227,89 @@ async fn distribution_report(
     };
     req.check()?;
     ok(&distribution::distribution(s.db(), &s.clock(), &req).await?)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnalyticsQuery {
+    /// the last N days, today included (default 30; at most 3,660); not with since
+    #[param(minimum = 1, maximum = 3660)]
+    days: Option<i64>,
+    /// YYYY-MM-DD: the first day (in the configured zone)
+    #[param(schema_with = schemas::day)]
+    since: Option<Day>,
+    /// YYYY-MM-DD: the last day, included (default today); with since
+    #[param(schema_with = schemas::day)]
+    until: Option<Day>,
+    /// only this AI type
+    #[param(schema_with = schemas::ai_type)]
+    ai_type: Option<AiType>,
+    /// only this user
+    #[param(max_length = 255)]
+    user_id: Option<String>,
+    /// how many top users (default 10)
+    #[param(maximum = 100000)]
+    top: Option<u32>,
+}
+
+impl AnalyticsQuery {
+    fn request(self) -> report::ReportRequest {
+        report::ReportRequest {
+            days: self.days,
+            since: self.since.as_ref().map(|d| d.date()),
+            until: self.until.as_ref().map(|d| d.date()),
+            ai_type: self.ai_type.map(|a| a.to_string()),
+            user_id: self.user_id,
+            top: self.top.map(|t| t as usize),
+        }
+    }
+}
+
+/// Usage analytics over a range of days: `tokenctl report --json`.
+#[utoipa::path(get, path = "/api/usage/analytics", params(AnalyticsQuery), tag = "read",
+    responses((status = 200, description = "`report --json`", body = crate::domain::report::Report),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn analytics(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) -> ApiResult {
+    let (report, _) = report::report(s.db(), &s.clock(), &q.request()).await?;
+    ok(&report)
+}
+
+/// The rollups of a range as CSV: `tokenctl report --csv` (one row per day, AI type, user, model).
+#[utoipa::path(get, path = "/api/usage/export.csv", params(AnalyticsQuery), tag = "read",
+    responses((status = 200, description = "RFC 4180 CSV with a header row", content_type = "text/csv", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn export_csv(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) -> ApiResult {
+    let (report, rows) = report::report(s.db(), &s.clock(), &q.request()).await?;
+    let mut csv = Vec::new();
+    crate::commands::report_view::write_csv(&rows, &mut csv)
+        .map_err(|e| ApiError::Op(OpError::internal(format!("cannot write the CSV: {e}"))))?;
+    let name = format!(
+        "attachment; filename=\"tokenctl-usage-{}-{}.csv\"",
+        report.period.since, report.period.until
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// One user's room under their own limits: `tokenctl quota --user-id U --json`.
+#[utoipa::path(get, path = "/api/usage/quota/{user_id}", tag = "read",
+    params(("user_id" = String, Path, description = "the user", max_length = 255)),
+    responses((status = 200, description = "`quota --json`", body = quota::Quota),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn user_quota(State(s): State<Server>, Path(user_id): Path<String>) -> ApiResult {
+    ok(&quota::quota(s.db(), &s.clock(), &quota::QuotaRequest { user_id }).await?)
 }
 
 /// Prometheus metrics (OpenMetrics text), names prefixed `tokenctl_`.
@@ -497,7 +583,19 @@ mod schemas {
     fn estimate(describe: &str, extra: &[(&str, Object)]) -> RefOr<Schema> {
         let with = |o: ObjectBuilder| {
             extra.iter().fold(
-                o.property("ai_type", AiType::schema()).required("ai_type"),
+                o.property("ai_type", AiType::schema())
+                    .required("ai_type")
+                    .property(
+                        "user_id",
+                        id("the user it is made for: their limits (tokens and USD) must fit too", MAX_ID_CHARS),
+                    )
+                    .property(
+                        "model",
+                        ObjectBuilder::new()
+                            .schema_type(nullable(Type::String))
+                            .max_length(Some(200))
+                            .description(Some("the model it will use: its price bounds the request's cost (without one, the dearest price known)")),
+                    ),
                 |o, (name, schema)| o.property(*name, schema.clone()),
             )
         };
@@ -589,6 +687,15 @@ mod schemas {
                 .item(ObjectBuilder::new().schema_type(Type::Null))
                 .into(),
         );
+        for name in ["cache_read_tokens", "cache_write_tokens"] {
+            o.properties.insert(
+                name.into(),
+                AnyOfBuilder::new()
+                    .item(Tokens::schema())
+                    .item(ObjectBuilder::new().schema_type(Type::Null))
+                    .into(),
+            );
+        }
         if with_reservation {
             o.properties.insert(
                 "reservation".into(),
@@ -733,7 +840,7 @@ impl utoipa::Modify for BearerAuth {
 Every body is the `--json` document of the matching tokenctl command. Tokens: `tokenctl tokens create \
 --name NAME --scope read|admit|admin`; send `Authorization: Bearer SECRET`."),
     paths(monthly, monthly_of, summary, limits_report, alerts_report, status_of, distribution_report,
-        metrics, check, reserve, settle, release, usage, healthz, readyz, openapi),
+        analytics, export_csv, user_quota, metrics, check, reserve, settle, release, usage, healthz, readyz, openapi),
     components(schemas(ErrorBody, AiType)),
     modifiers(&BearerAuth),
     tags((name = "read", description = "scope read"), (name = "admit", description = "scope admit"),
