@@ -101,7 +101,7 @@ both!(record_counts_once_per_request_id, |env| {
     assert!(text.contains("already recorded"), "{text}");
 });
 
-both!(unknown_model_costs_zero_and_says_so, |env| {
+both!(unknown_model_cost_is_unknown_and_says_so, |env| {
     let (out, err) = env.expect(
         0,
         &[
@@ -118,7 +118,12 @@ both!(unknown_model_costs_zero_and_says_so, |env| {
         ],
     );
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["cost_usd"].as_f64(), Some(0.0));
+    assert_eq!(
+        v["cost_usd"],
+        Value::Null,
+        "unknown, never a silent $0: {v}"
+    );
+    assert_eq!(v["priced"], false);
     assert!(err.contains("no price known for model 'llama-9'"), "{err}");
 });
 

@@ -165,7 +165,7 @@ both!(one_rule_for_numbers_and_names, |env| {
             "1",
         ],
     );
-    assert!(err.contains("price must not be negative"), "{err}");
+    assert!(err.contains("must not be negative"), "{err}");
     let long_id = "x".repeat(256);
     let (_, err) = env.expect(
         2,

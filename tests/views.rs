@@ -455,12 +455,12 @@ both!(
             &status["ai_types"][0]["cost_usd"],
         ] {
             let text = cost.to_string();
-            let decimals = text.split('.').nth(1).map_or(0, str::len);
-            assert!(decimals <= 6, "cost {text} is rounded to 6 decimals");
-            assert!((cost.as_f64().unwrap() - 0.044958).abs() < 1e-9, "{text}");
+            // exact to the nano-dollar: 7 x (1,237 x $2.50 + 333 x $10) per million, no float
+            // noise and no rounding
+            assert_eq!(text, "0.0449575", "cost {text} is the exact sum");
         }
         let recorded = env.json(&gpt4o);
-        assert_eq!(recorded["cost_usd"].to_string(), "0.006423");
+        assert_eq!(recorded["cost_usd"].to_string(), "0.0064225");
         let distribution = env.ok(&["distribution"]);
         assert!(
             distribution.contains("11,000 tokens") || distribution.contains("average"),

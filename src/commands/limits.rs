@@ -100,6 +100,21 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
         print_json(report)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // USD limits are opt-in: their columns take room in the default view only once one is set
+    let g = &report.global;
+    let any_dollars = g.daily_cost.is_some()
+        || g.monthly_cost.is_some()
+        || std::iter::once(&report.default)
+            .chain(report.ai_types.iter().map(|a| &a.limits))
+            .any(|l| l.daily_cost.is_some() || l.monthly_cost.is_some())
+        || std::iter::once(&report.default_user)
+            .chain(report.users.iter().map(|u| &u.limits))
+            .any(|l| *l != UserLimitValues::default());
+    let dollars_shown = if any_dollars {
+        Show::Always
+    } else {
+        Show::Wide
+    };
     let mut grid = Grid::new()
         .text("Applies to", Show::Always)
         .number("Monthly", Show::Always)
@@ -111,8 +126,8 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
         .number("Cooldown", Show::Fit(3))
         .number("In flight", Show::Fit(3))
         .text("Pacing", Show::Fit(3))
-        .number("USD/day", Show::Always)
-        .number("USD/month", Show::Always);
+        .number("USD/day", dollars_shown)
+        .number("USD/month", dollars_shown);
     let off = |v: Option<i64>| v.map(thousands).unwrap_or_else(|| "off".into());
     let cooldown = |seconds: i64| {
         if seconds > 0 {
@@ -143,7 +158,6 @@ fn print(app: &App, report: &LimitsReport, json: bool, view: TableView) -> Resul
     for a in &report.ai_types {
         add(&a.ai_type, &a.limits);
     }
-    let g = &report.global;
     grid.row(vec![
         Cell::new(GLOBAL_SCOPE),
         Cell::new(thousands(g.monthly)),

@@ -71,8 +71,10 @@ pub async fn unset(app: &App, args: PricesUnsetArgs) -> Result<ExitCode> {
             ),
             None => "no price (its requests' cost is unknown: null, and totals say so)".to_string(),
         };
-        if removed > 0 {
-            crate::outln!("{model}: {removed} database price(s) removed; now {now}");
+        if removed == 1 {
+            crate::outln!("{model}: database price removed; now {now}");
+        } else if removed > 1 {
+            crate::outln!("{model}: {removed} database prices removed; now {now}");
         } else {
             crate::outln!("{model}: had no such database price; nothing changed; now {now}");
         }
@@ -148,16 +150,17 @@ fn print(app: &App, prices: &PriceTable, json: bool, view: TableView) -> Result<
         .text("Model", Show::Always)
         .number("Input USD/Mtok", Show::Always)
         .number("Output USD/Mtok", Show::Always)
+        .text("Source", Show::Always)
         .number("Cache read", Show::Fit(1))
         .number("Cache write", Show::Fit(1))
-        .text("From", Show::Fit(2))
-        .text("Source", Show::Fit(2));
+        .text("From", Show::Fit(2));
     let cache = |v: Option<Usd>| v.map(|u| u.to_string()).unwrap_or_else(|| "= input".into());
     for p in report.prices.iter().chain(&report.scheduled) {
         grid.row(vec![
             Cell::new(&p.model),
             Cell::new(p.rates.input.to_string()),
             Cell::new(p.rates.output.to_string()),
+            Cell::new(source(p)),
             Cell::new(cache(p.rates.cache_read)),
             Cell::new(cache(p.rates.cache_write)),
             Cell::new(
@@ -165,7 +168,6 @@ fn print(app: &App, prices: &PriceTable, json: bool, view: TableView) -> Result<
                     .map(|d| d.to_string())
                     .unwrap_or_else(|| "always".into()),
             ),
-            Cell::new(source(p)),
         ]);
     }
     crate::out!("{}", grid.render(&app.style, view));

@@ -293,7 +293,10 @@ async fn export_csv(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) ->
     );
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
             (axum::http::header::CONTENT_DISPOSITION, name),
         ],
         csv,
