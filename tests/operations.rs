@@ -698,3 +698,85 @@ both!(
         assert_eq!(status["global"]["total_tokens"], 150);
     }
 );
+
+/// Records `n` requests of `user(i)` spread over three days, in-process.
+fn record_users(
+    env: &common::Env,
+    n: usize,
+    tokens: impl Fn(usize) -> i64,
+    user: impl Fn(usize) -> String,
+) {
+    let url = DbUrl::parse(&env.url).unwrap();
+    runtime().block_on(async {
+        let db = Db::open_pool(&url, 2).await.unwrap();
+        for i in 0..n {
+            let day = 20 + (i % 3);
+            let clock = Clock::new(Some(&format!("2026-11-{day}T10:00:00Z")), None).unwrap();
+            let input = tokenctl::db::ledger::RecordInput {
+                ai_type: ["imperium", "guardian"][i % 2].into(),
+                tokens_in: tokens(i),
+                tokens_out: 1,
+                model: Some("gpt-4o".into()),
+                user_id: Some(user(i)),
+                ..Default::default()
+            };
+            db.record(&input, &clock).await.unwrap();
+        }
+    });
+}
+
+/// The top users a report finds from its rollups, next to the ones found by adding up every
+/// (day, AI type, user, model) row: the same, whether the threshold stops early or not.
+fn top_users_both_ways(env: &common::Env) -> (serde_json::Value, serde_json::Value) {
+    let url = DbUrl::parse(&env.url).unwrap();
+    runtime().block_on(async {
+        let db = Db::open_pool(&url, 2).await.unwrap();
+        let clock = Clock::new(Some("2026-11-22T23:00:00Z"), None).unwrap();
+        let req = ops::report::ReportRequest {
+            days: Some(3),
+            top: Some(5),
+            ..Default::default()
+        };
+        let report = ops::report::report(&db, &clock, &req).await.unwrap();
+        let (period, rows) = ops::report::export(&db, &clock, &req).await.unwrap();
+        let full = tokenctl::domain::report::build(period, &rows, 5);
+        assert_eq!(
+            serde_json::to_value(&report.totals).unwrap(),
+            serde_json::to_value(&full.totals).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(&report.daily_usage).unwrap(),
+            serde_json::to_value(&full.daily_usage).unwrap()
+        );
+        (
+            serde_json::to_value(&report.top_users).unwrap(),
+            serde_json::to_value(&full.top_users).unwrap(),
+        )
+    })
+}
+
+both!(
+    report_top_users_are_exact_with_many_users_skewed_or_even,
+    |env| {
+        // skewed: a few users spend most (each day's top 50 holds the answer)
+        record_users(
+            &env,
+            600,
+            |i| if i % 97 == 0 { 5_000 + i as i64 } else { 10 },
+            |i| format!("u{}", i % 150),
+        );
+        let (fast, full) = top_users_both_ways(&env);
+        assert_eq!(fast, full);
+        assert_eq!(fast.as_array().unwrap().len(), 5);
+        // even: 200 users spending alike each day, so the threshold cannot stop early and every
+        // user's days are added up
+        record_users(
+            &env,
+            1200,
+            |i| 100 + (i % 7) as i64,
+            |i| format!("even{}", i % 200),
+        );
+        let (fast, full) = top_users_both_ways(&env);
+        assert_eq!(fast, full);
+    }
+);

@@ -2216,3 +2216,159 @@ fn a_usage_answered_503_is_not_recorded_sqlite() {
 fn a_usage_answered_503_is_not_recorded_postgres() {
     a_usage_answered_503_is_not_recorded(&Env::new(Backend::Postgres));
 }
+
+both!(usage_analytics_quota_and_csv_match_the_cli, |env| {
+    open_global_limits(&env);
+    env.ok(&[
+        "prices",
+        "set",
+        "--model",
+        "milli",
+        "--input-per-mtok",
+        "1000",
+        "--output-per-mtok",
+        "1000",
+    ]);
+    env.ok(&[
+        "limits",
+        "set",
+        "--user",
+        "alice",
+        "--daily-cost-usd",
+        "0.05",
+        "--monthly",
+        "5000",
+    ]);
+    for (user, model, tin) in [
+        ("alice", "milli", "20"),
+        ("bob", "milli", "5"),
+        ("alice", "llama-x", "7"),
+    ] {
+        env.ok(&[
+            "record",
+            "--ai-type",
+            "imperium",
+            "--user-id",
+            user,
+            "--model",
+            model,
+            "--tokens-in",
+            tin,
+            "--tokens-out",
+            "0",
+        ]);
+    }
+    let serve = Serve::start(&env, &[]);
+    let read = token(&env, "dash", "read");
+    let admit = token(&env, "backend", "admit");
+    let a = get(&serve, "/api/usage/analytics?days=7", &read);
+    assert_doc(&a, 200, &env.json(&["report", "--days", "7"]));
+    assert_eq!(
+        a.json["totals"]["cost_complete"], false,
+        "llama-x has no price"
+    );
+    let a = get(
+        &serve,
+        "/api/usage/analytics?since=2026-11-01&until=2026-11-23&user_id=alice",
+        &read,
+    );
+    assert_doc(
+        &a,
+        200,
+        &env.json(&[
+            "report",
+            "--since",
+            "2026-11-01",
+            "--until",
+            "2026-11-23",
+            "--user-id",
+            "alice",
+        ]),
+    );
+    let q = get(&serve, "/api/usage/quota/alice", &read);
+    assert_doc(&q, 200, &env.json(&["quota", "--user-id", "alice"]));
+    assert_eq!(
+        i(&q.json["monthly_tokens_remaining"]),
+        5000 - 27,
+        "{}",
+        q.text
+    );
+    let csv = get(&serve, "/api/usage/export.csv?days=7", &read);
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.header("content-type").unwrap().starts_with("text/csv"),
+        "{:?}",
+        csv.headers
+    );
+    assert!(csv
+        .header("content-disposition")
+        .unwrap()
+        .contains("tokenctl-usage-2026-11-17-2026-11-23.csv"));
+    assert_eq!(csv.text, env.ok(&["report", "--days", "7", "--csv"]));
+    // bad input is a 400 with a JSON error; the read scope is needed
+    let bad = get(
+        &serve,
+        "/api/usage/analytics?days=7&since=2026-11-01",
+        &read,
+    );
+    assert_eq!(
+        (bad.status, bad.json["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{}",
+        bad.text
+    );
+    assert_eq!(
+        call(&serve, "GET", "/api/usage/quota/alice", None, None).status,
+        401
+    );
+    // user_id and model on admission: alice has $0.03 left today, a 31-token milli request
+    // costs $0.031
+    let body = json!({"ai_type": "imperium", "estimated_tokens": 31, "user_id": "alice", "model": "milli"});
+    let d = post(&serve, "/v1/check", &admit, body.clone());
+    assert_eq!(d.status, 429, "{}", d.text);
+    assert_eq!(
+        (d.json["reason"].as_str(), d.json["scope"].as_str()),
+        (Some("daily_cost_limit_exceeded"), Some("user"))
+    );
+    assert_doc(
+        &d,
+        429,
+        &env.json_code(
+            3,
+            &[
+                "check",
+                "--ai-type",
+                "imperium",
+                "--estimated-tokens",
+                "31",
+                "--user-id",
+                "alice",
+                "--model",
+                "milli",
+            ],
+        ),
+    );
+    let held = post(
+        &serve,
+        "/v1/reservations",
+        &admit,
+        json!({"ai_type": "imperium", "estimated_tokens": 30, "user_id": "alice", "model": "milli"}),
+    );
+    assert_eq!(held.status, 201, "{}", held.text);
+    assert_eq!(held.json["estimated_cost_usd"].as_f64(), Some(0.03));
+    let id = held.json["reservation_id"].as_str().unwrap();
+    let settled = post(
+        &serve,
+        &format!("/v1/reservations/{id}/settle"),
+        &admit,
+        json!({"tokens_in": 10, "tokens_out": 5, "model": "milli", "cache_read_tokens": 2}),
+    );
+    assert_eq!(settled.status, 200, "{}", settled.text);
+    assert_eq!(
+        settled.json["cost_usd"].as_f64(),
+        Some(0.017),
+        "{}",
+        settled.text
+    );
+    assert_eq!(settled.json["user_id"], "alice");
+});

@@ -36,9 +36,13 @@ CREATE TABLE IF NOT EXISTS token_user_usage (
     cost_nanos          BIGINT NOT NULL DEFAULT 0,
     unpriced_cost_nanos BIGINT NOT NULL DEFAULT 0,
     reserved_cost_nanos BIGINT NOT NULL DEFAULT 0,
+    unpriced_requests   BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, period)
 );
 CREATE INDEX IF NOT EXISTS token_user_usage_month ON token_user_usage (month_year);
+-- a day's users by what they spent: where a report's top users are found without reading
+-- every user's rows (see ops::report)
+CREATE INDEX IF NOT EXISTS token_user_usage_period_cost ON token_user_usage (period, cost_nanos, user_id);
 
 -- What reports read instead of the log: per day (in the configured zone), AI type, user and
 -- model ('' for none), written in record's transaction.
@@ -58,6 +62,34 @@ CREATE TABLE IF NOT EXISTS token_usage_daily (
     PRIMARY KEY (day, ai_type, user_id, model)
 );
 CREATE INDEX IF NOT EXISTS token_usage_daily_user ON token_usage_daily (user_id, day);
+
+-- The same per (day, AI type, model), users summed: a report's trend, models and AI types
+-- from a few rows a day however many users there are. Then the users: how many made a
+-- request each day, and the last day each one did (users active since a day, counted by
+-- an index range).
+CREATE TABLE IF NOT EXISTS token_usage_daily_models (
+    day                TEXT   NOT NULL,
+    ai_type            TEXT   NOT NULL,
+    model              TEXT   NOT NULL DEFAULT '',
+    requests           BIGINT NOT NULL DEFAULT 0,
+    tokens_in          BIGINT NOT NULL DEFAULT 0,
+    tokens_out         BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens  BIGINT NOT NULL DEFAULT 0,
+    cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+    total_tokens       BIGINT NOT NULL DEFAULT 0,
+    cost_nanos         BIGINT NOT NULL DEFAULT 0,
+    unpriced_requests  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, ai_type, model)
+);
+CREATE TABLE IF NOT EXISTS token_day_users (
+    day   TEXT   PRIMARY KEY,
+    users BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS token_users (
+    user_id  TEXT PRIMARY KEY,
+    last_day TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_users_last_day ON token_users (last_day);
 
 -- Prices per million tokens with the date they apply from ('1970-01-01': always), cache rates
 -- and the long-context tier; model_prices (USD as floats, one per model) is read no more.
@@ -93,3 +125,28 @@ FROM token_usage_logs
 GROUP BY 1, 2, 3, 4
 ON CONFLICT DO NOTHING;
 ALTER TABLE token_usage_logs ALTER COLUMN cost_usd DROP NOT NULL;
+
+-- and the rest of the reports' rollups, and the users' day and month counters, from it
+INSERT INTO token_usage_daily_models (day, ai_type, model, requests, tokens_in, tokens_out, total_tokens,
+                                      cost_nanos, unpriced_requests)
+SELECT day, ai_type, model, SUM(requests)::BIGINT, SUM(tokens_in)::BIGINT, SUM(tokens_out)::BIGINT,
+       SUM(total_tokens)::BIGINT, SUM(cost_nanos)::BIGINT, SUM(unpriced_requests)::BIGINT
+FROM token_usage_daily
+GROUP BY day, ai_type, model
+ON CONFLICT DO NOTHING;
+INSERT INTO token_day_users (day, users)
+SELECT day, COUNT(DISTINCT user_id)::BIGINT FROM token_usage_daily WHERE user_id <> '' GROUP BY day
+ON CONFLICT DO NOTHING;
+INSERT INTO token_users (user_id, last_day)
+SELECT user_id, MAX(day) FROM token_usage_daily WHERE user_id <> '' GROUP BY user_id
+ON CONFLICT DO NOTHING;
+INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos, unpriced_requests)
+SELECT user_id, day, SUBSTR(day, 1, 7), SUM(total_tokens)::BIGINT, SUM(requests)::BIGINT, SUM(cost_nanos)::BIGINT,
+       SUM(unpriced_requests)::BIGINT
+FROM token_usage_daily WHERE user_id <> '' GROUP BY user_id, day
+ON CONFLICT DO NOTHING;
+INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos, unpriced_requests)
+SELECT user_id, SUBSTR(day, 1, 7), SUBSTR(day, 1, 7), SUM(total_tokens)::BIGINT, SUM(requests)::BIGINT,
+       SUM(cost_nanos)::BIGINT, SUM(unpriced_requests)::BIGINT
+FROM token_usage_daily WHERE user_id <> '' GROUP BY user_id, SUBSTR(day, 1, 7)
+ON CONFLICT DO NOTHING;

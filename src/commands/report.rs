@@ -8,7 +8,7 @@ use super::report_view::{table_text, write_csv};
 use super::App;
 use crate::cli::ReportArgs;
 use crate::domain::input::Count;
-use crate::ops::report::{report, ReportRequest};
+use crate::ops::report::{export, report, ReportRequest};
 use crate::output::print_json;
 
 pub fn request(args: &ReportArgs) -> Result<ReportRequest> {
@@ -23,13 +23,16 @@ pub fn request(args: &ReportArgs) -> Result<ReportRequest> {
 }
 
 pub async fn run(app: &App, req: &ReportRequest, json: bool, csv: bool) -> Result<ExitCode> {
-    let (report, rows) = report(&app.db, &app.clock, req).await?;
-    if json {
-        print_json(&report)?;
-    } else if csv {
+    if csv {
+        let (_, rows) = export(&app.db, &app.clock, req).await?;
         let mut out = Vec::new();
         write_csv(&rows, &mut out)?;
         crate::out!("{}", String::from_utf8_lossy(&out));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = report(&app.db, &app.clock, req).await?;
+    if json {
+        print_json(&report)?;
     } else {
         crate::out!("{}", table_text(&report, app.style.color, app.style.width));
     }

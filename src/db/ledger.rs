@@ -792,6 +792,7 @@ async fn record_locked<S: Store>(
         at: clock.now,
     };
     s.add_to_rollup(&delta).await?;
+    s.add_user_usage(&delta).await?;
     if closed.is_some() {
         // Recorded late, in a month monthly-reset has closed (this clock is behind, or the
         // request waited): the tokens were spent, so they are added to that month's archived

@@ -33,7 +33,7 @@ use crate::domain::alert::AlertDraft;
 use crate::domain::count;
 use crate::domain::limits::LimitRow;
 use crate::domain::pricing::Price;
-use crate::domain::report::RollupRow;
+use crate::domain::report::{RollupRow, UserUsage};
 use crate::domain::{Level, Periods, Snapshot};
 use crate::domain::{Usd, Who};
 pub use url::DbUrl;
@@ -910,6 +910,9 @@ pub trait Store {
     /// Adds a finished request to its day's rollup (what reports read instead of the log),
     /// whether or not its month is still open.
     async fn add_to_rollup(&mut self, delta: &UsageDelta<'_>) -> Result<()>;
+    /// Adds a finished request to its user's day and month (when it names one): their
+    /// limits' counters, and who a report counts as active that day.
+    async fn add_user_usage(&mut self, delta: &UsageDelta<'_>) -> Result<()>;
     /// The closure of `month`, or of a later month (closing a month closes every one before).
     async fn closed_month(&mut self, month: &str) -> Result<Option<ClosedMonth>>;
     /// Marks months closed (those already marked stay as they were).
@@ -934,6 +937,30 @@ pub trait Store {
     async fn upsert_price(&mut self, price: &Price, at: DateTime<Utc>) -> Result<bool>;
     /// The daily rollups a report reads, oldest day first.
     async fn rollup_rows(&mut self, filter: &RollupFilter<'_>) -> Result<Vec<RollupRow>>;
+    /// The rollups per (day, AI type, model) of a range, users summed (`filter.user_id` is
+    /// not read): a few rows a day, however many users there are.
+    async fn model_rollup_rows(&mut self, filter: &RollupFilter<'_>) -> Result<Vec<RollupRow>>;
+    /// How many users made a request, per day of a range (of one AI type, when given).
+    async fn day_user_counts(&mut self, filter: &RollupFilter<'_>) -> Result<Vec<(String, i64)>>;
+    /// How many users made a request in a range: by each user's last day when the range runs
+    /// through today and is of every AI type (an index range), else from the rollups.
+    async fn distinct_users(
+        &mut self,
+        filter: &RollupFilter<'_>,
+        through_today: bool,
+    ) -> Result<i64>;
+    /// The `k` users who spent most on `day`, most first: (user, nano-dollars).
+    async fn top_users_of_day(&mut self, day: &str, k: i64) -> Result<Vec<(String, i64)>>;
+    /// What each of `users` used over a range of days.
+    async fn user_totals(
+        &mut self,
+        users: &[String],
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<UserUsage>>;
+    /// The top `n` users of a range, by adding up every rollup row of it.
+    async fn top_users_scan(&mut self, filter: &RollupFilter<'_>, n: i64)
+        -> Result<Vec<UserUsage>>;
 
     /// Raises an alert unless the same level is already active for that AI type and month
     /// (then None): the unique index decides, so concurrent monitors raise it once.

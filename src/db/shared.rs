@@ -38,7 +38,7 @@ pub(super) mod prelude {
     pub(in crate::db) use crate::domain::level::percentage;
     pub(in crate::db) use crate::domain::limits::{LimitRow, DEFAULT_MONTHLY};
     pub(in crate::db) use crate::domain::pricing::{LongContext, Price, PriceSource, Rates};
-    pub(in crate::db) use crate::domain::report::RollupRow;
+    pub(in crate::db) use crate::domain::report::{RollupRow, UserUsage};
     pub(in crate::db) use crate::domain::usage::CostCounter;
     pub(in crate::db) use crate::domain::validate::GLOBAL_SCOPE;
     pub(in crate::db) use crate::domain::{Counter, Level, Periods, Scope, Snapshot};
@@ -289,6 +289,39 @@ macro_rules! row_readers {
                 month: row.try_get("month_year")?,
                 day: row.try_get("day")?,
                 hour: row.try_get("hour")?,
+            })
+        }
+
+        fn rollup_row(r: &$row) -> Result<RollupRow> {
+            let day: String = r.try_get("day")?;
+            let text = |col: &str| -> Result<Option<String>> {
+                Ok(Some(r.try_get::<String, _>(col)?).filter(|t| !t.is_empty()))
+            };
+            Ok(RollupRow {
+                day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                    .with_context(|| format!("a daily rollup has the day '{day}'"))?,
+                ai_type: r.try_get("ai_type")?,
+                user_id: text("user_id")?,
+                model: text("model")?,
+                requests: r.try_get("requests")?,
+                tokens_in: r.try_get("tokens_in")?,
+                tokens_out: r.try_get("tokens_out")?,
+                cache_read_tokens: r.try_get("cache_read_tokens")?,
+                cache_write_tokens: r.try_get("cache_write_tokens")?,
+                total_tokens: r.try_get("total_tokens")?,
+                cost: Usd::from_nanos(r.try_get("cost_nanos")?),
+                unpriced_requests: r.try_get("unpriced_requests")?,
+            })
+        }
+
+        fn user_usage(r: &$row) -> Result<UserUsage> {
+            let unpriced: i64 = r.try_get("unpriced")?;
+            Ok(UserUsage {
+                user_id: r.try_get("user_id")?,
+                total_tokens: r.try_get("tokens")?,
+                total_cost: Usd::from_nanos(r.try_get("cost_nanos")?),
+                request_count: r.try_get("requests")?,
+                cost_complete: unpriced == 0,
             })
         }
 
@@ -675,29 +708,126 @@ macro_rules! statements {
             .fetch_all(&mut *self)
             .await
             .context("cannot read the daily rollups")?;
+            rows.iter().map(rollup_row).collect()
+        }
+
+        async fn model_rollup_rows(&mut self, f: &RollupFilter<'_>) -> Result<Vec<RollupRow>> {
+            let rows = sqlx::query(
+                "SELECT day, ai_type, '' AS user_id, model, requests, tokens_in, tokens_out, cache_read_tokens,
+                        cache_write_tokens, total_tokens, cost_nanos, unpriced_requests
+                 FROM token_usage_daily_models
+                 WHERE day >= $1 AND day <= $2 AND ($3 IS NULL OR ai_type = $3)
+                 ORDER BY day, ai_type, model",
+            )
+            .bind(f.since)
+            .bind(f.until)
+            .bind(f.ai_type)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the daily rollups")?;
+            rows.iter().map(rollup_row).collect()
+        }
+
+        async fn day_user_counts(&mut self, f: &RollupFilter<'_>) -> Result<Vec<(String, i64)>> {
+            let query = match f.ai_type {
+                None => sqlx::query("SELECT day, users FROM token_day_users WHERE day >= $1 AND day <= $2")
+                    .bind(f.since)
+                    .bind(f.until),
+                Some(ai_type) => sqlx::query(
+                    "SELECT day, COUNT(DISTINCT user_id) AS users FROM token_usage_daily
+                     WHERE day >= $1 AND day <= $2 AND ai_type = $3 AND user_id <> '' GROUP BY day",
+                )
+                .bind(f.since)
+                .bind(f.until)
+                .bind(ai_type),
+            };
+            let rows = query
+                .fetch_all(&mut *self)
+                .await
+                .context("cannot count the days' users")?;
             rows.iter()
-                .map(|r| {
-                    let day: String = r.try_get("day")?;
-                    let text = |col: &str| -> Result<Option<String>> {
-                        Ok(Some(r.try_get::<String, _>(col)?).filter(|t| !t.is_empty()))
-                    };
-                    Ok(RollupRow {
-                        day: chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                            .with_context(|| format!("a daily rollup has the day '{day}'"))?,
-                        ai_type: r.try_get("ai_type")?,
-                        user_id: text("user_id")?,
-                        model: text("model")?,
-                        requests: r.try_get("requests")?,
-                        tokens_in: r.try_get("tokens_in")?,
-                        tokens_out: r.try_get("tokens_out")?,
-                        cache_read_tokens: r.try_get("cache_read_tokens")?,
-                        cache_write_tokens: r.try_get("cache_write_tokens")?,
-                        total_tokens: r.try_get("total_tokens")?,
-                        cost: Usd::from_nanos(r.try_get("cost_nanos")?),
-                        unpriced_requests: r.try_get("unpriced_requests")?,
-                    })
-                })
+                .map(|r| Ok((r.try_get("day")?, r.try_get("users")?)))
                 .collect()
+        }
+
+        async fn distinct_users(&mut self, f: &RollupFilter<'_>, through_today: bool) -> Result<i64> {
+            let query = if through_today && f.ai_type.is_none() {
+                sqlx::query_scalar("SELECT COUNT(*) FROM token_users WHERE last_day >= $1").bind(f.since)
+            } else {
+                sqlx::query_scalar(
+                    "SELECT COUNT(DISTINCT user_id) FROM token_usage_daily
+                     WHERE day >= $1 AND day <= $2 AND user_id <> '' AND ($3 IS NULL OR ai_type = $3)",
+                )
+                .bind(f.since)
+                .bind(f.until)
+                .bind(f.ai_type)
+            };
+            query
+                .fetch_one(&mut *self)
+                .await
+                .context("cannot count the users")
+        }
+
+        async fn top_users_of_day(&mut self, day: &str, k: i64) -> Result<Vec<(String, i64)>> {
+            // backwards along the (period, cost_nanos, user_id) index: no sort
+            let rows = sqlx::query(
+                "SELECT user_id, cost_nanos FROM token_user_usage WHERE period = $1
+                 ORDER BY cost_nanos DESC, user_id DESC LIMIT $2",
+            )
+            .bind(day)
+            .bind(k)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the day's users")?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("user_id")?, r.try_get("cost_nanos")?)))
+                .collect()
+        }
+
+        async fn user_totals(&mut self, users: &[String], since: &str, until: &str) -> Result<Vec<UserUsage>> {
+            let mut out = Vec::with_capacity(users.len());
+            // 1,000 ids a statement: under both databases' limits on parameters
+            for chunk in users.chunks(1000) {
+                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "SELECT user_id, CAST(SUM(tokens) AS BIGINT) AS tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos,
+                            CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced
+                     FROM token_user_usage
+                     -- day rows only: a month's row ('YYYY-MM') sorts among them
+                     WHERE period >= $1 AND period <= $2 AND LENGTH(period) = 10 AND user_id IN ({})
+                     GROUP BY user_id",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(since).bind(until);
+                for u in chunk {
+                    q = q.bind(u);
+                }
+                let rows = q.fetch_all(&mut *self).await.context("cannot read the users' usage")?;
+                for r in &rows {
+                    out.push(user_usage(r)?);
+                }
+            }
+            Ok(out)
+        }
+
+        async fn top_users_scan(&mut self, f: &RollupFilter<'_>, n: i64) -> Result<Vec<UserUsage>> {
+            let rows = sqlx::query(
+                "SELECT user_id, CAST(SUM(total_tokens) AS BIGINT) AS tokens, CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos,
+                        CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced
+                 FROM token_usage_daily
+                 WHERE day >= $1 AND day <= $2 AND user_id <> '' AND ($3 IS NULL OR ai_type = $3)
+                 GROUP BY user_id
+                 ORDER BY cost_nanos DESC, tokens DESC, user_id
+                 LIMIT $4",
+            )
+            .bind(f.since)
+            .bind(f.until)
+            .bind(f.ai_type)
+            .bind(n)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read the top users")?;
+            rows.iter().map(user_usage).collect()
         }
 
         async fn add_to_rollup(&mut self, d: &UsageDelta<'_>) -> Result<()> {
@@ -718,6 +848,33 @@ macro_rules! statements {
             .bind(&d.periods.day)
             .bind(d.ai_type)
             .bind(d.user_id.unwrap_or_default())
+            .bind(d.model.unwrap_or_default())
+            .bind(d.tokens_in)
+            .bind(d.tokens_out)
+            .bind(d.cache_read_tokens)
+            .bind(d.cache_write_tokens)
+            .bind(d.tokens_in.saturating_add(d.tokens_out))
+            .bind(d.cost.unwrap_or_default().nanos())
+            .bind(i64::from(d.cost.is_none()))
+            .execute(&mut *self)
+            .await
+            .context("cannot update the daily rollup")?;
+            sqlx::query(
+                "INSERT INTO token_usage_daily_models (day, ai_type, model, requests, tokens_in, tokens_out,
+                     cache_read_tokens, cache_write_tokens, total_tokens, cost_nanos, unpriced_requests)
+                 VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (day, ai_type, model) DO UPDATE SET
+                     requests = token_usage_daily_models.requests + 1,
+                     tokens_in = token_usage_daily_models.tokens_in + excluded.tokens_in,
+                     tokens_out = token_usage_daily_models.tokens_out + excluded.tokens_out,
+                     cache_read_tokens = token_usage_daily_models.cache_read_tokens + excluded.cache_read_tokens,
+                     cache_write_tokens = token_usage_daily_models.cache_write_tokens + excluded.cache_write_tokens,
+                     total_tokens = token_usage_daily_models.total_tokens + excluded.total_tokens,
+                     cost_nanos = token_usage_daily_models.cost_nanos + excluded.cost_nanos,
+                     unpriced_requests = token_usage_daily_models.unpriced_requests + excluded.unpriced_requests",
+            )
+            .bind(&d.periods.day)
+            .bind(d.ai_type)
             .bind(d.model.unwrap_or_default())
             .bind(d.tokens_in)
             .bind(d.tokens_out)
@@ -1146,25 +1303,60 @@ macro_rules! statements {
             .execute(&mut *self)
             .await
             .context("cannot update today's usage")?;
-            if let Some(user) = d.user_id {
-                sqlx::query(
-                    "INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos, unpriced_cost_nanos)
-                     VALUES ($1, $2, $3, $4, 1, $5, $6), ($1, $3, $3, $4, 1, $5, $6)
+            Ok(())
+        }
+
+        async fn add_user_usage(&mut self, d: &UsageDelta<'_>) -> Result<()> {
+            let total = d.tokens_in.saturating_add(d.tokens_out);
+            let Some(user) = d.user_id else { return Ok(()) };
+            // the user's day, then month; the day's request count says whether this is
+            // their first request of the day (a reservation alone makes a row, not a user)
+            let mut requests_today = 0;
+            for period in [&d.periods.day, &d.periods.month] {
+                let requests: i64 = sqlx::query_scalar(
+                    "INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos,
+                         unpriced_cost_nanos, unpriced_requests)
+                     VALUES ($1, $2, $3, $4, 1, $5, $6, $7)
                      ON CONFLICT (user_id, period) DO UPDATE SET
                          tokens = token_user_usage.tokens + excluded.tokens,
                          requests = token_user_usage.requests + 1,
                          cost_nanos = token_user_usage.cost_nanos + excluded.cost_nanos,
-                         unpriced_cost_nanos = token_user_usage.unpriced_cost_nanos + excluded.unpriced_cost_nanos",
+                         unpriced_cost_nanos = token_user_usage.unpriced_cost_nanos + excluded.unpriced_cost_nanos,
+                         unpriced_requests = token_user_usage.unpriced_requests + excluded.unpriced_requests
+                     RETURNING requests",
                 )
                 .bind(user)
-                .bind(&d.periods.day)
+                .bind(period)
                 .bind(&d.periods.month)
                 .bind(total)
                 .bind(d.cost.unwrap_or_default().nanos())
                 .bind(d.unpriced_charge.nanos())
-                .execute(&mut *self)
+                .bind(i64::from(d.cost.is_none()))
+                .fetch_one(&mut *self)
                 .await
                 .context("cannot update the user's usage")?;
+                if *period == d.periods.day {
+                    requests_today = requests;
+                }
+            }
+            if requests_today == 1 {
+                sqlx::query(
+                    "INSERT INTO token_day_users (day, users) VALUES ($1, 1)
+                     ON CONFLICT (day) DO UPDATE SET users = token_day_users.users + 1",
+                )
+                .bind(&d.periods.day)
+                .execute(&mut *self)
+                .await
+                .context("cannot count the day's users")?;
+                sqlx::query(&format!(
+                    "INSERT INTO token_users (user_id, last_day) VALUES ($1, $2)
+                     ON CONFLICT (user_id) DO UPDATE SET last_day = {GREATEST}(token_users.last_day, excluded.last_day)"
+                ))
+                .bind(user)
+                .bind(&d.periods.day)
+                .execute(&mut *self)
+                .await
+                .context("cannot count the day's users")?;
             }
             Ok(())
         }

@@ -204,6 +204,27 @@ impl Db {
         }))
     }
 
+    /// What a report of every user shows, from rollups that do not grow with the number of
+    /// users: the (day, AI type, model) rows, each day's count of users, the range's, and its
+    /// top `n` users (see `top_users`).
+    pub async fn report_parts(
+        &self,
+        filter: &super::RollupFilter<'_>,
+        days: &[String],
+        through_today: bool,
+        n: usize,
+    ) -> Result<ReportParts> {
+        Ok(read_tx!(self, c => ReportParts {
+            model_rows: c.model_rollup_rows(filter).await?,
+            day_users: c.day_user_counts(filter).await?,
+            unique_users: c.distinct_users(filter, through_today).await?,
+            top_users: match filter.ai_type {
+                None => top_users(c, filter, days, n).await?,
+                Some(_) => c.top_users_scan(filter, n as i64).await?,
+            },
+        }))
+    }
+
     /// The daily rollups of a report, oldest day first.
     pub async fn rollups(&self, filter: &super::RollupFilter<'_>) -> Result<Vec<RollupRow>> {
         Ok(read_tx!(self, c => c.rollup_rows(filter).await?))
@@ -467,6 +488,58 @@ impl Db {
                 .await?,
         }))
     }
+}
+
+/// What `report_parts` reads.
+#[derive(Debug, Clone)]
+pub struct ReportParts {
+    pub model_rows: Vec<RollupRow>,
+    pub day_users: Vec<(String, i64)>,
+    pub unique_users: i64,
+    pub top_users: Vec<crate::domain::report::UserUsage>,
+}
+
+/// The range's top `n` users by cost, exactly, without adding up every user's days: each
+/// day's `k` biggest spenders (an index range) are the candidates, and their totals are read.
+/// A user who is no candidate spent at most the k-th figure on every day, so at most the sum
+/// of those (`bound`); when the n-th candidate spent more, no one else can be in the top n
+/// (Fagin's threshold algorithm, stopped at depth k). Otherwise, as when spending is spread
+/// evenly over very many users, every user's days are added up.
+async fn top_users<S: Store>(
+    c: &mut S,
+    filter: &super::RollupFilter<'_>,
+    days: &[String],
+    n: usize,
+) -> Result<Vec<crate::domain::report::UserUsage>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let k = (4 * n).max(50) as i64;
+    let mut candidates = std::collections::BTreeSet::new();
+    let (mut bound, mut full_days): (i128, usize) = (0, 0);
+    for day in days {
+        let top = c.top_users_of_day(day, k).await?;
+        if top.len() as i64 == k {
+            full_days += 1;
+            bound += top.last().map_or(0, |(_, cost)| *cost as i128);
+        }
+        candidates.extend(top.into_iter().map(|(user, _)| user));
+    }
+    let candidates: Vec<String> = candidates.into_iter().collect();
+    let mut totals = c
+        .user_totals(&candidates, filter.since, filter.until)
+        .await?;
+    crate::domain::report::rank_users(&mut totals);
+    // every day's list read to its end: every user is a candidate
+    let exact = full_days == 0
+        || totals
+            .get(n - 1)
+            .is_some_and(|nth| nth.total_cost.nanos() as i128 > bound);
+    if exact {
+        totals.truncate(n);
+        return Ok(totals);
+    }
+    c.top_users_scan(filter, n as i64).await
 }
 
 #[derive(Debug, Clone)]

@@ -161,6 +161,16 @@ fn rank<K: Ord>(buckets: BTreeMap<K, Sums>) -> Vec<(K, Sums)> {
     v
 }
 
+/// Users in a report's order: by cost, then tokens (both descending), then id.
+pub fn rank_users(users: &mut [UserUsage]) {
+    users.sort_by(|a, b| {
+        b.total_cost
+            .cmp(&a.total_cost)
+            .then(b.total_tokens.cmp(&a.total_tokens))
+            .then_with(|| a.user_id.cmp(&b.user_id))
+    });
+}
+
 /// The report of `period` from `rows` (rows outside it are ignored), with at most `top` users.
 pub fn build(period: Period, rows: &[RollupRow], top: usize) -> Report {
     let rows: Vec<&RollupRow> = rows.iter().filter(|r| period.contains(r.day)).collect();

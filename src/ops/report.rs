@@ -11,6 +11,8 @@ use crate::error::OpError;
 
 /// The longest range a report covers (ten years): its daily trend has a row per day.
 pub const MAX_DAYS: i64 = 3_660;
+/// The most top users a report lists.
+pub const MAX_TOP: usize = 100_000;
 pub const DEFAULT_DAYS: i64 = 30;
 
 /// Which days and whose usage: `days` back from today, or `since` (to `until`, else today).
@@ -59,6 +61,12 @@ impl ReportRequest {
                 "since ({since}) is after until ({until})"
             )));
         }
+        if self.top.is_some_and(|t| t > MAX_TOP) {
+            return Err(OpError::invalid(format!(
+                "top is at most {MAX_TOP}, got {}",
+                self.top.unwrap_or_default()
+            )));
+        }
         if (until - since).num_days() >= MAX_DAYS {
             return Err(OpError::invalid(format!(
                 "a report covers at most {MAX_DAYS} days; {since} to {until} is {}",
@@ -69,27 +77,49 @@ impl ReportRequest {
     }
 }
 
-/// The report, and the rollup rows it was built from (what the CSV export prints).
-pub async fn report(
+/// The report. Of one user: from that user's rollup rows. Otherwise from rollups that do not
+/// grow with the number of users (see `Db::report_parts`): the trend, models and AI types
+/// from per-(day, AI type, model) rows, users from their own counters.
+pub async fn report(db: &Db, clock: &Clock, req: &ReportRequest) -> OpResult<Report> {
+    let today = clock.periods().date();
+    let (period, ai_type, user_id) = scope(req, today)?;
+    let (since, until) = (day(period.since), day(period.until));
+    let filter = RollupFilter {
+        since: &since,
+        until: &until,
+        ai_type: ai_type.as_deref(),
+        user_id: user_id.as_deref(),
+    };
+    let top = req.top.unwrap_or(DEFAULT_TOP);
+    if user_id.is_some() {
+        return Ok(build(period, &db.rollups(&filter).await?, top));
+    }
+    let days: Vec<String> = period.days().map(day).collect();
+    let parts = db
+        .report_parts(&filter, &days, period.until >= today, top)
+        .await?;
+    let mut report = build(period, &parts.model_rows, top);
+    for d in &mut report.daily_usage {
+        let key = day(d.date);
+        d.unique_users = parts
+            .day_users
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, n)| usize::try_from(*n).unwrap_or(0));
+    }
+    report.totals.unique_users = usize::try_from(parts.unique_users).unwrap_or(0);
+    report.top_users = parts.top_users;
+    Ok(report)
+}
+
+/// The rollup rows of a range, one per day, AI type, user and model: what `--csv` prints.
+pub async fn export(
     db: &Db,
     clock: &Clock,
     req: &ReportRequest,
-) -> OpResult<(Report, Vec<RollupRow>)> {
-    let period = req.period(clock.periods().date())?;
-    let text = |field: &str, v: &Option<String>| -> OpResult<Option<String>> {
-        v.as_deref()
-            .map(|v| {
-                crate::domain::validate::id(v)
-                    .map_err(|e| OpError::invalid(format!("{field}: {e}")))
-            })
-            .transpose()
-    };
-    let ai_type = text("ai_type", &req.ai_type)?;
-    let user_id = text("user_id", &req.user_id)?;
-    let (since, until) = (
-        period.since.format("%Y-%m-%d").to_string(),
-        period.until.format("%Y-%m-%d").to_string(),
-    );
+) -> OpResult<(Period, Vec<RollupRow>)> {
+    let (period, ai_type, user_id) = scope(req, clock.periods().date())?;
+    let (since, until) = (day(period.since), day(period.until));
     let rows = db
         .rollups(&RollupFilter {
             since: &since,
@@ -98,8 +128,34 @@ pub async fn report(
             user_id: user_id.as_deref(),
         })
         .await?;
-    let report = build(period, &rows, req.top.unwrap_or(10));
-    Ok((report, rows))
+    Ok((period, rows))
+}
+
+pub const DEFAULT_TOP: usize = 10;
+
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// The period and the filters, held to their rules.
+fn scope(
+    req: &ReportRequest,
+    today: NaiveDate,
+) -> OpResult<(Period, Option<String>, Option<String>)> {
+    let period = req.period(today)?;
+    let text = |field: &str, v: &Option<String>| -> OpResult<Option<String>> {
+        v.as_deref()
+            .map(|v| {
+                crate::domain::validate::id(v)
+                    .map_err(|e| OpError::invalid(format!("{field}: {e}")))
+            })
+            .transpose()
+    };
+    Ok((
+        period,
+        text("ai_type", &req.ai_type)?,
+        text("user_id", &req.user_id)?,
+    ))
 }
 
 #[cfg(test)]

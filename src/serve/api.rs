@@ -245,9 +245,9 @@ pub struct AnalyticsQuery {
     #[param(schema_with = schemas::ai_type)]
     ai_type: Option<AiType>,
     /// only this user
-    #[param(max_length = 255)]
+    #[param(schema_with = schemas::user_id)]
     user_id: Option<String>,
-    /// how many top users (default 10)
+    /// how many top users (default 10, at most 100,000)
     #[param(maximum = 100000)]
     top: Option<u32>,
 }
@@ -272,8 +272,7 @@ impl AnalyticsQuery {
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn analytics(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) -> ApiResult {
-    let (report, _) = report::report(s.db(), &s.clock(), &q.request()).await?;
-    ok(&report)
+    ok(&report::report(s.db(), &s.clock(), &q.request()).await?)
 }
 
 /// The rollups of a range as CSV: `tokenctl report --csv` (one row per day, AI type, user, model).
@@ -283,13 +282,13 @@ async fn analytics(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) -> 
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn export_csv(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) -> ApiResult {
-    let (report, rows) = report::report(s.db(), &s.clock(), &q.request()).await?;
+    let (period, rows) = report::export(s.db(), &s.clock(), &q.request()).await?;
     let mut csv = Vec::new();
     crate::commands::report_view::write_csv(&rows, &mut csv)
         .map_err(|e| ApiError::Op(OpError::internal(format!("cannot write the CSV: {e}"))))?;
     let name = format!(
         "attachment; filename=\"tokenctl-usage-{}-{}.csv\"",
-        report.period.since, report.period.until
+        period.since, period.until
     );
     Ok((
         [
@@ -304,14 +303,25 @@ async fn export_csv(State(s): State<Server>, Query(q): Query<AnalyticsQuery>) ->
         .into_response())
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    /// the user
+    #[param(schema_with = schemas::user_id)]
+    user_id: String,
+}
+
 /// One user's room under their own limits: `tokenctl quota --user-id U --json`.
 #[utoipa::path(get, path = "/api/usage/quota/{user_id}", tag = "read",
-    params(("user_id" = String, Path, description = "the user", max_length = 255)),
+    params(UserPath),
     responses((status = 200, description = "`quota --json`", body = quota::Quota),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-async fn user_quota(State(s): State<Server>, Path(user_id): Path<String>) -> ApiResult {
+async fn user_quota(
+    State(s): State<Server>,
+    Path(UserPath { user_id }): Path<UserPath>,
+) -> ApiResult {
     ok(&quota::quota(s.db(), &s.clock(), &quota::QuotaRequest { user_id }).await?)
 }
 
@@ -551,6 +561,17 @@ mod schemas {
 
     pub fn month() -> RefOr<Schema> {
         Month::schema()
+    }
+
+    /// A user id: 1 to 255 characters, none of them a control character.
+    pub fn user_id() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_ID_CHARS))
+            .pattern(Some(input::id_pattern()))
+            .description(Some("a user id"))
+            .build()
     }
 
     pub fn day() -> RefOr<Schema> {
