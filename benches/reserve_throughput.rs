@@ -3,7 +3,10 @@
 //! loop for a fixed time through `ops::admit::reserve`, the call `tokenctl serve` makes. This
 //! is the admission transaction's own throughput. scripts/bench.sh runs it next to pgbench.
 //!
-//!     cargo bench --bench reserve_throughput -- postgres://postgres@127.0.0.1/db 10
+//!     cargo bench --bench reserve_throughput -- postgres://postgres@127.0.0.1/db 10 [CLIENTS [USERS]]
+//!
+//! With USERS, each reservation is for one of that many users (user-0 …), of model gpt-4o:
+//! the user scope's limits and counters are read and written too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,10 +20,11 @@ fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let (Some(url), Some(secs)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
     else {
-        eprintln!("usage: reserve_throughput DATABASE_URL SECONDS [CLIENTS]");
+        eprintln!("usage: reserve_throughput DATABASE_URL SECONDS [CLIENTS [USERS]]");
         std::process::exit(2);
     };
     let clients: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let users: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0);
     let url = DbUrl::parse(url).expect("database URL");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,12 +47,19 @@ fn main() {
                         estimated_tokens: "10".parse().unwrap(),
                     },
                     user_id: None,
-                    model: None,
+                    model: (users > 0).then(|| "gpt-4o".to_string()),
                 },
                 ttl: "1h".parse().unwrap(),
             };
             handles.push(tokio::spawn(async move {
+                let mut req = req;
+                let mut n = i;
                 while Instant::now() < end {
+                    if users > 0 {
+                        // a different user each time, spread over all of them
+                        n = (n * 7_919 + 104_729) % users;
+                        req.check.user_id = Some(format!("user-{n}"));
+                    }
                     let r = reserve(&db, &clock.refreshed(), &req)
                         .await
                         .expect("reserve");

@@ -14,6 +14,9 @@
 #     with 1,000 and with 10,000,000 rows in token_usage_logs;
 #   - (spread) `distribution` for a month with a full set of hourly rollups (8 AI types and the
 #     total, every hour of November) and 1,000 or 10,000,000 rows in token_usage_logs;
+#   - (report) `report --days 30` with 1,000 and with 10,000,000 requests by 100,000 users
+#     (heavy-tailed: a few users make most requests) in the log and in the rollups `record`
+#     keeps, and reservations per second in-process with and without a user scope;
 #   - (serve) reservations per second and p50/p99 latency through `tokenctl serve` with 16 and
 #     64 concurrent HTTP clients (benches/serve_load.rs), reserve + settle pairs too, the batch
 #     sizes its group commit saw, next to the hot-row ceiling (pgbench, 16 clients; on SQLite
@@ -30,8 +33,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --against) AGAINST=${2:?--against needs a commit}; shift ;;
-    core|prune|spread|logs|serve|all) PART=$1 ;;
-    *) echo "usage: scripts/bench.sh [--quick] [--against REV] [core|prune|spread|logs|serve|all]" >&2; exit 2 ;;
+    core|prune|spread|logs|report|serve|all) PART=$1 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--against REV] [core|prune|spread|logs|report|serve|all]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -396,6 +399,99 @@ run_logs() {
   done
 }
 
+# report: ROWS requests over the 120 days to 2026-11-30 by users drawn from 100,000 with a
+# heavy tail (the product of three uniform draws: user-0 is the busiest), 8 AI types and 4
+# priced models, written to the log and to every rollup `record` keeps (as record would
+# write them, in bulk). A report reads the rollups only, so it must not slow down with them.
+seed_requests() { # backend url rows
+  local backend=$1 url=$2 rows=$3
+  local models="CASE m WHEN 0 THEN 'gpt-4o' WHEN 1 THEN 'claude-sonnet-4-5' WHEN 2 THEN 'gpt-4o-mini' ELSE 'claude-haiku-4-5' END"
+  local cost="tin * CASE m WHEN 0 THEN 2500 WHEN 1 THEN 3000 WHEN 2 THEN 150 ELSE 1000 END
+              + tout * CASE m WHEN 0 THEN 10000 WHEN 1 THEN 15000 WHEN 2 THEN 600 ELSE 5000 END"
+  local clear="DELETE FROM token_usage_logs; DELETE FROM token_usage_daily; DELETE FROM token_usage_daily_models;
+    DELETE FROM token_user_usage; DELETE FROM token_day_users; DELETE FROM token_users;"
+  local rollups="
+    INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, cost_nanos, user_id,
+                                  success, created_at, month_year)
+      SELECT ai_type, model, tin, tout, tin + tout, cost / 1e9, cost, user_id, $([ $backend = sqlite ] && echo 1 || echo true),
+             $([ $backend = sqlite ] && echo "day || 'T12:00:00.000000Z'" || echo "(day || 'T12:00:00Z')::timestamptz"), substr(day, 1, 7)
+      FROM gen;
+    INSERT INTO token_usage_daily (day, ai_type, user_id, model, requests, tokens_in, tokens_out, total_tokens, cost_nanos)
+      SELECT day, ai_type, user_id, model, COUNT(*), SUM(tin), SUM(tout), SUM(tin + tout), SUM(cost) FROM gen GROUP BY 1, 2, 3, 4;
+    INSERT INTO token_usage_daily_models (day, ai_type, model, requests, tokens_in, tokens_out, total_tokens, cost_nanos)
+      SELECT day, ai_type, model, SUM(requests), SUM(tokens_in), SUM(tokens_out), SUM(total_tokens), SUM(cost_nanos)
+      FROM token_usage_daily GROUP BY 1, 2, 3;
+    INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos)
+      SELECT user_id, day, substr(day, 1, 7), SUM(total_tokens), SUM(requests), SUM(cost_nanos) FROM token_usage_daily GROUP BY 1, 2;
+    INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos)
+      SELECT user_id, month_year, month_year, SUM(tokens), SUM(requests), SUM(cost_nanos) FROM token_user_usage GROUP BY 1, 2;
+    INSERT INTO token_day_users (day, users) SELECT period, COUNT(*) FROM token_user_usage WHERE length(period) = 10 GROUP BY 1;
+    INSERT INTO token_users (user_id, last_day) SELECT user_id, MAX(period) FROM token_user_usage WHERE length(period) = 10 GROUP BY 1;"
+  if [ "$backend" = sqlite ]; then
+    sqlite3 "$WORK/bench.db" "$clear
+      CREATE TEMP TABLE gen AS
+        WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < $rows),
+        drawn AS (SELECT x, x % 4 AS m, 100 + x % 900 AS tin, 50 + x % 450 AS tout,
+                         (abs(random()) % 100000) * (abs(random()) % 100000) / 100000 * (abs(random()) % 100000) / 100000 AS u
+                  FROM n)
+        SELECT date('2026-11-30', '-' || (x % 120) || ' days') AS day, 'agent-' || (x % 8) AS ai_type,
+               'user-' || u AS user_id, $models AS model, tin, tout, $cost AS cost
+        FROM drawn;
+      $rollups"
+  else
+    psql -q "$url" -c "$clear" -c "CREATE TEMP TABLE gen AS
+        SELECT to_char(date '2026-11-30' - (x % 120), 'YYYY-MM-DD') AS day, 'agent-' || (x % 8) AS ai_type,
+               'user-' || floor(100000 * power(random(), 3))::int AS user_id, $models AS model, tin, tout, ($cost)::bigint AS cost
+        FROM (SELECT x, x % 4 AS m, 100 + x % 900 AS tin, 50 + x % 450 AS tout FROM generate_series(1, $rows) AS x) AS drawn;
+      $rollups" -c "VACUUM ANALYZE" >/dev/null
+  fi
+}
+
+run_report() {
+  local big=$([ $QUICK = 1 ] && echo 1000000 || echo 10000000)
+  local runs=$([ $QUICK = 1 ] && echo 15 || echo 40)
+  local secs=$([ $QUICK = 1 ] && echo 5 || echo 15)
+  printf '
+%-9s %-52s %10s
+' backend "report --days 30 (rollups of ROWS requests)" "median ms"
+  for backend in sqlite postgres; do
+    local url=$([ $backend = sqlite ] && echo "$SQLITE" || echo "$PGURL")
+    export TOKENCTL_DATABASE_URL=$url
+    $BIN migrate >/dev/null
+    local small_json= small_text=
+    for rows in 1000 $big; do
+      seed_requests $backend "$url" $rows
+      local users=$(TOKENCTL_NOW=2026-11-30T12:00:00Z $BIN report --days 30 --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["totals"]["unique_users"])')
+      local json=$(TOKENCTL_NOW=2026-11-30T12:00:00Z median $runs $BIN report --days 30 --json)
+      local text=$(TOKENCTL_NOW=2026-11-30T12:00:00Z median $runs $BIN report --days 30)
+      if [ "$rows" = 1000 ]; then
+        small_json=$json small_text=$text
+        printf '%-9s %-52s %10s
+' $backend "--json, $rows requests ($users users in 30 days)" "$json"
+        printf '%-9s %-52s %10s
+' $backend "table, $rows requests" "$text"
+      else
+        printf '%-9s %-52s %10s  (%sx the 1,000 figure)
+' $backend "--json, $rows requests ($users users in 30 days)" "$json" \
+          "$(python3 -c "print(f'{$json/$small_json:.2f}')")"
+        printf '%-9s %-52s %10s  (%sx)
+' $backend "table, $rows requests" "$text" "$(python3 -c "print(f'{$text/$small_text:.2f}')")"
+      fi
+    done
+  done
+  # reserve with a user scope next to without, in-process (no process start to hide it), on
+  # the database that has the 100,000 users' rows
+  export TOKENCTL_DATABASE_URL=$PGURL
+  $BIN limits set --global --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --max-concurrent 0 --rpm 0 --rpd 0 >/dev/null
+  $BIN limits set --monthly 1000000000000 --daily 1000000000000 --hourly 1000000000000 --rpm 0 --rpd 0 >/dev/null
+  $BIN limits set --default-user --daily-cost-usd 1000000 --monthly 1000000000000 >/dev/null
+  local without=$("$RESERVE_THROUGHPUT" "$PGURL" "$secs" 16 2>/dev/null | tail -n 1)
+  local with=$("$RESERVE_THROUGHPUT" "$PGURL" "$secs" 16 100000 2>/dev/null | tail -n 1)
+  local again=$("$RESERVE_THROUGHPUT" "$PGURL" "$secs" 16 2>/dev/null | tail -n 1)
+  echo "postgres  reserve in-process, 16 connections, no user          $without / $again reservations/s (before / after)"
+  echo "postgres  the same, each for one of 100,000 users (USD limit)    $with reservations/s ($(python3 -c "print(f'{2 * $without / ($without + $again) / $with:.2f}' if $with else 'n/a')")x slower)"
+}
+
 # serve: one `tokenctl serve` per backend on a free port, limits that never deny, loaded by
 # benches/serve_load.rs (CLIENTS threads with keep-alive connections) for SECS each
 run_serve() {
@@ -480,8 +576,9 @@ done
 case $PART in
   core) run_core ;;
   logs) run_logs ;;
+  report) run_report ;;
   prune) run_prune ;;
   spread) run_spread ;;
   serve) run_serve ;;
-  all) run_core; run_prune; run_spread; run_logs; run_serve ;;
+  all) run_core; run_prune; run_spread; run_logs; run_report; run_serve ;;
 esac

@@ -480,6 +480,9 @@ fn model(s: &str) -> Result<String, String> {
 fn id(s: &str) -> Result<String, String> {
     validate::id(s)
 }
+fn user_id(s: &str) -> Result<String, String> {
+    validate::user_id(s)
+}
 fn on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" | "yes" => Ok(true),
@@ -516,7 +519,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "ID", value_parser = id)]
     pub request_id: Option<String>,
     /// The user the request was made for (at most 255 characters)
-    #[arg(long, value_name = "U", value_parser = id)]
+    #[arg(long, value_name = "U", value_parser = user_id)]
     pub user_id: Option<String>,
     /// The session or conversation it belongs to (at most 255 characters)
     #[arg(long, value_name = "S", value_parser = id)]
@@ -566,7 +569,7 @@ pub struct EstimateArgs {
     )]
     pub max_tokens: Option<Tokens>,
     /// The user the request is made for: their limits (tokens and USD) must fit too
-    #[arg(long, value_name = "U", value_parser = id)]
+    #[arg(long, value_name = "U", value_parser = user_id)]
     pub user_id: Option<String>,
     /// The model it will use: its price bounds the request's cost (without one, the dearest
     /// price known)
@@ -660,7 +663,7 @@ pub struct LimitsUnsetArgs {
     #[arg(long)]
     pub global: bool,
     /// Put back this user's own values (they follow the default user's again)
-    #[arg(long, value_name = "U", value_parser = id)]
+    #[arg(long, value_name = "U", value_parser = user_id)]
     pub user: Option<String>,
     /// Remove the default user's values (users without their own then have none)
     #[arg(long)]
@@ -725,7 +728,7 @@ pub struct LimitsSetArgs {
     #[arg(long)]
     pub global: bool,
     /// Change one user's limits (over every AI type)
-    #[arg(long, value_name = "U", value_parser = id)]
+    #[arg(long, value_name = "U", value_parser = user_id)]
     pub user: Option<String>,
     /// Change the limits of every user without limits of their own (none by default)
     #[arg(long)]
@@ -866,7 +869,7 @@ pub struct PricesImportArgs {
 #[derive(Debug, Args)]
 pub struct QuotaArgs {
     /// The user
-    #[arg(long, value_name = "U", value_parser = id)]
+    #[arg(long, value_name = "U", value_parser = user_id)]
     pub user_id: String,
     /// Print one JSON document instead of text
     #[arg(long)]
@@ -889,7 +892,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "A", add = ai_types())]
     pub ai_type: Option<AiType>,
     /// Only this user
-    #[arg(long, value_name = "U", value_parser = id)]
+    #[arg(long, value_name = "U", value_parser = user_id)]
     pub user_id: Option<String>,
     /// How many top users (default 10)
     #[arg(long, value_name = "N", default_value = "10")]

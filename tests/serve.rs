@@ -2321,10 +2321,11 @@ both!(usage_analytics_quota_and_csv_match_the_cli, |env| {
         call(&serve, "GET", "/api/usage/quota/alice", None, None).status,
         401
     );
-    // user_id and model on admission: alice has $0.03 left today, a 31-token milli request
-    // costs $0.031
+    // user_id and model on admission: alice spent $0.02, and llama-x's 7 tokens count at
+    // the dearest price known (milli's $0.001 a token): $0.023 left today
     let body = json!({"ai_type": "imperium", "estimated_tokens": 31, "user_id": "alice", "model": "milli"});
     let d = post(&serve, "/v1/check", &admit, body.clone());
+    assert_eq!(d.json["cost_usage_usd"].as_f64(), Some(0.027), "{}", d.text);
     assert_eq!(d.status, 429, "{}", d.text);
     assert_eq!(
         (d.json["reason"].as_str(), d.json["scope"].as_str()),
@@ -2352,10 +2353,10 @@ both!(usage_analytics_quota_and_csv_match_the_cli, |env| {
         &serve,
         "/v1/reservations",
         &admit,
-        json!({"ai_type": "imperium", "estimated_tokens": 30, "user_id": "alice", "model": "milli"}),
+        json!({"ai_type": "imperium", "estimated_tokens": 23, "user_id": "alice", "model": "milli"}),
     );
     assert_eq!(held.status, 201, "{}", held.text);
-    assert_eq!(held.json["estimated_cost_usd"].as_f64(), Some(0.03));
+    assert_eq!(held.json["estimated_cost_usd"].as_f64(), Some(0.023));
     let id = held.json["reservation_id"].as_str().unwrap();
     let settled = post(
         &serve,

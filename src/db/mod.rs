@@ -396,17 +396,14 @@ impl Db {
                     let mut m = sqlx::migrate!("migrations/sqlite");
                     m.set_ignore_missing(true);
                     match m.run(pool).await {
-                        Ok(()) => {
-                            sqlite::allow_null_cost(pool).await?;
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
+                        Ok(()) => sqlite::allow_null_cost(pool).await,
+                        Err(e) => Err(e.into()),
                     }
                 }
                 Pool::Postgres(pool) => {
                     let mut m = sqlx::migrate!("migrations/postgres");
                     m.set_ignore_missing(true);
-                    m.run(pool).await
+                    m.run(pool).await.map_err(anyhow::Error::from)
                 }
             };
             match result {

@@ -139,50 +139,85 @@ mod tests {
 /// the stored schema text ("Making Other Kinds Of Table Schema Changes", sqlite.org/lang_altertable.html):
 /// the rows on disk do not change. Idempotent: run on every migration, a no-op once done.
 pub(super) async fn allow_null_cost(pool: &sqlx::SqlitePool) -> Result<()> {
-    let mut tx = pool.begin().await.context("cannot open the database")?;
-    let cost_not_null: Option<i64> = sqlx::query_scalar(
-        "SELECT \"notnull\" FROM pragma_table_info('token_usage_logs') WHERE name = 'cost_usd'",
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .context("cannot read the log's columns")?;
-    if cost_not_null != Some(1) {
+    const COST_NOT_NULL: &str =
+        "SELECT \"notnull\" FROM pragma_table_info('token_usage_logs') WHERE name = 'cost_usd'";
+    let not_null: Option<i64> = sqlx::query_scalar(COST_NOT_NULL)
+        .fetch_optional(pool)
+        .await
+        .context("cannot read the log's columns")?;
+    if not_null != Some(1) {
+        return Ok(());
+    }
+    let mut conn = pool.acquire().await.context("cannot open the database")?;
+    // the write lock first (waiting for it as every writer does), then look again: another
+    // process opening the database at the same moment may have made the change already
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .context("cannot edit the schema")?;
+    let edited = relax_cost_column(&mut conn, COST_NOT_NULL).await;
+    let end = if edited.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    sqlx::query(end)
+        .execute(&mut *conn)
+        .await
+        .context("cannot edit the schema")?;
+    // this connection parsed the schema mid-edit: closed, not handed back to the pool
+    let _ = sqlx::Connection::close(conn.detach()).await;
+    edited
+}
+
+/// The edit itself, inside the caller's write transaction.
+async fn relax_cost_column(conn: &mut sqlx::SqliteConnection, check: &str) -> Result<()> {
+    let not_null: Option<i64> = sqlx::query_scalar(check)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("cannot read the log's columns")?;
+    if not_null != Some(1) {
         return Ok(());
     }
     let sql: String = sqlx::query_scalar(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'token_usage_logs'",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await
     .context("cannot read the log's schema")?;
     let Some(relaxed) = without_not_null(&sql, "cost_usd") else {
         anyhow::bail!("cannot find the cost_usd column in the log's schema to let it hold NULL");
     };
     let version: i64 = sqlx::query_scalar("PRAGMA schema_version")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await
         .context("cannot read the schema version")?;
+    // SQLite's order: edit the text, then move the version (every connection, this one too,
+    // then reads the schema again), then check the file
     sqlx::query("PRAGMA writable_schema = ON")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .context("cannot edit the schema")?;
     sqlx::query(
         "UPDATE sqlite_master SET sql = $1 WHERE type = 'table' AND name = 'token_usage_logs'",
     )
     .bind(&relaxed)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .context("cannot edit the schema")?;
-    // other connections re-read the schema when its version moves
-    sqlx::query(&format!("PRAGMA schema_version = {}", version + 1))
-        .execute(&mut *tx)
+    for sql in [
+        format!("PRAGMA schema_version = {}", version + 1),
+        "PRAGMA writable_schema = OFF".to_string(),
+    ] {
+        sqlx::query(&sql)
+            .execute(&mut *conn)
+            .await
+            .context("cannot edit the schema")?;
+    }
+    let check: String = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_one(&mut *conn)
         .await
-        .context("cannot edit the schema")?;
-    sqlx::query("PRAGMA writable_schema = OFF")
-        .execute(&mut *tx)
-        .await
-        .context("cannot edit the schema")?;
-    tx.commit().await.context("cannot edit the schema")?;
+        .context("cannot check the schema")?;
+    anyhow::ensure!(
+        check == "ok",
+        "the schema edit left the database inconsistent: {check}"
+    );
     Ok(())
 }
 

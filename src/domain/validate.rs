@@ -141,6 +141,15 @@ pub fn id(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// A user id: an id that is not empty (a user scope of "" would gather every request that
+/// names no one).
+pub fn user_id(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("a user id must not be empty".into());
+    }
+    id(value)
+}
+
 /// Free text cut to `max` characters; the second value says whether it was cut.
 pub fn truncated(value: &str, max: usize) -> (String, bool) {
     match value.char_indices().nth(max) {

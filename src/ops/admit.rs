@@ -131,15 +131,15 @@ pub struct ReserveRequest {
 impl CheckRequest {
     /// What the ledger decides (a hold of `ttl` if reserved), held to the flags' rules.
     pub fn ask(&self, ttl: chrono::Duration) -> OpResult<ReserveAsk> {
-        let text = |field: &str, value: &Option<String>| -> OpResult<Option<String>> {
-            value
-                .as_deref()
-                .map(|v| validate::id(v).map_err(|e| OpError::invalid(format!("{field}: {e}"))))
-                .transpose()
-        };
         Ok(ReserveAsk {
             ai_type: self.ai_type.to_string(),
-            user_id: text("user_id", &self.user_id)?,
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(|u| {
+                    validate::user_id(u).map_err(|e| OpError::invalid(format!("user_id: {e}")))
+                })
+                .transpose()?,
             model: self
                 .model
                 .as_deref()
@@ -266,7 +266,10 @@ pub async fn record_input(db: &Db, req: RecordRequest) -> OpResult<(RecordInput,
             .map(|m| validate::model(&m).map_err(OpError::invalid))
             .transpose()?,
         request_id: id("request_id", req.request_id)?.filter(|r| !r.is_empty()),
-        user_id: id("user_id", req.user_id)?,
+        user_id: req
+            .user_id
+            .map(|u| validate::user_id(&u).map_err(|e| OpError::invalid(format!("user_id: {e}"))))
+            .transpose()?,
         session_id: id("session_id", req.session_id)?,
         request_type: id("request_type", req.request_type)?,
         duration_ms: req.duration_ms.map(Count::get),

@@ -166,7 +166,7 @@ impl LimitTarget {
         Ok(match (&self.ai_type, &self.user) {
             (Some(a), _) => LimitScope::AiType(a.to_string()),
             (_, Some(u)) => LimitScope::User(
-                crate::domain::validate::id(u)
+                crate::domain::validate::user_id(u)
                     .map_err(|e| OpError::invalid(format!("user: {e}")))?,
             ),
             _ if self.global => LimitScope::Global,

@@ -40,7 +40,7 @@ pub struct Quota {
 }
 
 pub async fn quota(db: &Db, clock: &Clock, req: &QuotaRequest) -> OpResult<Quota> {
-    let user_id = crate::domain::validate::id(&req.user_id)
+    let user_id = crate::domain::validate::user_id(&req.user_id)
         .map_err(|e| OpError::invalid(format!("user_id: {e}")))?;
     let (limits, snap) = db.user_view(&user_id, clock).await?;
     let periods = clock.periods();

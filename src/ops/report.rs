@@ -154,7 +154,13 @@ fn scope(
     Ok((
         period,
         text("ai_type", &req.ai_type)?,
-        text("user_id", &req.user_id)?,
+        req.user_id
+            .as_deref()
+            .map(|u| {
+                crate::domain::validate::user_id(u)
+                    .map_err(|e| OpError::invalid(format!("user_id: {e}")))
+            })
+            .transpose()?,
     ))
 }
 
