@@ -986,3 +986,118 @@ both!(bad_dollar_input_is_refused_and_writes_nothing, |env| {
         0
     );
 });
+
+both!(the_readme_worked_example_holds, |env| {
+    roomy(&env);
+    let prompt = env.path("p.txt");
+    std::fs::write(&prompt, "word ".repeat(3000)).unwrap();
+    let prompt = prompt.to_str().unwrap();
+    let held = env.json(&[
+        "reserve",
+        "--ai-type",
+        "imperium",
+        "--model",
+        "claude-sonnet-4-5",
+        "--prompt-file",
+        prompt,
+        "--max-tokens",
+        "1000",
+    ]);
+    assert_eq!(held["estimated_tokens"], 4900);
+    assert_eq!(
+        held["estimated_cost_usd"].as_f64(),
+        Some(0.029625),
+        "{held}"
+    );
+    let id = held["reservation_id"].as_str().unwrap();
+    let settled = env.json(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--reservation",
+        id,
+        "--model",
+        "claude-sonnet-4-5",
+        "--tokens-in",
+        "3900",
+        "--tokens-out",
+        "420",
+        "--cache-read-tokens",
+        "12000",
+        "--cache-write-tokens",
+        "800",
+    ]);
+    assert_eq!(settled["cost_usd"].as_f64(), Some(0.0246), "{settled}");
+    let without = env.json(&[
+        "reserve",
+        "--ai-type",
+        "imperium",
+        "--prompt-file",
+        prompt,
+        "--max-tokens",
+        "1000",
+    ]);
+    assert_eq!(
+        without["estimated_cost_usd"].as_f64(),
+        Some(0.588),
+        "{without}"
+    );
+});
+
+both!(
+    reset_gives_users_back_the_holds_it_ends_and_clears_dollars,
+    |env| {
+        roomy(&env);
+        milli_model(&env);
+        env.ok(&[
+            "limits",
+            "set",
+            "--user",
+            "alice",
+            "--daily-cost-usd",
+            "0.05",
+        ]);
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "imperium",
+            "--daily-cost-usd",
+            "1",
+        ]);
+        record_for(&env, "imperium", "bob", 30, 0);
+        let held = env.json(&[
+            "reserve",
+            "--ai-type",
+            "imperium",
+            "--user-id",
+            "alice",
+            "--model",
+            "milli",
+            "--estimated-tokens",
+            "40",
+        ]);
+        assert_eq!(held["allowed"], true, "{held}");
+        assert_eq!(
+            check_for(&env, 3, "guardian", "alice", 11)["scope"],
+            "user",
+            "her hold counts"
+        );
+        env.ok(&["reset", "--ai-type", "imperium", "--yes"]);
+        // her hold ended with the reset: she has her $0.05 again, on any AI type
+        let q = env.json(&["quota", "--user-id", "alice"]);
+        assert_eq!(nanos(&q["daily_cost_remaining"]), 50_000_000, "{q}");
+        assert_eq!(check_for(&env, 0, "guardian", "alice", 50)["allowed"], true);
+        // imperium's dollars start afresh, the total's lose exactly imperium's
+        let st = env.json(&["status", "--ai-type", "imperium"]);
+        assert_eq!(nanos(&st["ai_types"][0]["cost_usd"]), 0, "{st}");
+        assert_eq!(
+            check_for(&env, 0, "imperium", "carol", 999)["allowed"],
+            true
+        );
+        assert_eq!(
+        env.scalar("SELECT CAST(COALESCE(SUM(cost_nanos + reserved_cost_nanos), 0) AS BIGINT) FROM token_usage_windows WHERE ai_type = '*'"),
+        0
+    );
+    }
+);

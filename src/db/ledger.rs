@@ -1058,6 +1058,21 @@ pub async fn reset<S: Store>(
     for row in &rows {
         s.archive_row(row, ArchiveReason::Manual, clock.now).await?;
     }
+    // a user's counters are not cleared (their spending stands), but holds that reset ends
+    // are given back to them as to everyone, so none stays counted for a request never made
+    for hold in s.held_in_month(&month, ai_type).await? {
+        if hold.user_id.is_some() {
+            let (limits, _) = limits_for(s, &hold.ai_type).await?;
+            s.add_reserved(
+                &hold,
+                -hold.estimated_tokens,
+                -hold.estimated_cost.nanos(),
+                limits.monthly,
+                clock.now,
+            )
+            .await?;
+        }
+    }
     s.clear_month(&month, ai_type, clock.now).await?;
     Ok(Reset {
         month,

@@ -861,6 +861,8 @@ pub trait Store {
         periods: &Periods,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Holds still held in `month` (of one AI type, or all).
+    async fn held_in_month(&mut self, month: &str, ai_type: Option<&str>) -> Result<Vec<Hold>>;
     /// Holds whose TTL has passed but that still count (read only).
     async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>>;
     /// Marks stale holds expired and returns them; the caller gives their tokens back.

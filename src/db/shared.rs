@@ -447,6 +447,19 @@ macro_rules! statements {
             Ok(done.rows_affected())
         }
 
+        async fn held_in_month(&mut self, month: &str, ai_type: Option<&str>) -> Result<Vec<Hold>> {
+            let rows = sqlx::query(&format!(
+                "SELECT {HOLD_COLUMNS} FROM token_reservations
+                 WHERE state = 'held' AND month_year = $1 AND ($2 IS NULL OR ai_type = $2)"
+            ))
+            .bind(month)
+            .bind(ai_type)
+            .fetch_all(&mut *self)
+            .await
+            .context("cannot read reservations")?;
+            rows.iter().map(hold).collect()
+        }
+
         async fn stale_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<Hold>> {
             let rows = sqlx::query(&format!(
                 "SELECT {HOLD_COLUMNS} FROM token_reservations WHERE state = 'held' AND expires_at <= $1"
@@ -1776,7 +1789,7 @@ macro_rules! statements {
         ) -> Result<()> {
             for sql in [
                 "UPDATE token_usage SET tokens_in = 0, tokens_out = 0, total_tokens = 0, request_count = 0, usage_percentage = 0,
-                     status = 'active', reserved_tokens = 0, cost_usd = 0, updated_at = $3
+                     status = 'active', reserved_tokens = 0, cost_usd = 0, cost_nanos = 0, unpriced_requests = 0, updated_at = $3
                  WHERE month_year = $1 AND ($2 IS NULL OR ai_type = $2)",
                 "UPDATE token_reservations SET state = 'released', ended_at = $3
                  WHERE state = 'held' AND month_year = $1 AND ($2 IS NULL OR ai_type = $2)",
@@ -1795,7 +1808,10 @@ macro_rules! statements {
                     "UPDATE token_usage_windows AS g SET
                          tokens = {GREATEST}(0, g.tokens - a.tokens),
                          reserved = {GREATEST}(0, g.reserved - a.reserved),
-                         requests = {GREATEST}(0, g.requests - a.requests)
+                         requests = {GREATEST}(0, g.requests - a.requests),
+                         cost_nanos = {GREATEST}(0, g.cost_nanos - a.cost_nanos),
+                         unpriced_cost_nanos = {GREATEST}(0, g.unpriced_cost_nanos - a.unpriced_cost_nanos),
+                         reserved_cost_nanos = {GREATEST}(0, g.reserved_cost_nanos - a.reserved_cost_nanos)
                      FROM token_usage_windows AS a
                      WHERE g.ai_type = $3 AND g.month_year = $1 AND a.ai_type = $2 AND a.period = g.period"
                 ))
