@@ -1039,7 +1039,7 @@ both!(the_readme_worked_example_holds, |env| {
     ]);
     assert_eq!(
         without["estimated_cost_usd"].as_f64(),
-        Some(0.588),
+        Some(0.354),
         "{without}"
     );
 });
