@@ -524,7 +524,10 @@ pub struct LimitRows {
 /// Which rows of `token_limits` to read: all of them, or those one request is decided by.
 #[derive(Debug, Clone, Copy)]
 pub enum LimitFilter<'a> {
+    /// every row: `limits`
     All,
+    /// every AI type's, none of the users' (who may be many): status, monitor, distribution
+    AiTypes,
     For(Who<'a>),
 }
 

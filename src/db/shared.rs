@@ -31,8 +31,8 @@ pub(super) mod prelude {
         KNOWN_AI_TYPES, LEVEL_RANK, USAGE_RESERVED_TEXT, USAGE_TEXT_COLUMNS,
     };
     pub(in crate::db) use super::{
-        bind_limits, for_column, row_readers, upsert_limits_sql, usage_row, ReadTime, Stamp, Unset,
-        ALERT_COLUMNS, HOLD_COLUMNS, LIMIT_VALUES,
+        bind_limits, for_column, rollup_upsert_sql, row_readers, upsert_limits_sql, usage_row,
+        ReadTime, Stamp, Unset, ALERT_COLUMNS, HOLD_COLUMNS, LIMIT_VALUES,
     };
     pub(in crate::db) use crate::domain::alert::AlertDraft;
     pub(in crate::db) use crate::domain::level::percentage;
@@ -178,6 +178,46 @@ dialect! {
     ARCHIVE_SUM:
         "MIN(a.{col} + excluded.{col}, 9223372036854775807)",
         "LEAST(a.{col}::NUMERIC + excluded.{col}, 9223372036854775807)::BIGINT";
+}
+
+/// What a daily rollup adds up per request, in the order `add_to_rollup` binds them (after
+/// its key, and a request counted as 1).
+const ROLLUP_COUNTS: [&str; 7] = [
+    "tokens_in",
+    "tokens_out",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "total_tokens",
+    "cost_nanos",
+    "unpriced_requests",
+];
+
+/// The upsert of one request into the rollup `table` keyed by `keys` (bound first, then
+/// `ROLLUP_COUNTS`): both rollups are written by this one statement shape.
+pub(super) fn rollup_upsert_sql(table: &str, keys: &[&str]) -> String {
+    let columns: Vec<&str> = keys
+        .iter()
+        .copied()
+        .chain(["requests"])
+        .chain(ROLLUP_COUNTS)
+        .collect();
+    let values: Vec<String> = (1..=keys.len())
+        .map(|n| format!("${n}"))
+        .chain(["1".to_string()])
+        .chain((1..=ROLLUP_COUNTS.len()).map(|n| format!("${}", keys.len() + n)))
+        .collect();
+    let sums: Vec<String> = ["requests"]
+        .into_iter()
+        .chain(ROLLUP_COUNTS)
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        columns.join(", "),
+        values.join(", "),
+        keys.join(", "),
+        sums.join(", ")
+    )
 }
 
 /// A dialect spelling (`ADD_COUNT`, `ARCHIVE_SUM`) for one column.
@@ -408,22 +448,24 @@ where
 macro_rules! statements {
     () => {
         async fn limit_rows(&mut self, filter: LimitFilter<'_>) -> Result<LimitRows> {
-            // $1: every row; else the AI type's ($2) and the user's ($3) beside the shared ones
-            let (all, ai_type, user) = match filter {
-                LimitFilter::All => (true, None, None),
-                LimitFilter::For(who) => (false, Some(who.ai_type), who.user_id),
+            // beside the shared rows: every AI type's ($1) or one ($2), every user's ($4) or one ($3)
+            let (ai_types, ai_type, user, users) = match filter {
+                LimitFilter::All => (true, None, None, true),
+                LimitFilter::AiTypes => (true, None, None, false),
+                LimitFilter::For(who) => (false, Some(who.ai_type), who.user_id, false),
             };
             let rows = sqlx::query(&format!(
                 "SELECT scope, ai_type, {} FROM token_limits
                  WHERE scope IN ('default', 'global', 'default_user')
                     OR (scope = 'ai_type' AND ($1 OR ai_type = $2))
-                    OR (scope = 'user' AND ($1 OR ai_type = $3))
+                    OR (scope = 'user' AND ($4 OR ai_type = $3))
                  ORDER BY ai_type",
                 LIMIT_VALUES.join(", ")
             ))
-            .bind(all)
+            .bind(ai_types)
             .bind(ai_type)
             .bind(user)
+            .bind(users)
             .fetch_all(&mut *self)
             .await
             .context("cannot read limits")?;
@@ -844,61 +886,41 @@ macro_rules! statements {
         }
 
         async fn add_to_rollup(&mut self, d: &UsageDelta<'_>) -> Result<()> {
-            sqlx::query(
-                "INSERT INTO token_usage_daily (day, ai_type, user_id, model, requests, tokens_in, tokens_out,
-                     cache_read_tokens, cache_write_tokens, total_tokens, cost_nanos, unpriced_requests)
-                 VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (day, ai_type, user_id, model) DO UPDATE SET
-                     requests = token_usage_daily.requests + 1,
-                     tokens_in = token_usage_daily.tokens_in + excluded.tokens_in,
-                     tokens_out = token_usage_daily.tokens_out + excluded.tokens_out,
-                     cache_read_tokens = token_usage_daily.cache_read_tokens + excluded.cache_read_tokens,
-                     cache_write_tokens = token_usage_daily.cache_write_tokens + excluded.cache_write_tokens,
-                     total_tokens = token_usage_daily.total_tokens + excluded.total_tokens,
-                     cost_nanos = token_usage_daily.cost_nanos + excluded.cost_nanos,
-                     unpriced_requests = token_usage_daily.unpriced_requests + excluded.unpriced_requests",
-            )
-            .bind(&d.periods.day)
-            .bind(d.ai_type)
-            .bind(d.user_id.unwrap_or_default())
-            .bind(d.model.unwrap_or_default())
-            .bind(d.tokens_in)
-            .bind(d.tokens_out)
-            .bind(d.cache_read_tokens)
-            .bind(d.cache_write_tokens)
-            .bind(d.tokens_in.saturating_add(d.tokens_out))
-            .bind(d.cost.unwrap_or_default().nanos())
-            .bind(i64::from(d.cost.is_none()))
-            .execute(&mut *self)
-            .await
-            .context("cannot update the daily rollup")?;
-            sqlx::query(
-                "INSERT INTO token_usage_daily_models (day, ai_type, model, requests, tokens_in, tokens_out,
-                     cache_read_tokens, cache_write_tokens, total_tokens, cost_nanos, unpriced_requests)
-                 VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (day, ai_type, model) DO UPDATE SET
-                     requests = token_usage_daily_models.requests + 1,
-                     tokens_in = token_usage_daily_models.tokens_in + excluded.tokens_in,
-                     tokens_out = token_usage_daily_models.tokens_out + excluded.tokens_out,
-                     cache_read_tokens = token_usage_daily_models.cache_read_tokens + excluded.cache_read_tokens,
-                     cache_write_tokens = token_usage_daily_models.cache_write_tokens + excluded.cache_write_tokens,
-                     total_tokens = token_usage_daily_models.total_tokens + excluded.total_tokens,
-                     cost_nanos = token_usage_daily_models.cost_nanos + excluded.cost_nanos,
-                     unpriced_requests = token_usage_daily_models.unpriced_requests + excluded.unpriced_requests",
-            )
-            .bind(&d.periods.day)
-            .bind(d.ai_type)
-            .bind(d.model.unwrap_or_default())
-            .bind(d.tokens_in)
-            .bind(d.tokens_out)
-            .bind(d.cache_read_tokens)
-            .bind(d.cache_write_tokens)
-            .bind(d.tokens_in.saturating_add(d.tokens_out))
-            .bind(d.cost.unwrap_or_default().nanos())
-            .bind(i64::from(d.cost.is_none()))
-            .execute(&mut *self)
-            .await
-            .context("cannot update the daily rollup")?;
+            let counts = [
+                d.tokens_in,
+                d.tokens_out,
+                d.cache_read_tokens,
+                d.cache_write_tokens,
+                d.tokens_in.saturating_add(d.tokens_out),
+                d.cost.unwrap_or_default().nanos(),
+                i64::from(d.cost.is_none()),
+            ];
+            let (user, model) = (d.user_id.unwrap_or_default(), d.model.unwrap_or_default());
+            let rollups: [(&str, &[&str], Vec<&str>); 2] = [
+                (
+                    "token_usage_daily",
+                    &["day", "ai_type", "user_id", "model"],
+                    vec![&d.periods.day, d.ai_type, user, model],
+                ),
+                (
+                    "token_usage_daily_models",
+                    &["day", "ai_type", "model"],
+                    vec![&d.periods.day, d.ai_type, model],
+                ),
+            ];
+            for (table, keys, key_values) in rollups {
+                let sql = rollup_upsert_sql(table, keys);
+                let mut q = sqlx::query(&sql);
+                for k in key_values {
+                    q = q.bind(k);
+                }
+                for n in counts {
+                    q = q.bind(n);
+                }
+                q.execute(&mut *self)
+                    .await
+                    .context("cannot update the daily rollups")?;
+            }
             Ok(())
         }
 

@@ -80,7 +80,7 @@ impl Db {
             let usage = ledger::month_usage(c, month).await?;
             UsageView {
                 rows: usage.rows,
-                limits: c.limit_rows(super::LimitFilter::All).await?,
+                limits: c.limit_rows(super::LimitFilter::AiTypes).await?,
                 windows: c.window_rows(periods).await?,
                 stale_holds: c.stale_holds(clock.now).await?,
                 closed: usage.closed,
@@ -417,7 +417,7 @@ impl Db {
             let usage = ledger::month_usage(c, month).await?;
             let view = UsageView {
                 rows: usage.rows,
-                limits: c.limit_rows(super::LimitFilter::All).await?,
+                limits: c.limit_rows(super::LimitFilter::AiTypes).await?,
                 windows: c.window_rows(window_keys).await?,
                 stale_holds: c.stale_holds(clock.now).await?,
                 closed: usage.closed,
@@ -472,7 +472,7 @@ impl Db {
         Ok(read_tx!(self, c => DistributionView {
             month_closed: c.closed_month(month).await?.is_some(),
             windows: c.month_windows(month, scope).await?,
-            limits: c.limit_rows(super::LimitFilter::All).await?,
+            limits: c.limit_rows(super::LimitFilter::AiTypes).await?,
             last_starts: c.last_starts().await?,
             snapshot: ledger::snapshot(
                     c,
