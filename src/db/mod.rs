@@ -951,8 +951,14 @@ pub trait Store {
         filter: &RollupFilter<'_>,
         through_today: bool,
     ) -> Result<i64>;
-    /// The `k` users who spent most on `day`, most first: (user, nano-dollars).
-    async fn top_users_of_day(&mut self, day: &str, k: i64) -> Result<Vec<(String, i64)>>;
+    /// The users who spent most on `day`, most first, `take` of them after the first `skip`:
+    /// (user, nano-dollars).
+    async fn top_users_of_day(
+        &mut self,
+        day: &str,
+        skip: i64,
+        take: i64,
+    ) -> Result<Vec<(String, i64)>>;
     /// What each of `users` used over a range of days.
     async fn user_totals(
         &mut self,

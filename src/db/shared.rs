@@ -823,14 +823,15 @@ macro_rules! statements {
                 .context("cannot count the users")
         }
 
-        async fn top_users_of_day(&mut self, day: &str, k: i64) -> Result<Vec<(String, i64)>> {
+        async fn top_users_of_day(&mut self, day: &str, skip: i64, take: i64) -> Result<Vec<(String, i64)>> {
             // backwards along the (period, cost_nanos, user_id) index: no sort
             let rows = sqlx::query(
                 "SELECT user_id, cost_nanos FROM token_user_usage WHERE period = $1
-                 ORDER BY cost_nanos DESC, user_id DESC LIMIT $2",
+                 ORDER BY cost_nanos DESC, user_id DESC LIMIT $2 OFFSET $3",
             )
             .bind(day)
-            .bind(k)
+            .bind(take)
+            .bind(skip)
             .fetch_all(&mut *self)
             .await
             .context("cannot read the day's users")?;

@@ -499,47 +499,62 @@ pub struct ReportParts {
     pub top_users: Vec<crate::domain::report::UserUsage>,
 }
 
-/// The range's top `n` users by cost, exactly, without adding up every user's days: each
-/// day's `k` biggest spenders (an index range) are the candidates, and their totals are read.
-/// A user who is no candidate spent at most the k-th figure on every day, so at most the sum
-/// of those (`bound`); when the n-th candidate spent more, no one else can be in the top n
-/// (Fagin's threshold algorithm, stopped at depth k). Otherwise, as when spending is spread
-/// evenly over very many users, every user's days are added up.
+/// The range's top `n` users by cost, exactly, without adding up every user's days (Fagin's
+/// threshold algorithm): each day's biggest spenders are read down an index, a batch at a
+/// time, and the totals of the users found so far are read. A user not found yet spent, on
+/// each day, at most the last figure read for that day, so at most their sum (`bound`); once
+/// the n-th user found spent more, no one else can be in the top n. Each round reads twice as
+/// deep; past `MAX_DEPTH` a day (spending spread evenly over very many users) every user's
+/// days are added up instead.
 async fn top_users<S: Store>(
     c: &mut S,
     filter: &super::RollupFilter<'_>,
     days: &[String],
     n: usize,
 ) -> Result<Vec<crate::domain::report::UserUsage>> {
+    const MAX_DEPTH: i64 = 3_200;
     if n == 0 {
         return Ok(Vec::new());
     }
-    let k = (4 * n).max(50) as i64;
-    let mut candidates = std::collections::BTreeSet::new();
-    let (mut bound, mut full_days): (i128, usize) = (0, 0);
-    for day in days {
-        let top = c.top_users_of_day(day, k).await?;
-        if top.len() as i64 == k {
-            full_days += 1;
-            bound += top.last().map_or(0, |(_, cost)| *cost as i128);
+    // per day: the last figure read, None once its list is read to the end
+    let mut last: Vec<Option<i64>> = vec![Some(0); days.len()];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut totals = Vec::new();
+    let (mut depth, mut step) = (0_i64, (4 * n).max(50) as i64);
+    loop {
+        let mut found = Vec::new();
+        for (day, last) in days.iter().zip(&mut last) {
+            if last.is_none() {
+                continue;
+            }
+            let rows = c.top_users_of_day(day, depth, step).await?;
+            *last = match rows.last() {
+                Some((_, cost)) if rows.len() as i64 == step => Some(*cost),
+                _ => None,
+            };
+            found.extend(
+                rows.into_iter()
+                    .filter_map(|(u, _)| seen.insert(u.clone()).then_some(u)),
+            );
         }
-        candidates.extend(top.into_iter().map(|(user, _)| user));
+        depth += step;
+        totals.extend(c.user_totals(&found, filter.since, filter.until).await?);
+        crate::domain::report::rank_users(&mut totals);
+        let bound: i128 = last.iter().flatten().map(|c| *c as i128).sum();
+        let read_to_the_end = last.iter().all(Option::is_none);
+        let exact = read_to_the_end
+            || totals
+                .get(n - 1)
+                .is_some_and(|nth| nth.total_cost.nanos() as i128 > bound);
+        if exact {
+            totals.truncate(n);
+            return Ok(totals);
+        }
+        if depth >= MAX_DEPTH {
+            return c.top_users_scan(filter, n as i64).await;
+        }
+        step = depth;
     }
-    let candidates: Vec<String> = candidates.into_iter().collect();
-    let mut totals = c
-        .user_totals(&candidates, filter.since, filter.until)
-        .await?;
-    crate::domain::report::rank_users(&mut totals);
-    // every day's list read to its end: every user is a candidate
-    let exact = full_days == 0
-        || totals
-            .get(n - 1)
-            .is_some_and(|nth| nth.total_cost.nanos() as i128 > bound);
-    if exact {
-        totals.truncate(n);
-        return Ok(totals);
-    }
-    c.top_users_scan(filter, n as i64).await
 }
 
 #[derive(Debug, Clone)]
