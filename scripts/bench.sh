@@ -410,7 +410,7 @@ seed_requests() { # backend url rows
   local cost="tin * CASE m WHEN 0 THEN 2500 WHEN 1 THEN 3000 WHEN 2 THEN 150 ELSE 1000 END
               + tout * CASE m WHEN 0 THEN 10000 WHEN 1 THEN 15000 WHEN 2 THEN 600 ELSE 5000 END"
   local clear="DELETE FROM token_usage_logs; DELETE FROM token_usage_daily; DELETE FROM token_usage_daily_models;
-    DELETE FROM token_user_usage; DELETE FROM token_day_users; DELETE FROM token_users;"
+    DELETE FROM token_user_usage; DELETE FROM token_day_users; DELETE FROM token_users; DELETE FROM token_last_days;"
   local rollups="
     INSERT INTO token_usage_logs (ai_type, model, tokens_in, tokens_out, total_tokens, cost_usd, cost_nanos, user_id,
                                   success, created_at, month_year)
@@ -427,7 +427,8 @@ seed_requests() { # backend url rows
     INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos)
       SELECT user_id, month_year, month_year, SUM(tokens), SUM(requests), SUM(cost_nanos) FROM token_user_usage GROUP BY 1, 2;
     INSERT INTO token_day_users (day, users) SELECT period, COUNT(*) FROM token_user_usage WHERE length(period) = 10 GROUP BY 1;
-    INSERT INTO token_users (user_id, last_day) SELECT user_id, MAX(period) FROM token_user_usage WHERE length(period) = 10 GROUP BY 1;"
+    INSERT INTO token_users (user_id, last_day) SELECT user_id, MAX(period) FROM token_user_usage WHERE length(period) = 10 GROUP BY 1;
+    INSERT INTO token_last_days (day, users) SELECT last_day, COUNT(*) FROM token_users GROUP BY 1;"
   if [ "$backend" = sqlite ]; then
     sqlite3 "$WORK/bench.db" "$clear
       CREATE TEMP TABLE gen AS

@@ -1101,3 +1101,116 @@ both!(
     );
     }
 );
+
+both!(dollars_another_program_adds_count_and_stay, |env| {
+    roomy(&env);
+    milli_model(&env);
+    record_for(&env, "imperium", "alice", 10, 0);
+    // the existing backend adds $5 to the month's float column, as it does
+    env.sql("UPDATE token_usage SET cost_usd = cost_usd + 5 WHERE ai_type = 'imperium'");
+    env.ok(&[
+        "limits",
+        "set",
+        "--ai-type",
+        "imperium",
+        "--monthly-cost-usd",
+        "5",
+    ]);
+    let d = check_for(&env, 3, "imperium", "bob", 1);
+    assert_eq!(
+        d["reason"], "monthly_cost_limit_exceeded",
+        "its $5 counts: {d}"
+    );
+    // tokenctl's next record keeps what the other program added
+    record_for(&env, "imperium", "alice", 10, 0);
+    let st = env.status_of("imperium");
+    assert_eq!(nanos(&st["cost_usd"]), 5_020_000_000, "{st}");
+});
+
+both!(unpriced_requests_stay_flagged_in_a_closed_month, |env| {
+    roomy(&env);
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--model",
+        "llama-9",
+        "--tokens-in",
+        "5",
+        "--tokens-out",
+        "5",
+    ]);
+    env.at("2026-12-01T00:01:00Z").ok(&["monthly-reset"]);
+    // late, into the closed month, unpriced again
+    env.ok(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--model",
+        "llama-9",
+        "--tokens-in",
+        "5",
+        "--tokens-out",
+        "5",
+    ]);
+    let st = env
+        .at("2026-12-02T00:00:00Z")
+        .json(&["status", "--month", "2026-11"]);
+    assert_eq!(st["ai_types"][0]["cost_complete"], false, "{st}");
+    assert_eq!(st["global"]["unpriced_requests"], 2, "{st}");
+});
+
+both!(a_report_lists_only_users_who_made_a_request, |env| {
+    roomy(&env);
+    milli_model(&env);
+    record_for(&env, "imperium", "alice", 10, 0);
+    env.ok(&[
+        "reserve",
+        "--ai-type",
+        "imperium",
+        "--user-id",
+        "dave",
+        "--estimated-tokens",
+        "5",
+    ]);
+    let r = env.json(&["report", "--days", "1"]);
+    let users: Vec<&str> = r["top_users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["alice"], "{r}");
+    assert_eq!(r["totals"]["unique_users"], 1);
+    assert_eq!(r["daily_usage"][0]["unique_users"], 1);
+});
+
+#[test]
+fn an_in_memory_database_opens_and_records() {
+    let env = Env::new(common::Backend::Sqlite);
+    let out = env
+        .cmd(&[
+            "--database-url",
+            "sqlite::memory:",
+            "record",
+            "--ai-type",
+            "a",
+            "--tokens-in",
+            "1",
+            "--tokens-out",
+            "1",
+            "--model",
+            "nope",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["cost_usd"], Value::Null);
+}

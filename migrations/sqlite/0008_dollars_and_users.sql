@@ -11,6 +11,9 @@ ALTER TABLE token_usage_windows ADD COLUMN cost_nanos BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE token_usage_windows ADD COLUMN unpriced_cost_nanos BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE token_usage_windows ADD COLUMN reserved_cost_nanos BIGINT NOT NULL DEFAULT 0;
 
+-- and unpriced requests, kept when a month is archived
+ALTER TABLE token_usage_archive ADD COLUMN unpriced_requests BIGINT NOT NULL DEFAULT 0;
+
 -- A log row's exact cost (null, as cost_usd, when its model has no price) and its cache tokens.
 ALTER TABLE token_usage_logs ADD COLUMN cost_nanos BIGINT;
 ALTER TABLE token_usage_logs ADD COLUMN cache_read_tokens BIGINT NOT NULL DEFAULT 0;
@@ -42,7 +45,7 @@ CREATE TABLE IF NOT EXISTS token_user_usage (
 CREATE INDEX IF NOT EXISTS token_user_usage_month ON token_user_usage (month_year);
 -- a day's users by what they spent: where a report's top users are found without reading
 -- every user's rows (see ops::report)
-CREATE INDEX IF NOT EXISTS token_user_usage_period_cost ON token_user_usage (period, cost_nanos, user_id);
+CREATE INDEX IF NOT EXISTS token_user_usage_period_cost ON token_user_usage (period, cost_nanos, user_id, requests);
 
 -- What reports read instead of the log: per day (in the configured zone), AI type, user and
 -- model ('' for none), written in record's transaction.
@@ -89,7 +92,11 @@ CREATE TABLE IF NOT EXISTS token_users (
     user_id  TEXT PRIMARY KEY,
     last_day TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS token_users_last_day ON token_users (last_day);
+-- how many users were last active on each day: users active since a day is a sum of a few rows
+CREATE TABLE IF NOT EXISTS token_last_days (
+    day   TEXT   PRIMARY KEY,
+    users BIGINT NOT NULL DEFAULT 0
+);
 
 -- Prices per million tokens with the date they apply from ('1970-01-01': always), cache rates
 -- and the long-context tier; model_prices (USD as floats, one per model) is read no more.
@@ -144,6 +151,9 @@ ON CONFLICT DO NOTHING;
 INSERT INTO token_users (user_id, last_day)
 SELECT user_id, MAX(day) FROM token_usage_daily WHERE user_id <> '' GROUP BY user_id
 ON CONFLICT DO NOTHING;
+INSERT INTO token_last_days (day, users)
+SELECT last_day, COUNT(*) FROM token_users WHERE true GROUP BY last_day
+ON CONFLICT DO NOTHING;
 INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cost_nanos, unpriced_requests)
 SELECT user_id, day, SUBSTR(day, 1, 7), SUM(total_tokens), SUM(requests), SUM(cost_nanos), SUM(unpriced_requests)
 FROM token_usage_daily WHERE user_id <> '' GROUP BY user_id, day
@@ -152,3 +162,23 @@ INSERT INTO token_user_usage (user_id, period, month_year, tokens, requests, cos
 SELECT user_id, SUBSTR(day, 1, 7), SUBSTR(day, 1, 7), SUM(total_tokens), SUM(requests), SUM(cost_nanos), SUM(unpriced_requests)
 FROM token_usage_daily WHERE user_id <> '' GROUP BY user_id, SUBSTR(day, 1, 7)
 ON CONFLICT DO NOTHING;
+
+-- The months still open: what their USD limits count so far (the AI types' and the total's
+-- month and day window rows carry the dollars), and their unpriced requests.
+UPDATE token_usage SET unpriced_requests = COALESCE((
+    SELECT SUM(d.unpriced_requests) FROM token_usage_daily d
+    WHERE d.ai_type = token_usage.ai_type AND SUBSTR(d.day, 1, 7) = token_usage.month_year), 0);
+INSERT INTO token_usage_windows (ai_type, period, month_year, cost_nanos)
+SELECT ai_type, month_year, month_year, cost_nanos FROM token_usage WHERE cost_nanos > 0
+ON CONFLICT (ai_type, period) DO UPDATE SET cost_nanos = excluded.cost_nanos;
+INSERT INTO token_usage_windows (ai_type, period, month_year, cost_nanos)
+SELECT '*', month_year, month_year, SUM(cost_nanos) FROM token_usage WHERE cost_nanos > 0 GROUP BY month_year
+ON CONFLICT (ai_type, period) DO UPDATE SET cost_nanos = excluded.cost_nanos;
+INSERT INTO token_usage_windows (ai_type, period, month_year, cost_nanos)
+SELECT ai_type, day, SUBSTR(day, 1, 7), SUM(cost_nanos) FROM token_usage_daily
+WHERE SUBSTR(day, 1, 7) IN (SELECT month_year FROM token_usage) GROUP BY ai_type, day
+ON CONFLICT (ai_type, period) DO UPDATE SET cost_nanos = excluded.cost_nanos;
+INSERT INTO token_usage_windows (ai_type, period, month_year, cost_nanos)
+SELECT '*', day, SUBSTR(day, 1, 7), SUM(cost_nanos) FROM token_usage_daily
+WHERE SUBSTR(day, 1, 7) IN (SELECT month_year FROM token_usage) GROUP BY day
+ON CONFLICT (ai_type, period) DO UPDATE SET cost_nanos = excluded.cost_nanos;

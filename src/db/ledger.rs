@@ -76,6 +76,27 @@ impl MonthUsage {
         }
     }
 
+    /// The priced cost of one scope's month in these rows (other programs add to them too).
+    pub fn scope_cost(&self, scope: &Scope, who: Who<'_>) -> Usd {
+        if *scope == Scope::User {
+            return Usd::ZERO;
+        }
+        Usd::sum(
+            self.rows
+                .iter()
+                .filter(|r| {
+                    scope.counts(
+                        who,
+                        Who {
+                            ai_type: &r.ai_type,
+                            user_id: None,
+                        },
+                    )
+                })
+                .map(|r| r.cost),
+        )
+    }
+
     pub fn warnings(&self) -> Vec<String> {
         self.rows.iter().flat_map(|r| r.warnings.clone()).collect()
     }
@@ -124,7 +145,11 @@ async fn snapshot_with<S: Store>(
 ) -> Result<Snapshot> {
     let mut snap = s.snapshot(who, periods, now, caps).await?;
     for scope in [Scope::AiType, Scope::Global] {
-        snap.usage_mut(&scope).month = usage.scope_counter(&scope, who);
+        let u = snap.usage_mut(&scope);
+        u.month = usage.scope_counter(&scope, who);
+        // the window's month row counts tokenctl's requests (unpriced ones at their charge);
+        // the month rows also what another program added: the larger is the one to trust
+        u.month_cost.used = u.month_cost.used.max(usage.scope_cost(&scope, who));
     }
     snap.month_closed = usage.closed.is_some();
     snap.warnings = usage.warnings();

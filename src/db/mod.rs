@@ -701,7 +701,7 @@ const USAGE_TEXT_COLUMNS: &str =
 const USAGE_RESERVED_TEXT: &str = "CAST(reserved_tokens AS TEXT) AS reserved_tokens,
     CAST(cost_nanos AS TEXT) AS cost_nanos, CAST(unpriced_requests AS TEXT) AS unpriced_requests";
 const ARCHIVE_RESERVED_TEXT: &str = "CAST(NULL AS TEXT) AS reserved_tokens,
-    CAST(NULL AS TEXT) AS cost_nanos, CAST(NULL AS TEXT) AS unpriced_requests";
+    CAST(NULL AS TEXT) AS cost_nanos, CAST(unpriced_requests AS TEXT) AS unpriced_requests";
 
 /// One usage row as selected with `USAGE_TEXT_COLUMNS`.
 #[derive(Debug, Default)]
@@ -1325,6 +1325,8 @@ pub struct ArchiveRow {
     pub request_count: i64,
     #[serde(serialize_with = "crate::domain::number::usd")]
     pub cost_usd: f64,
+    /// requests whose model had no price (cost_usd leaves them out)
+    pub unpriced_requests: i64,
     pub last_request_at: Option<DateTime<Utc>>,
     pub archived_at: DateTime<Utc>,
     pub reason: String,
@@ -1346,6 +1348,7 @@ pub(crate) fn merge_archived(live: Vec<MonthRow>, archived: Vec<ArchiveRow>) -> 
             total_tokens: a.total_tokens,
             request_count: a.request_count,
             cost: Usd::from_f64(a.cost_usd).unwrap_or_default(),
+            unpriced_requests: a.unpriced_requests,
             last_request_at: a.last_request_at,
             ..MonthRow::default()
         })
@@ -1382,6 +1385,7 @@ impl ArchiveRow {
             total_tokens: row.total_tokens,
             request_count: row.request_count,
             cost_usd: row.cost.to_f64(),
+            unpriced_requests: row.unpriced_requests,
             last_request_at: row.last_request_at,
             archived_at,
             reason,

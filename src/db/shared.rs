@@ -807,7 +807,11 @@ macro_rules! statements {
 
         async fn distinct_users(&mut self, f: &RollupFilter<'_>, through_today: bool) -> Result<i64> {
             let query = if through_today && f.ai_type.is_none() {
-                sqlx::query_scalar("SELECT COUNT(*) FROM token_users WHERE last_day >= $1").bind(f.since)
+                // a few rows, one a day, however many users there are
+                sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(users), 0) AS BIGINT) FROM token_last_days WHERE day >= $1",
+                )
+                .bind(f.since)
             } else {
                 sqlx::query_scalar(
                     "SELECT COUNT(DISTINCT user_id) FROM token_usage_daily
@@ -826,7 +830,7 @@ macro_rules! statements {
         async fn top_users_of_day(&mut self, day: &str, skip: i64, take: i64) -> Result<Vec<(String, i64)>> {
             // backwards along the (period, cost_nanos, user_id) index: no sort
             let rows = sqlx::query(
-                "SELECT user_id, cost_nanos FROM token_user_usage WHERE period = $1
+                "SELECT user_id, cost_nanos FROM token_user_usage WHERE period = $1 AND requests > 0
                  ORDER BY cost_nanos DESC, user_id DESC LIMIT $2 OFFSET $3",
             )
             .bind(day)
@@ -851,7 +855,9 @@ macro_rules! statements {
                      FROM token_user_usage
                      -- day rows only: a month's row ('YYYY-MM') sorts among them
                      WHERE period >= $1 AND period <= $2 AND LENGTH(period) = 10 AND user_id IN ({})
-                     GROUP BY user_id",
+                     GROUP BY user_id
+                     -- a reservation alone makes a row: a user is one who made a request
+                     HAVING SUM(requests) > 0",
                     marks.join(", ")
                 );
                 let mut q = sqlx::query(&sql).bind(since).bind(until);
@@ -1296,8 +1302,9 @@ macro_rules! statements {
                      monthly_limit = excluded.monthly_limit,
                      {}, {}, {}, {},
                      cost_nanos = token_usage.cost_nanos + excluded.cost_nanos,
-                     -- the existing backend's column, from the exact figure (never a float sum)
-                     cost_usd = CAST(token_usage.cost_nanos + excluded.cost_nanos AS DOUBLE PRECISION) / 1000000000.0,
+                     -- the existing backend's column stays a running sum, so what it adds there
+                     -- itself is kept; tokenctl's own figures come from cost_nanos
+                     cost_usd = COALESCE(token_usage.cost_usd, 0) + excluded.cost_usd,
                      unpriced_requests = token_usage.unpriced_requests + excluded.unpriced_requests,
                      last_request_at = excluded.last_request_at,
                      updated_at = excluded.updated_at",
@@ -1384,15 +1391,41 @@ macro_rules! statements {
                 .execute(&mut *self)
                 .await
                 .context("cannot count the day's users")?;
-                sqlx::query(&format!(
+                // the user's last active day moves on (never back: a clock behind records an
+                // older day), and the count of users last active on each day with it
+                let last: Option<String> =
+                    sqlx::query_scalar("SELECT last_day FROM token_users WHERE user_id = $1")
+                        .bind(user)
+                        .fetch_optional(&mut *self)
+                        .await
+                        .context("cannot count the day's users")?;
+                if last.as_deref().is_some_and(|l| l >= d.periods.day.as_str()) {
+                    return Ok(());
+                }
+                sqlx::query(
                     "INSERT INTO token_users (user_id, last_day) VALUES ($1, $2)
-                     ON CONFLICT (user_id) DO UPDATE SET last_day = {GREATEST}(token_users.last_day, excluded.last_day)"
-                ))
+                     ON CONFLICT (user_id) DO UPDATE SET last_day = excluded.last_day",
+                )
                 .bind(user)
                 .bind(&d.periods.day)
                 .execute(&mut *self)
                 .await
                 .context("cannot count the day's users")?;
+                sqlx::query(
+                    "INSERT INTO token_last_days (day, users) VALUES ($1, 1)
+                     ON CONFLICT (day) DO UPDATE SET users = token_last_days.users + 1",
+                )
+                .bind(&d.periods.day)
+                .execute(&mut *self)
+                .await
+                .context("cannot count the day's users")?;
+                if let Some(last) = last {
+                    sqlx::query("UPDATE token_last_days SET users = users - 1 WHERE day = $1")
+                        .bind(last)
+                        .execute(&mut *self)
+                        .await
+                        .context("cannot count the day's users")?;
+                }
             }
             Ok(())
         }
@@ -1766,8 +1799,9 @@ macro_rules! statements {
             let sum = |col| for_column(ARCHIVE_SUM, col);
             sqlx::query(&format!(
                 "INSERT INTO token_usage_archive AS a (ai_type, month_year, monthly_limit, tokens_in, tokens_out, total_tokens,
-                     request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $11, $13)
+                     request_count, usage_percentage, status, last_request_at, created_at, updated_at, cost_usd, archived_at, reason,
+                     unpriced_requests)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $11, $13, $14)
                  ON CONFLICT (ai_type, month_year) WHERE reason = 'monthly' DO UPDATE SET
                      monthly_limit = COALESCE(a.monthly_limit, excluded.monthly_limit),
                      tokens_in = {}, tokens_out = {}, total_tokens = {}, request_count = {},
@@ -1775,6 +1809,7 @@ macro_rules! statements {
                          THEN {} * 100.0 / COALESCE(a.monthly_limit, excluded.monthly_limit)
                          ELSE 0 END,
                      cost_usd = a.cost_usd + excluded.cost_usd,
+                     unpriced_requests = a.unpriced_requests + excluded.unpriced_requests,
                      -- the later of the two; SQLite's MAX is NULL when either is
                      last_request_at = COALESCE({GREATEST}(a.last_request_at, excluded.last_request_at),
                                                 a.last_request_at, excluded.last_request_at),
@@ -1798,6 +1833,7 @@ macro_rules! statements {
             .bind(Stamp(at))
             .bind(row.cost.to_f64())
             .bind(reason.as_str())
+            .bind(row.unpriced_requests)
             .execute(&mut *self)
             .await
             .context("cannot write the archive")?;

@@ -161,8 +161,12 @@ pub(super) async fn allow_null_cost(pool: &sqlx::SqlitePool) -> Result<()> {
         .execute(&mut *conn)
         .await
         .context("cannot edit the schema")?;
-    // this connection parsed the schema mid-edit: closed, not handed back to the pool
-    let _ = sqlx::Connection::close(conn.detach()).await;
+    // this connection parsed the schema mid-edit: closed, not handed back to the pool (except
+    // the one connection of an in-memory database, which is the database: nothing else can
+    // hold the schema from before)
+    if pool.connect_options().get_filename().as_os_str() != ":memory:" {
+        let _ = sqlx::Connection::close(conn.detach()).await;
+    }
     edited
 }
 

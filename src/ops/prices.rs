@@ -81,6 +81,9 @@ pub async fn set(db: &Db, clock: &Clock, req: &SetPriceRequest) -> OpResult<Pric
 /// Removes a model's stored prices (the one from `effective_from` only, when given): the
 /// built-in one (if any) applies again.
 pub async fn unset(db: &Db, model: &str, effective_from: Option<NaiveDate>) -> OpResult<Unset> {
+    // stored as `set` stores it: trimmed, lower-case
+    let model = validate::model(model).map_err(OpError::invalid)?;
+    let model = model.as_str();
     let from = effective_from.map(|d| d.format("%Y-%m-%d").to_string());
     let (removed, table) = db.unset_price(model, from.as_deref()).await?;
     Ok(Unset { removed, table })
