@@ -749,20 +749,32 @@ macro_rules! statements {
         }
 
         async fn rollup_rows(&mut self, f: &RollupFilter<'_>) -> Result<Vec<RollupRow>> {
-            let rows = sqlx::query(
+            // only the filters given, each a plain comparison: `$n IS NULL OR user_id = $n`
+            // would keep SQLite from the (user_id, day) index, and read every user's rows
+            let mut conditions = vec!["day >= $1".to_string(), "day <= $2".to_string()];
+            let mut values = vec![f.since, f.until];
+            for (column, value) in [("ai_type", f.ai_type), ("user_id", f.user_id)] {
+                if let Some(value) = value {
+                    values.push(value);
+                    conditions.push(format!("{column} = ${}", values.len()));
+                }
+            }
+            let sql = format!(
                 "SELECT day, ai_type, user_id, model, requests, tokens_in, tokens_out, cache_read_tokens,
                         cache_write_tokens, total_tokens, cost_nanos, unpriced_requests
                  FROM token_usage_daily
-                 WHERE day >= $1 AND day <= $2 AND ($3 IS NULL OR ai_type = $3) AND ($4 IS NULL OR user_id = $4)
+                 WHERE {}
                  ORDER BY day, ai_type, user_id, model",
-            )
-            .bind(f.since)
-            .bind(f.until)
-            .bind(f.ai_type)
-            .bind(f.user_id)
-            .fetch_all(&mut *self)
-            .await
-            .context("cannot read the daily rollups")?;
+                conditions.join(" AND ")
+            );
+            let mut query = sqlx::query(&sql);
+            for value in values {
+                query = query.bind(value);
+            }
+            let rows = query
+                .fetch_all(&mut *self)
+                .await
+                .context("cannot read the daily rollups")?;
             rows.iter().map(rollup_row).collect()
         }
 
