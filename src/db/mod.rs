@@ -1409,6 +1409,7 @@ mod tests {
             total_tokens: total,
             request_count: 1,
             cost_usd: 0.5,
+            unpriced_requests: 0,
             last_request_at: Some(at),
             archived_at: at,
             reason: reason.into(),
