@@ -164,7 +164,14 @@ pub(super) async fn allow_null_cost(pool: &sqlx::SqlitePool) -> Result<()> {
     // this connection parsed the schema mid-edit: closed, not handed back to the pool (except
     // the one connection of an in-memory database, which is the database: nothing else can
     // hold the schema from before)
-    if pool.connect_options().get_filename().as_os_str() != ":memory:" {
+    // (sqlx names an in-memory database file:sqlx-in-memory-N)
+    let file = pool
+        .connect_options()
+        .get_filename()
+        .to_string_lossy()
+        .into_owned();
+    let in_memory = file == ":memory:" || file.starts_with("file:sqlx-in-memory-");
+    if !in_memory {
         let _ = sqlx::Connection::close(conn.detach()).await;
     }
     edited
