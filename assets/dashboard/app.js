@@ -281,7 +281,8 @@
       byDay[u.date] = { tokens: u.tokens, requests: u.requests, cost: null };
     });
     ((d.monthReport && d.monthReport.daily_usage) || []).forEach(function (u) {
-      if (u.date.indexOf(month) !== 0) return;
+      // the report lists every day, those without usage too
+      if (u.date.indexOf(month) !== 0 || (!byDay[u.date] && !u.total_requests)) return;
       byDay[u.date] = byDay[u.date] || { tokens: u.total_tokens, requests: u.total_requests, cost: null };
       byDay[u.date].cost = u.total_cost;
     });
