@@ -471,7 +471,7 @@ fn in_chromium_the_page_shows_the_api_figures_and_asks_again_when_the_token_is_r
     );
     let models = browser.text("#top-models");
     assert!(
-        models.contains("m1") && models.contains("(no model)"),
+        models.contains("m1") && models.contains("(no model)") && models.contains("+ unpriced"),
         "{models}"
     );
     let alerts = browser.text("#alerts");

@@ -369,11 +369,11 @@
       {},
       { label: "Used (cumulative)", stroke: color("--accent"), width: 2, value: function (u, v) { return int(v); } },
       { label: "Projected", stroke: color("--critical"), dash: [6, 4], width: 2, value: function (u, v) { return int(v); } },
-      { label: "Limit", stroke: color("--emergency"), width: 1, value: function (u, v) { return int(v); } },
+      { label: "Limit", stroke: color("--emergency"), width: 1, points: { show: false }, value: function (u, v) { return int(v); } },
     ];
     var monthData = [xs, cumulative, projection, limit];
     if (paced) {
-      monthSeries.push({ label: "Paced allowance", stroke: color("--ok"), dash: [2, 4], width: 2, value: function (u, v) { return int(v); } });
+      monthSeries.push({ label: "Paced allowance", stroke: color("--ok"), dash: [2, 4], width: 2, points: { show: false }, value: function (u, v) { return int(v); } });
       monthData.push(allowance);
     }
     state.charts.push(new window.uPlot({
@@ -416,7 +416,8 @@
           el("th", { scope: "row", text: r[key] === null || r[key] === undefined ? "(" + (key === "model" ? "no model" : "no user id") + ")" : String(r[key]) }),
           el("td", { text: int(r.total_tokens) }),
           el("td", { text: int(r.request_count) }),
-          el("td", { text: usd(r.total_cost) }),
+          // a model without a price is never shown as a plain $0: its cost is a floor
+          el("td", { text: usd(r.total_cost) + (r.cost_complete === false ? " + unpriced" : "") }),
         ]));
       });
   }
