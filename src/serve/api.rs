@@ -67,7 +67,9 @@ pub fn routes(server: Server) -> Router {
     let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/", get(super::dashboard::index))
+        .route("/assets/{*path}", get(super::dashboard::asset));
     read.merge(admit)
         .merge(open)
         .fallback(not_found)

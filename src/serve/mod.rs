@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod batch;
+mod dashboard;
 mod metrics;
 mod reply;
 
