@@ -6,7 +6,8 @@
 #   2. else the local server at 127.0.0.1:5432 (user postgres);
 #   3. else a throwaway cluster started here with initdb/pg_ctl, installing Debian's
 #      postgresql package first if needed. It is stopped and deleted on exit.
-# Debian's faketime and bsdutils (script) are installed when missing (tests need them), and a
+# Debian's faketime, bsdutils (script), chromium and chromium-driver are installed when missing
+# (tests need them: tests/dashboard.rs drives the dashboard in headless Chromium), and a
 # Python venv with the HTTP client tests' packages is made under target/py-venv (see below).
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh --test core).
 set -euo pipefail
@@ -57,12 +58,15 @@ fi
 
 command -v cargo >/dev/null || { log "cargo is not installed (https://rustup.rs)"; exit 1; }
 # The two-clock test runs hosts whose clocks really differ (libfaketime); the views tests run
-# tokenctl on a real pseudo-terminal with util-linux's `script` (Debian: bsdutils)
+# tokenctl on a real pseudo-terminal with util-linux's `script` (Debian: bsdutils); the
+# dashboard tests drive /usr/bin/chromium through /usr/bin/chromedriver
 missing=()
 command -v faketime >/dev/null || missing+=(faketime)
 command -v script >/dev/null || missing+=(bsdutils)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
-  log "installing Debian's ${missing[*]} (for the two-clock and terminal tests)"
+  log "installing Debian's ${missing[*]} (for the two-clock, terminal and dashboard tests)"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq

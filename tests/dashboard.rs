@@ -1,14 +1,15 @@
 //! The dashboard at `GET /` of a real `tokenctl serve`: the page and its embedded files are
 //! served open with the right types, the data endpoints keep their token check, the page
 //! calls only read endpoints, and, in a real headless Chromium driven over WebDriver
-//! (Debian's `chromium` and `chromium-driver`, installed here when missing), the page shows
-//! the API's figures for known usage and asks again for a token once it is revoked.
+//! (Debian's `chromium` and `chromium-driver`, which scripts/test.sh installs when missing),
+//! on SQLite and PostgreSQL, the page shows the API's figures for known usage, follows a limit
+//! crossed while it is open, changes its figures with the range, and asks again for a token
+//! once it is revoked.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::serve::{call, token, Answer, Serve};
@@ -147,39 +148,23 @@ fn the_page_calls_only_read_endpoints_and_keeps_the_token_out_of_urls() {
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// Installs Debian's `chromium` and `chromium-driver` once when they are missing (the tests
-/// of this file run in parallel: one install for all).
+/// Debian's `chromium` and `chromium-driver` must be installed (scripts/test.sh installs them
+/// when missing): without them the test fails and says so.
 fn chromium() -> Result<(), String> {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    READY
-        .get_or_init(|| {
-            if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-                return Ok(());
-            }
-            let install = || {
-                Command::new("apt-get")
-                    .args(["install", "-y", "--no-install-recommends"])
-                    .args(["chromium", "chromium-driver"])
-                    .env("DEBIAN_FRONTEND", "noninteractive")
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false)
-            };
-            if !install() {
-                let _ = Command::new("apt-get").arg("update").status();
-                install();
-            }
-            if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-                Ok(())
-            } else {
-                Err(
-                    "chromium and chromium-driver are needed for this test and could not be \
-                     installed: apt-get install chromium chromium-driver (as root)"
-                        .into(),
-                )
-            }
-        })
-        .clone()
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} missing: this test drives a real headless Chromium. Run the tests with \
+             scripts/test.sh, which installs Debian's chromium and chromium-driver, or \
+             apt-get install chromium chromium-driver (as root)",
+            missing.join(" and ")
+        ))
+    }
 }
 
 /// A chromedriver and one headless Chromium session, both gone when dropped.
@@ -390,147 +375,146 @@ fn known_usage(env: &Env) {
     assert_eq!(held["allowed"], true, "{held}");
 }
 
-#[test]
-fn in_chromium_the_page_shows_the_api_figures_and_asks_again_when_the_token_is_revoked() {
-    let env = Env::new(Backend::Sqlite);
-    known_usage(&env);
-    let secret = token(&env, "dashboard", "read");
-    let serve = Serve::start(&env, &[]);
-    let status = call(
-        &serve,
-        "GET",
-        "/api/token-usage/monthly",
-        Some(&secret),
-        None,
-    )
-    .json;
-    let report = call(
-        &serve,
-        "GET",
-        "/api/usage/analytics?days=30",
-        Some(&secret),
-        None,
-    )
-    .json;
-    assert_eq!(report["totals"]["tokens"], 2350, "{report}");
-    assert_eq!(status["global"]["reserved_tokens"], 250, "{status}");
+both!(
+    in_chromium_the_page_shows_the_api_figures_and_asks_again_when_the_token_is_revoked,
+    |env| {
+        known_usage(&env);
+        let secret = token(&env, "dashboard", "read");
+        let serve = Serve::start(&env, &[]);
+        let status = call(
+            &serve,
+            "GET",
+            "/api/token-usage/monthly",
+            Some(&secret),
+            None,
+        )
+        .json;
+        let report = call(
+            &serve,
+            "GET",
+            "/api/usage/analytics?days=30",
+            Some(&secret),
+            None,
+        )
+        .json;
+        assert_eq!(report["totals"]["tokens"], 2350, "{report}");
+        assert_eq!(status["global"]["reserved_tokens"], 250, "{status}");
 
-    let browser = Browser::start();
-    browser.go(&serve.url("/"));
-    browser.wait_for("return !document.getElementById('login').hidden");
-    // a wrong token: a clear message, and the form again
-    browser.type_into("#token", "wrong-token");
-    browser.click("#login-form button[type=submit]");
-    browser.wait_for("return document.getElementById('login-error').textContent.length > 0");
-    assert!(
-        browser.text("#login-error").contains("not accepted"),
-        "{}",
-        browser.text("#login-error")
-    );
+        let browser = Browser::start();
+        browser.go(&serve.url("/"));
+        browser.wait_for("return !document.getElementById('login').hidden");
+        // a wrong token: a clear message, and the form again
+        browser.type_into("#token", "wrong-token");
+        browser.click("#login-form button[type=submit]");
+        browser.wait_for("return document.getElementById('login-error').textContent.length > 0");
+        assert!(
+            browser.text("#login-error").contains("not accepted"),
+            "{}",
+            browser.text("#login-error")
+        );
 
-    browser.type_into("#token", &secret);
-    browser.click("#login-form button[type=submit]");
-    browser.wait_for("return document.getElementById('card-tokens').textContent !== '–'");
+        browser.type_into("#token", &secret);
+        browser.click("#login-form button[type=submit]");
+        browser.wait_for("return document.getElementById('card-tokens').textContent !== '–'");
 
-    // the summary cards: the report's totals, with thousands separators
-    assert_eq!(browser.text("#card-requests"), "2");
-    assert_eq!(browser.text("#card-tokens"), "2,350");
-    assert_eq!(browser.text("#card-cost"), "$1.80");
-    assert_eq!(browser.text("#card-users"), "1");
-    // guardian's request has no model, hence no price: the cost says it is a floor
-    assert!(
-        browser.text("#card-cost-note").contains("1 request"),
-        "{}",
-        browser.text("#card-cost-note")
-    );
+        // the summary cards: the report's totals, with thousands separators
+        assert_eq!(browser.text("#card-requests"), "2");
+        assert_eq!(browser.text("#card-tokens"), "2,350");
+        assert_eq!(browser.text("#card-cost"), "$1.80");
+        assert_eq!(browser.text("#card-users"), "1");
+        // guardian's request has no model, hence no price: the cost says it is a floor
+        assert!(
+            browser.text("#card-cost-note").contains("1 request"),
+            "{}",
+            browser.text("#card-cost-note")
+        );
 
-    // the bars: level by colour class and word, held apart from used
-    let guardian = browser.js(
-        "var li = document.querySelector('#bars li[data-ai-type=\"guardian\"]'); \
+        // the bars: level by colour class and word, held apart from used
+        let guardian = browser.js(
+            "var li = document.querySelector('#bars li[data-ai-type=\"guardian\"]'); \
          return li ? [li.className, li.innerText] : null",
-    );
-    assert_eq!(guardian[0], "level-warning", "{guardian}");
-    let text = guardian[1].as_str().unwrap_or("");
-    assert!(text.contains("850 used of 1,000 (85 %)"), "{text}");
-    assert!(text.to_lowercase().contains("warning"), "{text}");
-    let imperium = browser.text("#bars li[data-ai-type=\"imperium\"]");
-    assert!(imperium.contains("1,500 used + 250 held"), "{imperium}");
-    let total = browser.text("#bars li.total");
-    let g = &status["global"];
-    let expected = format!(
-        "2,350 used + 250 held of {}",
-        group(g["enforced_limit"].as_i64().unwrap_or(0))
-    );
-    assert!(total.contains(&expected), "{total} / {expected}");
+        );
+        assert_eq!(guardian[0], "level-warning", "{guardian}");
+        let text = guardian[1].as_str().unwrap_or("");
+        assert!(text.contains("850 used of 1,000 (85 %)"), "{text}");
+        assert!(text.to_lowercase().contains("warning"), "{text}");
+        let imperium = browser.text("#bars li[data-ai-type=\"imperium\"]");
+        assert!(imperium.contains("1,500 used + 250 held"), "{imperium}");
+        let total = browser.text("#bars li.total");
+        let g = &status["global"];
+        let expected = format!(
+            "2,350 used + 250 held of {}",
+            group(g["enforced_limit"].as_i64().unwrap_or(0))
+        );
+        assert!(total.contains(&expected), "{total} / {expected}");
 
-    // top users and models, alerts, the charts
-    let users = browser.text("#top-users");
-    assert!(
-        users.contains("alice") && users.contains("$1.80"),
-        "{users}"
-    );
-    let models = browser.text("#top-models");
-    assert!(
-        models.contains("m1") && models.contains("(no model)") && models.contains("+ unpriced"),
-        "{models}"
-    );
-    let alerts = browser.text("#alerts");
-    assert!(
-        alerts.contains("guardian") && alerts.contains("WARNING"),
-        "{alerts}"
-    );
-    assert_eq!(
-        browser.js("return document.querySelectorAll('.uplot').length"),
-        2
-    );
-    let projected = group(g["projected_month_total"].as_i64().unwrap_or(-1));
-    let note = browser.text("#trend-note");
-    assert!(note.contains(&projected), "{note} / {projected}");
-    // times in the configured zone, named
-    assert!(browser.text("#updated").contains("(UTC)"));
+        // top users and models, alerts, the charts
+        let users = browser.text("#top-users");
+        assert!(
+            users.contains("alice") && users.contains("$1.80"),
+            "{users}"
+        );
+        let models = browser.text("#top-models");
+        assert!(
+            models.contains("m1") && models.contains("(no model)") && models.contains("+ unpriced"),
+            "{models}"
+        );
+        let alerts = browser.text("#alerts");
+        assert!(
+            alerts.contains("guardian") && alerts.contains("WARNING"),
+            "{alerts}"
+        );
+        assert_eq!(
+            browser.js("return document.querySelectorAll('.uplot').length"),
+            2
+        );
+        let projected = group(g["projected_month_total"].as_i64().unwrap_or(-1));
+        let note = browser.text("#trend-note");
+        assert!(note.contains(&projected), "{note} / {projected}");
+        // times in the configured zone, named
+        assert!(browser.text("#updated").contains("(UTC)"));
 
-    // the token: in this tab's session storage, never in the URL nor in local storage
-    let kept = browser.js(
+        // the token: in this tab's session storage, never in the URL nor in local storage
+        let kept = browser.js(
         "return [sessionStorage.getItem('tokenctl.readToken'), location.href, localStorage.length]",
     );
-    assert_eq!(kept[0], secret.as_str());
-    assert!(!kept[1].as_str().unwrap_or("").contains(&secret), "{kept}");
-    assert_eq!(kept[2], 0);
+        assert_eq!(kept[0], secret.as_str());
+        assert!(!kept[1].as_str().unwrap_or("").contains(&secret), "{kept}");
+        assert_eq!(kept[2], 0);
 
-    // the range: 7 days asks the report again
-    browser.click("input[name=range][value=\"7\"]");
-    browser.wait_for("return document.getElementById('range-days').textContent === '7'");
+        // the range: 7 days asks the report again
+        browser.click("input[name=range][value=\"7\"]");
+        browser.wait_for("return document.getElementById('range-days').textContent === '7'");
 
-    // a phone's width: nothing wider than the screen
-    browser.send(
-        "POST",
-        "/window/rect",
-        Some(json!({"width": 375, "height": 800})),
-    );
-    browser.wait_for("return window.innerWidth <= 400");
-    std::thread::sleep(Duration::from_millis(400));
-    let widths = browser.js("return [document.documentElement.scrollWidth, window.innerWidth]");
-    assert!(
-        widths[0].as_i64() <= widths[1].as_i64(),
-        "the page is wider than a phone: {widths}"
-    );
+        // a phone's width: nothing wider than the screen
+        browser.send(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 375, "height": 800})),
+        );
+        browser.wait_for("return window.innerWidth <= 400");
+        std::thread::sleep(Duration::from_millis(400));
+        let widths = browser.js("return [document.documentElement.scrollWidth, window.innerWidth]");
+        assert!(
+            widths[0].as_i64() <= widths[1].as_i64(),
+            "the page is wider than a phone: {widths}"
+        );
 
-    // revoked while the page is open: the next refresh asks for a token again
-    env.ok(&["tokens", "revoke", "--name", "dashboard"]);
-    // the server trusts a checked token for a second (auth::TOKEN_TRUST)
-    std::thread::sleep(Duration::from_millis(1100));
-    browser.click("#refresh");
-    browser.wait_for("return !document.getElementById('login').hidden");
-    assert!(browser.text("#login-error").contains("revoked"));
-    assert_eq!(
-        browser.js("return sessionStorage.getItem('tokenctl.readToken')"),
-        Value::Null
-    );
-}
+        // revoked while the page is open: the next refresh asks for a token again
+        env.ok(&["tokens", "revoke", "--name", "dashboard"]);
+        // the server trusts a checked token for a second (auth::TOKEN_TRUST)
+        std::thread::sleep(Duration::from_millis(1100));
+        browser.click("#refresh");
+        browser.wait_for("return !document.getElementById('login').hidden");
+        assert!(browser.text("#login-error").contains("revoked"));
+        assert_eq!(
+            browser.js("return sessionStorage.getItem('tokenctl.readToken')"),
+            Value::Null
+        );
+    }
+);
 
-#[test]
-fn in_chromium_an_empty_database_says_what_to_do() {
-    let env = Env::new(Backend::Sqlite);
+both!(in_chromium_an_empty_database_says_what_to_do, |env| {
     let secret = token(&env, "dashboard", "read");
     let serve = Serve::start(&env, &[]);
     let browser = Browser::start();
@@ -549,7 +533,165 @@ fn in_chromium_an_empty_database_says_what_to_do() {
     }
     assert!(browser.text("#alerts").contains("No active alerts"));
     assert!(browser.text("#top-users").contains("--user-id"));
+});
+
+/// Opens the page and signs in with `secret`, waiting for the first figures.
+fn sign_in(browser: &Browser, serve: &Serve, secret: &str) {
+    browser.go(&serve.url("/"));
+    browser.wait_for("return !document.getElementById('login').hidden");
+    browser.type_into("#token", secret);
+    browser.click("#login-form button[type=submit]");
+    browser.wait_for("return document.getElementById('card-tokens').textContent !== '–'");
 }
+
+/// The class and the text of an AI type's bar.
+fn bar_of(browser: &Browser, ai_type: &str) -> (String, String) {
+    let script = format!(
+        "var li = document.querySelector('#bars li[data-ai-type=' + {} + ']'); \
+         return li ? [li.className, li.innerText] : ['', '']",
+        json!(json!(ai_type).to_string())
+    );
+    let v = browser.js(&script);
+    (
+        v[0].as_str().unwrap_or("").to_string(),
+        v[1].as_str().unwrap_or("").to_string(),
+    )
+}
+
+both!(
+    in_chromium_a_limit_crossed_while_the_page_is_open_shows_at_the_next_refresh,
+    |env| {
+        env.ok(&[
+            "limits",
+            "set",
+            "--ai-type",
+            "guardian",
+            "--monthly",
+            "1000",
+        ]);
+        env.record("guardian", 500, 0);
+        let secret = token(&env, "dashboard", "read");
+        let serve = Serve::start(&env, &[]);
+        let browser = Browser::start();
+        sign_in(&browser, &serve, &secret);
+        let (class, text) = bar_of(&browser, "guardian");
+        assert_eq!(class, "level-ok", "{text}");
+        assert!(text.contains("500 used of 1,000 (50 %)"), "{text}");
+
+        // past 80 % of the month's limit while the page is open
+        env.record("guardian", 350, 0);
+        let status = env.status_of("guardian");
+        assert_eq!(status["level"], "warning", "{status}");
+        // one refresh (the button; the timer does the same every 30 s) shows it
+        browser.click("#refresh");
+        browser.wait_for(
+            "var li = document.querySelector('#bars li[data-ai-type=\"guardian\"]'); \
+             return li !== null && li.className === 'level-warning'",
+        );
+        let (_, text) = bar_of(&browser, "guardian");
+        assert!(text.contains("850 used of 1,000 (85 %)"), "{text}");
+        assert!(text.to_lowercase().contains("warning"), "{text}");
+        // the colour is the warning colour, not the ok one
+        let colours = browser.js(
+            "var li = document.querySelector('#bars li[data-ai-type=\"guardian\"]'); \
+             var css = getComputedStyle(document.documentElement); \
+             return [getComputedStyle(li.querySelector('.used')).backgroundColor, \
+                     css.getPropertyValue('--warning').trim(), css.getPropertyValue('--ok').trim()]",
+        );
+        assert_ne!(colours[1], colours[2], "{colours}");
+        let probe = browser.js(&format!(
+            "var p = document.createElement('div'); p.style.backgroundColor = {}; \
+             document.body.appendChild(p); var c = getComputedStyle(p).backgroundColor; \
+             p.remove(); return c",
+            json!(colours[1].as_str().unwrap_or(""))
+        ));
+        assert_eq!(colours[0], probe, "{colours}");
+    }
+);
+
+both!(in_chromium_the_range_changes_the_figures, |env| {
+    // bob 40 days ago (in 90 days, not in 7), alice 3 days ago (in both)
+    env.at("2026-10-14T09:00:00Z").json(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--tokens-in",
+        "4000",
+        "--tokens-out",
+        "1000",
+        "--user-id",
+        "bob",
+        "--model",
+        "m-old",
+    ]);
+    env.at("2026-11-20T09:00:00Z").json(&[
+        "record",
+        "--ai-type",
+        "imperium",
+        "--tokens-in",
+        "700",
+        "--tokens-out",
+        "100",
+        "--user-id",
+        "alice",
+        "--model",
+        "m-new",
+    ]);
+    let secret = token(&env, "dashboard", "read");
+    let serve = Serve::start(&env, &[]);
+    let report = |days: i64| {
+        call(
+            &serve,
+            "GET",
+            &format!("/api/usage/analytics?days={days}"),
+            Some(&secret),
+            None,
+        )
+        .json
+    };
+    let (week, quarter) = (report(7), report(90));
+    assert_eq!(week["totals"]["tokens"], 800, "{week}");
+    assert_eq!(quarter["totals"]["tokens"], 5800, "{quarter}");
+
+    let browser = Browser::start();
+    sign_in(&browser, &serve, &secret);
+    let in_week: (&[&str], &[&str]) = (&["alice", "m-new"], &["bob", "m-old"]);
+    let in_quarter: (&[&str], &[&str]) = (&["alice", "m-new", "bob", "m-old"], &[]);
+    for (days, expected, (present, absent)) in [
+        ("7", &week, in_week),
+        ("90", &quarter, in_quarter),
+        ("7", &week, in_week),
+    ] {
+        browser.click(&format!("input[name=range][value=\"{days}\"]"));
+        browser.wait_for(&format!(
+            "return document.getElementById('range-days').textContent === '{days}'"
+        ));
+        let t = &expected["totals"];
+        let cards = [
+            ("#card-requests", &t["requests"]),
+            ("#card-tokens", &t["tokens"]),
+            ("#card-users", &t["unique_users"]),
+        ];
+        for (css, figure) in cards {
+            assert_eq!(
+                browser.text(css),
+                group(figure.as_i64().unwrap_or(-1)),
+                "{days} days, {css}: {expected}"
+            );
+        }
+        let tables = format!(
+            "{}\n{}",
+            browser.text("#top-users"),
+            browser.text("#top-models")
+        );
+        for name in present {
+            assert!(tables.contains(name), "{days} days, {name}: {tables}");
+        }
+        for name in absent {
+            assert!(!tables.contains(name), "{days} days, {name}: {tables}");
+        }
+    }
+});
 
 /// `n` with thousands separators, as en-US writes it.
 fn group(n: i64) -> String {

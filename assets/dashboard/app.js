@@ -363,7 +363,15 @@
     var utc = function (ts) {
       return window.uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
     };
-    var tokensAxis = axis({ values: function (u, vals) { return vals.map(int); }, size: 70 });
+    // wide enough for the longest label (7-digit totals were cut at a fixed width)
+    var labelSize = function (u, values) {
+      var longest = (values || []).reduce(function (n, v) { return Math.max(n, String(v).length); }, 0);
+      return Math.max(50, longest * 8 + 20);
+    };
+    var fromZero = function (u, min, max) {
+      return [0, max > 0 ? max * 1.1 : 1];
+    };
+    var tokensAxis = axis({ values: function (u, vals) { return vals.map(int); }, size: labelSize });
 
     var monthSeries = [
       {},
@@ -394,8 +402,10 @@
           paths: window.uPlot.paths.bars({ size: [0.6, 40] }), value: function (u, v) { return int(v); } },
         { label: "Cost per day", stroke: color("--warning"), width: 2, scale: "usd", value: function (u, v) { return usd(v); } },
       ],
+      // bars from zero: a day's height is its share, not its distance from the quietest day
+      scales: { y: { range: fromZero }, usd: { range: fromZero } },
       axes: [axis(), tokensAxis,
-        axis({ scale: "usd", side: 1, grid: { show: false }, size: 70, values: function (u, vals) { return vals.map(usd); } })],
+        axis({ scale: "usd", side: 1, grid: { show: false }, size: labelSize, values: function (u, vals) { return vals.map(usd); } })],
     }, [xs, daily, cost], dailyBox));
   }
 
