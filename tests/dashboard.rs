@@ -200,6 +200,8 @@ impl Browser {
         }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // the page's console, for `console_errors`
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
@@ -246,6 +248,21 @@ impl Browser {
         };
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         v["value"].clone()
+    }
+
+    /// What the page wrote to its console at level SEVERE (errors, failed loads) since last
+    /// asked.
+    fn console_errors(&self) -> Vec<String> {
+        let entries = self.send("POST", "/se/log", Some(json!({"type": "browser"})));
+        entries
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn go(&self, url: &str) {
@@ -691,6 +708,8 @@ both!(in_chromium_the_range_changes_the_figures, |env| {
             assert!(!tables.contains(name), "{days} days, {name}: {tables}");
         }
     }
+    // loaded, signed in, three ranges drawn: not one error in the console
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
 });
 
 /// `n` with thousands separators, as en-US writes it.

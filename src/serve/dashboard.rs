@@ -28,6 +28,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../assets/dashboard/app.js"),
     },
     Asset {
+        path: "dashboard/icon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../assets/dashboard/icon.svg"),
+    },
+    Asset {
         path: "dashboard/style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../assets/dashboard/style.css"),
