@@ -683,6 +683,12 @@ both!(in_chromium_the_range_changes_the_figures, |env| {
         browser.wait_for(&format!(
             "return document.getElementById('range-days').textContent === '{days}'"
         ));
+        // the trend of tokens and cost per day follows the range: a point a day
+        assert_eq!(
+            browser.js("return document.getElementById('chart-daily').dataset.days"),
+            json!(days),
+            "{days} days: the daily chart"
+        );
         let t = &expected["totals"];
         let cards = [
             ("#card-requests", &t["requests"]),

@@ -290,15 +290,13 @@
     var g = d.status.global;
     var paced = pacingOn(d);
 
-    var xs = [], daily = [], cost = [], cumulative = [], allowance = [], projection = [], limit = [];
+    var xs = [], cumulative = [], allowance = [], projection = [], limit = [];
     var sum = 0;
     var rows = [];
     for (var i = 1; i <= daysInMonth; i++) {
       var date = month + "-" + (i < 10 ? "0" + i : String(i));
       var u = byDay[date];
       xs.push(daySeconds(date));
-      daily.push(u ? u.tokens : date <= today ? 0 : null);
-      cost.push(u && u.cost !== null && u.cost !== undefined ? u.cost : date <= today ? 0 : null);
       if (date <= today || !today) {
         sum += u ? u.tokens : 0;
         cumulative.push(sum);
@@ -340,6 +338,7 @@
 
     var monthBox = clear($("chart-month"));
     var dailyBox = clear($("chart-daily"));
+    var rangeDays = rangeTrend(d.report, d.days);
     if (rows.length === 0) {
       monthBox.appendChild(empty("No usage this month yet: record some with", RECORD_HINT));
       return;
@@ -406,7 +405,21 @@
       scales: { y: { range: fromZero }, usd: { range: fromZero } },
       axes: [axis(), tokensAxis,
         axis({ scale: "usd", side: 1, grid: { show: false }, size: labelSize, values: function (u, vals) { return vals.map(usd); } })],
-    }, [xs, daily, cost], dailyBox));
+    }, rangeDays.data, dailyBox));
+  }
+
+  // Tokens and cost per day over the range chosen (7, 30 or 90 days): the report's daily
+  // usage, every day of it, quiet days at zero.
+  function rangeTrend(report, days) {
+    var xs = [], tokens = [], cost = [];
+    (report.daily_usage || []).forEach(function (u) {
+      xs.push(daySeconds(u.date));
+      tokens.push(u.total_tokens);
+      cost.push(u.total_cost);
+    });
+    $("daily-note").textContent = "Tokens and cost per day, the last " + days + " days.";
+    $("chart-daily").dataset.days = String(xs.length);
+    return { data: [xs, tokens, cost] };
   }
 
   function renderTop(table, rows, key, emptyState) {
