@@ -303,7 +303,12 @@
       } else {
         cumulative.push(null);
       }
-      allowance.push(paced && g.enforced_limit > 0 ? Math.round((g.enforced_limit * i) / daysInMonth) : null);
+      // the server's pacing rule (domain/pacing.rs): the month's limit times the part of the
+      // month gone, plus one day's even share; here at the end of each day
+      allowance.push(paced && g.enforced_limit > 0
+        ? Math.min(g.enforced_limit,
+            Math.round((g.enforced_limit * i) / daysInMonth) + Math.ceil(g.enforced_limit / daysInMonth))
+        : null);
       limit.push(g.enforced_limit > 0 ? g.enforced_limit : null);
       if (u) rows.push([date, u]);
     }
